@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what clusterwire needs to build and test on Debian 12, idempotently:
+# only packages that are missing are installed, and `apt-get update` runs at most once.
+# Every component adds its packages to the list below, with the reason beside it.
+set -euo pipefail
+
+packages=(
+  # toolchain
+  g++ cmake ninja-build pkg-config git
+  # libraries (docs/dependencies.md says why each one is here)
+  libyaml-cpp-dev      # cwctl plan input, kubeconfig
+  libcli11-dev         # command-line parsing for every binary
+  nlohmann-json3-dev   # JSON output and Kubernetes objects
+  libgtest-dev libgmock-dev
+  libbenchmark-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "deps: missing ${missing[*]}; run as root or install sudo" >&2; exit 1; }
+  sudo="sudo"
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "deps: done"
