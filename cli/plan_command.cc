@@ -1,5 +1,7 @@
 #include "cli/plan_command.h"
 
+#include "common/yaml/yaml_errors.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -25,7 +27,7 @@ constexpr int kMaxNodesPerCluster = 100000;
 // that errors found later (by ipam::validate) can still point at a line and column.
 class Loader {
  public:
-  explicit Loader(std::string source) : source_(std::move(source)) {}
+  explicit Loader(std::string source) : errors_(std::move(source)) {}
 
   std::optional<PlanInput> load(const YAML::Node& root) {
     PlanInput input;
@@ -56,20 +58,12 @@ class Loader {
   }
 
   void fail(const YAML::Node& node, const std::string& field, const std::string& message) {
-    add(node.IsDefined() ? node.Mark() : YAML::Mark::null_mark(), field, message);
+    errors_.fail(node, field, message);
   }
   void add(const YAML::Mark& mark, const std::string& field, const std::string& message) {
-    std::ostringstream line;
-    line << source_;
-    if (!mark.is_null()) line << ':' << mark.line + 1 << ':' << mark.column + 1;
-    line << ": " << (field.empty() ? "" : field + ": ") << message;
-    errors_.push_back(line.str());
+    errors_.add(mark, field, message);
   }
-  std::string errors() const {
-    std::string all;
-    for (const auto& e : errors_) all += (all.empty() ? "" : "\n") + e;
-    return all;
-  }
+  std::string errors() const { return errors_.joined(); }
 
  private:
   // ClusterSet fields are validated under "ipv4...", found in the file under "clusterSet.".
@@ -216,8 +210,7 @@ class Loader {
     return c;
   }
 
-  std::string source_;
-  std::vector<std::string> errors_;
+  YamlErrors errors_;
   std::map<std::string, YAML::Mark> marks_;
 };
 

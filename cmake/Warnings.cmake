@@ -4,7 +4,9 @@ add_library(cw_warnings INTERFACE)
 target_compile_options(cw_warnings INTERFACE
   -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wsign-conversion
   -Wnon-virtual-dtor -Wold-style-cast -Woverloaded-virtual -Wimplicit-fallthrough
-  -Wformat=2)
+  -Wformat=2 -Wno-missing-field-initializers)
+# Not -Wmissing-field-initializers: option structs have default member initializers and are
+# meant to be filled partly ({.url = ...}); GCC 12 warns even for designated initializers.
 # Not -Wnull-dereference: GCC 12 reports it inside libstdc++ and CLI11 at -O2 (false
 # positives that no code of ours can avoid).
 if(CW_WERROR)

@@ -13,6 +13,13 @@ packages=(
   nlohmann-json3-dev   # JSON output and Kubernetes objects
   libgtest-dev libgmock-dev
   libbenchmark-dev
+  libboost-dev         # Beast/Asio: HTTP(S) client and servers (common/http)
+  libssl-dev           # TLS, and the lab's certificate authority
+  libspdlog-dev        # structured logs
+  prometheus-cpp-dev   # /metrics (prometheus-cpp core: registry and text format)
+  # real clients the tests run against the lab API server
+  python3-kubernetes
+  openssl              # the openssl command, to inspect certificates in tests
 )
 
 missing=()
@@ -21,6 +28,11 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
+
+# kubectl: the machine image ships one; on a bare Debian 12, Debian's own package.
+if ! command -v kubectl >/dev/null; then
+  missing+=(kubernetes-client)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "deps: all ${#packages[@]} packages present"

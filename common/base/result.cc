@@ -10,6 +10,8 @@ const char* to_string(ErrorCode code) {
     case ErrorCode::kConflict: return "Conflict";
     case ErrorCode::kExhausted: return "Exhausted";
     case ErrorCode::kUnavailable: return "Unavailable";
+    case ErrorCode::kGone: return "Gone";
+    case ErrorCode::kPermissionDenied: return "PermissionDenied";
     case ErrorCode::kInternal: return "Internal";
   }
   return "Unknown";

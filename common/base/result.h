@@ -21,6 +21,8 @@ enum class ErrorCode {
   kConflict,         // the request contradicts state someone else holds
   kExhausted,        // no room left (a pool, a quota)
   kUnavailable,      // a dependency did not answer; retrying may help
+  kGone,             // what was asked for is no longer kept (an expired resourceVersion): start over
+  kPermissionDenied, // the credentials are missing, wrong, or not allowed this
   kInternal,
 };
 
@@ -29,20 +31,29 @@ const char* to_string(ErrorCode code);
 class Error {
  public:
   Error(ErrorCode code, std::string message) : code_(code), message_(std::move(message)) {}
+  // An error a server answered: its HTTP status and machine-readable reason (for the
+  // Kubernetes API, the Status object's `code` and `reason`, e.g. 409 "AlreadyExists").
+  Error(ErrorCode code, std::string message, int http_status, std::string reason)
+      : code_(code), message_(std::move(message)), http_status_(http_status), reason_(std::move(reason)) {}
 
   ErrorCode code() const { return code_; }
   const std::string& message() const { return message_; }
   // Whether the same request may succeed later without anything else changing.
   bool retryable() const { return code_ == ErrorCode::kUnavailable; }
 
+  int http_status() const { return http_status_; }  // 0 when no server answered
+  const std::string& reason() const { return reason_; }
+
   // A copy whose message is prefixed with context: "reading plan.yaml: <message>".
   Error with_context(const std::string& context) const {
-    return Error(code_, context + ": " + message_);
+    return Error(code_, context + ": " + message_, http_status_, reason_);
   }
 
  private:
   ErrorCode code_;
   std::string message_;
+  int http_status_ = 0;
+  std::string reason_;
 };
 
 [[noreturn]] inline void die_on_misuse(const char* what, const std::string& detail) {

@@ -1,0 +1,333 @@
+#include "lab/apiserver/store.h"
+
+#include <algorithm>
+
+#include "common/base/base64.h"
+
+namespace cw::lab {
+namespace {
+
+constexpr std::size_t kMaxQueuedPerWatcher = 100000;  // a watcher this far behind is dropped
+
+std::uint64_t parse_rv(const json& object) {
+  const auto& m = object.value("metadata", json::object());
+  const std::string rv = m.value("resourceVersion", "");
+  return rv.empty() ? 0 : std::stoull(rv);
+}
+
+// What a watcher with `filter` is told of `event`: an object moving into its selection is
+// ADDED, one moving out of it DELETED (as the real server does for selector watches), and
+// nothing when the object was never selected.
+const char* event_for(const StoreEvent& event, const ObjectFilter& filter) {
+  const bool now = event.type != StoreEvent::Type::kDeleted && (!filter || filter(event.object));
+  const bool before = !event.previous.is_null() && (!filter || filter(event.previous));
+  if (event.type == StoreEvent::Type::kDeleted) return before ? "DELETED" : nullptr;
+  if (now) return before ? "MODIFIED" : "ADDED";
+  return before ? "DELETED" : nullptr;
+}
+
+bool in_namespace(const std::string& key, const std::string& ns) {
+  return ns.empty() || key.compare(0, ns.size() + 1, ns + "/") == 0;
+}
+
+}  // namespace
+
+const char* to_string(StoreEvent::Type type) {
+  switch (type) {
+    case StoreEvent::Type::kAdded: return "ADDED";
+    case StoreEvent::Type::kModified: return "MODIFIED";
+    case StoreEvent::Type::kDeleted: return "DELETED";
+  }
+  return "UNKNOWN";
+}
+
+json status_object(int code, const std::string& reason, const std::string& message) {
+  return json{{"kind", "Status"},   {"apiVersion", "v1"}, {"metadata", json::object()},
+              {"status", "Failure"}, {"message", message}, {"reason", reason},
+              {"code", code}};
+}
+
+// ---- Watcher
+
+std::optional<Watcher::Item> Watcher::next(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, timeout, [&] { return !queue_.empty() || closed_; });
+  if (queue_.empty()) return std::nullopt;
+  Item item = std::move(queue_.front());
+  queue_.pop_front();
+  if (queue_.empty()) seen_rv_ = queued_rv_;
+  return item;
+}
+
+std::uint64_t Watcher::seen_rv() const {
+  std::lock_guard lock(mu_);
+  return seen_rv_;
+}
+
+bool Watcher::closed() const {
+  std::lock_guard lock(mu_);
+  return closed_ && queue_.empty();
+}
+
+void Watcher::push(Item item, std::uint64_t rv) {
+  std::lock_guard lock(mu_);
+  if (closed_) return;
+  if (queue_.size() >= kMaxQueuedPerWatcher) {
+    // Too slow a reader: end it, as the real server does; the client relists.
+    queue_.clear();
+    queue_.push_back({"ERROR", status_object(410, "Expired", "watcher fell too far behind")});
+    closed_ = true;
+  } else {
+    queue_.push_back(std::move(item));
+    queued_rv_ = std::max(queued_rv_, rv);
+  }
+  cv_.notify_all();
+}
+
+void Watcher::close_with(Item error) {
+  std::lock_guard lock(mu_);
+  if (closed_) return;
+  if (!error.type.empty()) queue_.push_back(std::move(error));
+  closed_ = true;
+  cv_.notify_all();
+}
+
+// ---- Store
+
+std::uint64_t Store::current_rv() const {
+  std::lock_guard lock(mu_);
+  return rv_;
+}
+
+Result<json> Store::get(const ObjectKey& key) const {
+  std::lock_guard lock(mu_);
+  auto b = buckets_.find(key.resource);
+  if (b != buckets_.end()) {
+    auto it = b->second.objects.find(storage_key(key));
+    if (it != b->second.objects.end()) return it->second;
+  }
+  return Error(ErrorCode::kNotFound, key.resource + " \"" + key.name + "\" not found");
+}
+
+std::vector<ObjectKey> Store::keys(const std::string& resource, const std::string& ns) const {
+  std::lock_guard lock(mu_);
+  std::vector<ObjectKey> out;
+  auto b = buckets_.find(resource);
+  if (b == buckets_.end()) return out;
+  for (const auto& [k, obj] : b->second.objects) {
+    if (!in_namespace(k, ns)) continue;
+    const auto& m = obj["metadata"];
+    out.push_back({resource, m.value("namespace", ""), m.value("name", "")});
+  }
+  return out;
+}
+
+Result<ListPage> Store::list(const std::string& resource, const std::string& ns,
+                             const ObjectFilter& filter, std::int64_t limit,
+                             const std::string& continue_token) const {
+  std::lock_guard lock(mu_);
+  std::uint64_t at_rv = rv_;
+  std::string start_after;
+  if (!continue_token.empty()) {
+    auto decoded = base64url_decode(continue_token);
+    json token;
+    if (decoded) token = json::parse(*decoded, nullptr, false);
+    if (!decoded || !token.is_object() || !token.contains("rv") || !token.contains("start") ||
+        !token["rv"].is_number_unsigned() || !token["start"].is_string()) {
+      return Error(ErrorCode::kInvalidArgument, "continue key is not valid");
+    }
+    at_rv = token["rv"].get<std::uint64_t>();
+    start_after = token["start"].get<std::string>();
+    if (at_rv < compacted_rv_) {
+      return Error(ErrorCode::kGone,
+                   "The provided continue parameter is too old to display a consistent list "
+                   "result. You can start a new list without the continue parameter.");
+    }
+  }
+
+  // The objects as they were at `at_rv`: the current ones with later events undone.
+  std::map<std::string, json> view;
+  if (auto b = buckets_.find(resource); b != buckets_.end()) {
+    for (const auto& [k, obj] : b->second.objects) {
+      if (in_namespace(k, ns)) view.emplace(k, obj);
+    }
+  }
+  for (auto it = history_.rbegin(); it != history_.rend() && it->rv > at_rv; ++it) {
+    if (it->key.resource != resource || !in_namespace(storage_key(it->key), ns)) continue;
+    const std::string k = storage_key(it->key);
+    if (it->type == StoreEvent::Type::kAdded) {
+      view.erase(k);
+    } else {
+      view[k] = it->previous;
+    }
+  }
+
+  ListPage page;
+  page.rv = at_rv;
+  std::int64_t taken = 0;
+  std::int64_t matching_after = 0;
+  std::string last_key;
+  for (const auto& [k, obj] : view) {
+    if (!start_after.empty() && k <= start_after) continue;
+    if (filter && !filter(obj)) continue;
+    if (limit > 0 && taken >= limit) {
+      ++matching_after;
+      continue;
+    }
+    page.items.push_back(obj);
+    last_key = k;
+    ++taken;
+  }
+  if (limit > 0 && matching_after > 0) {
+    page.continue_token =
+        base64url_encode(json{{"rv", at_rv}, {"start", last_key}}.dump());
+    page.remaining = matching_after;
+  }
+  return page;
+}
+
+std::uint64_t Store::write_locked(StoreEvent event) {
+  event.rv = ++rv_;
+  auto& bucket = buckets_[event.key.resource];
+  const std::string k = storage_key(event.key);
+  if (event.type == StoreEvent::Type::kDeleted) {
+    bucket.objects.erase(k);
+    // The deleted object carries the deletion's resourceVersion, as the real server sends.
+    event.object["metadata"]["resourceVersion"] = std::to_string(event.rv);
+  } else {
+    event.object["metadata"]["resourceVersion"] = std::to_string(event.rv);
+    bucket.objects[k] = event.object;
+  }
+  notify_locked(event);
+  history_.push_back(std::move(event));
+  while (history_.size() > history_limit_) {
+    compacted_rv_ = history_.front().rv;
+    history_.pop_front();
+  }
+  return rv_;
+}
+
+void Store::notify_locked(const StoreEvent& event) {
+  const std::string k = storage_key(event.key);
+  watchers_.erase(std::remove_if(watchers_.begin(), watchers_.end(),
+                                 [](const auto& w) { return w.expired(); }),
+                  watchers_.end());
+  for (const auto& weak : watchers_) {
+    auto w = weak.lock();
+    if (!w || w->resource_ != event.key.resource || !in_namespace(k, w->ns_)) continue;
+    if (const char* type = event_for(event, w->filter_)) w->push({type, event.object}, event.rv);
+  }
+}
+
+Result<json> Store::create(const ObjectKey& key, json object) {
+  std::lock_guard lock(mu_);
+  auto& bucket = buckets_[key.resource];
+  if (bucket.objects.count(storage_key(key))) {
+    return Error(ErrorCode::kAlreadyExists, key.resource + " \"" + key.name + "\" already exists");
+  }
+  StoreEvent event{StoreEvent::Type::kAdded, 0, key, std::move(object), json()};
+  write_locked(std::move(event));
+  return bucket.objects[storage_key(key)];
+}
+
+Result<json> Store::update(const ObjectKey& key, json object,
+                           std::optional<std::uint64_t> expected_rv) {
+  std::lock_guard lock(mu_);
+  auto& bucket = buckets_[key.resource];
+  auto it = bucket.objects.find(storage_key(key));
+  if (it == bucket.objects.end()) {
+    return Error(ErrorCode::kNotFound, key.resource + " \"" + key.name + "\" not found");
+  }
+  if (expected_rv && *expected_rv != parse_rv(it->second)) {
+    return Error(ErrorCode::kConflict,
+                 "Operation cannot be fulfilled on " + key.resource + " \"" + key.name +
+                     "\": the object has been modified; please apply your changes to the "
+                     "latest version and try again");
+  }
+  StoreEvent event{StoreEvent::Type::kModified, 0, key, std::move(object), it->second};
+  write_locked(std::move(event));
+  return bucket.objects[storage_key(key)];
+}
+
+Result<json> Store::remove(const ObjectKey& key, std::optional<std::uint64_t> expected_rv) {
+  std::lock_guard lock(mu_);
+  auto& bucket = buckets_[key.resource];
+  auto it = bucket.objects.find(storage_key(key));
+  if (it == bucket.objects.end()) {
+    return Error(ErrorCode::kNotFound, key.resource + " \"" + key.name + "\" not found");
+  }
+  if (expected_rv && *expected_rv != parse_rv(it->second)) {
+    return Error(ErrorCode::kConflict, "Operation cannot be fulfilled on " + key.resource + " \"" +
+                                           key.name + "\": the resourceVersion does not match");
+  }
+  json last = it->second;
+  StoreEvent event{StoreEvent::Type::kDeleted, 0, key, last, last};
+  write_locked(std::move(event));
+  last["metadata"]["resourceVersion"] = std::to_string(rv_);
+  return last;
+}
+
+Result<std::shared_ptr<Watcher>> Store::watch(const std::string& resource, const std::string& ns,
+                                              ObjectFilter filter, std::uint64_t from_rv) {
+  std::lock_guard lock(mu_);
+  auto w = std::make_shared<Watcher>();
+  w->resource_ = resource;
+  w->ns_ = ns;
+  w->filter_ = std::move(filter);
+  if (from_rv == 0) {
+    // "Get state and start at most recent": the current objects as ADDED, then live events.
+    if (auto b = buckets_.find(resource); b != buckets_.end()) {
+      for (const auto& [k, obj] : b->second.objects) {
+        if (in_namespace(k, ns) && (!w->filter_ || w->filter_(obj))) w->push({"ADDED", obj}, rv_);
+      }
+    }
+    w->queued_rv_ = rv_;
+    if (w->queue_.empty()) w->seen_rv_ = rv_;
+  } else {
+    if (from_rv < compacted_rv_) {
+      return Error(ErrorCode::kGone, "too old resource version: " + std::to_string(from_rv) +
+                                         " (" + std::to_string(compacted_rv_ + 1) + ")");
+    }
+    w->queued_rv_ = w->seen_rv_ = std::min(from_rv, rv_);
+    for (const auto& event : history_) {
+      if (event.rv <= from_rv || event.key.resource != resource ||
+          !in_namespace(storage_key(event.key), ns)) {
+        continue;
+      }
+      if (const char* type = event_for(event, w->filter_)) w->push({type, event.object}, event.rv);
+    }
+    w->queued_rv_ = std::max(w->queued_rv_, rv_);
+    if (w->queue_.empty()) w->seen_rv_ = w->queued_rv_;
+  }
+  watchers_.push_back(w);
+  return w;
+}
+
+void Store::expire_history() {
+  std::lock_guard lock(mu_);
+  history_.clear();
+  compacted_rv_ = rv_;
+  for (const auto& weak : watchers_) {
+    if (auto w = weak.lock()) {
+      w->close_with({"ERROR", status_object(410, "Expired", "too old resource version")});
+    }
+  }
+  watchers_.clear();
+}
+
+void Store::drop_watches() {
+  std::lock_guard lock(mu_);
+  for (const auto& weak : watchers_) {
+    if (auto w = weak.lock()) w->close_with({});
+  }
+  watchers_.clear();
+}
+
+std::size_t Store::watcher_count() const {
+  std::lock_guard lock(mu_);
+  std::size_t n = 0;
+  for (const auto& w : watchers_) n += w.expired() ? 0U : 1U;
+  return n;
+}
+
+}  // namespace cw::lab

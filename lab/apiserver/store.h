@@ -1,0 +1,145 @@
+// The lab API server's storage: objects as JSON, versioned by one global resourceVersion as
+// etcd's revision is, with a bounded history of changes that serves watches and paged lists.
+//
+// Semantics mirrored from Kubernetes (api-concepts):
+// - every write takes the next resourceVersion and records an event (ADDED, MODIFIED,
+//   DELETED) carrying the object after and before the change;
+// - a watch from resourceVersion N replays the events after N, then follows live ones; N
+//   older than the history kept is 410 Gone (reason Expired);
+// - a list answers at one resourceVersion; a continued list (limit/continue) answers at the
+//   first page's resourceVersion, rebuilt by undoing later events, or 410 if they are gone;
+// - an update carrying a stale resourceVersion is 409 Conflict.
+//
+// Thread-safe: one mutex serialises writes and snapshots; watchers have their own queues.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/base/result.h"
+
+namespace cw::lab {
+
+using nlohmann::json;
+
+// Where an object lives: its group-resource ("deployments.apps", "nodes"), namespace ("" when
+// cluster-scoped) and name.
+struct ObjectKey {
+  std::string resource;
+  std::string ns;
+  std::string name;
+};
+
+struct StoreEvent {
+  enum class Type { kAdded, kModified, kDeleted };
+  Type type;
+  std::uint64_t rv;
+  ObjectKey key;
+  json object;    // after the change (for kDeleted: the object as deleted)
+  json previous;  // before the change (null for kAdded)
+};
+const char* to_string(StoreEvent::Type type);
+
+// Decides whether an object belongs in a list or watch (label and field selectors).
+using ObjectFilter = std::function<bool(const json& object)>;
+
+// A live watch. The store pushes matching events; the reader pops them.
+class Watcher {
+ public:
+  struct Item {
+    std::string type;  // ADDED, MODIFIED, DELETED, or ERROR (object is a Status)
+    json object;
+  };
+  // Waits up to `timeout` for the next event. nullopt on time-out; an ERROR item ends it.
+  std::optional<Item> next(std::chrono::milliseconds timeout);
+  // The resourceVersion up to which this watcher has been given every event (for bookmarks).
+  std::uint64_t seen_rv() const;
+  bool closed() const;
+
+ private:
+  friend class Store;
+  void push(Item item, std::uint64_t rv);
+  void close_with(Item error);
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Item> queue_;
+  std::uint64_t queued_rv_ = 0;  // rv of the newest event queued
+  std::uint64_t seen_rv_ = 0;    // rv given out; equals queued_rv_ once drained
+  bool closed_ = false;
+  std::string resource_;
+  std::string ns_;
+  ObjectFilter filter_;
+};
+
+struct ListPage {
+  std::vector<json> items;  // ordered by namespace, then name
+  std::uint64_t rv = 0;     // the list's resourceVersion
+  std::string continue_token;
+  std::optional<std::int64_t> remaining;  // remainingItemCount when paged
+};
+
+class Store {
+ public:
+  explicit Store(std::size_t history_limit = 10000) : history_limit_(history_limit) {}
+
+  std::uint64_t current_rv() const;
+
+  Result<json> get(const ObjectKey& key) const;
+  // `ns` empty lists every namespace. `limit` 0: no paging.
+  Result<ListPage> list(const std::string& resource, const std::string& ns,
+                        const ObjectFilter& filter, std::int64_t limit,
+                        const std::string& continue_token) const;
+
+  // Stores a new object (metadata already filled in but for resourceVersion).
+  // kAlreadyExists if the key is taken.
+  Result<json> create(const ObjectKey& key, json object);
+  // Replaces an object. `expected_rv` set: kConflict unless it is the stored version.
+  Result<json> update(const ObjectKey& key, json object, std::optional<std::uint64_t> expected_rv);
+  // Removes an object; `deleted` is what watchers see as the final state.
+  Result<json> remove(const ObjectKey& key, std::optional<std::uint64_t> expected_rv);
+  // Every object of a resource, optionally in one namespace (for cascades).
+  std::vector<ObjectKey> keys(const std::string& resource, const std::string& ns) const;
+
+  // A watch from `from_rv` (0: start with ADDED events for every current object).
+  // kGone when the history no longer reaches back to `from_rv`.
+  Result<std::shared_ptr<Watcher>> watch(const std::string& resource, const std::string& ns,
+                                         ObjectFilter filter, std::uint64_t from_rv);
+
+  // Fault injection: forget all history (older watches and continue tokens get 410), and
+  // end every open watch with an in-stream 410 ERROR event, as a compacted etcd would.
+  void expire_history();
+  // Fault injection: close every open watch as if the connection had dropped.
+  void drop_watches();
+  std::size_t watcher_count() const;
+
+ private:
+  struct Bucket {
+    std::map<std::string, json> objects;  // "ns/name" → object
+  };
+  static std::string storage_key(const ObjectKey& key) { return key.ns + "/" + key.name; }
+  std::uint64_t write_locked(StoreEvent event);
+  void notify_locked(const StoreEvent& event);
+
+  mutable std::mutex mu_;
+  std::map<std::string, Bucket> buckets_;
+  std::uint64_t rv_ = 1;
+  std::deque<StoreEvent> history_;
+  std::uint64_t compacted_rv_ = 0;  // history holds every event with rv > this
+  std::size_t history_limit_;
+  std::vector<std::weak_ptr<Watcher>> watchers_;
+};
+
+// A Kubernetes Status object: {"kind":"Status", ..., "code", "reason", "message"}.
+json status_object(int code, const std::string& reason, const std::string& message);
+
+}  // namespace cw::lab

@@ -1,0 +1,384 @@
+// common/kube's client against the lab API server, over TLS on loopback: the two halves of
+// the project's Kubernetes plumbing checked against each other. (kubectl and the Python
+// client check the server against the real thing in tests/integration/real_clients_test.sh.)
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "common/http/server.h"
+#include "common/kube/client.h"
+#include "lab/apiserver/api_server.h"
+#include "lab/pki.h"
+
+namespace cw::kube {
+namespace {
+
+using namespace std::chrono_literals;
+namespace res = resources;
+
+class KubeClientTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    lab::ApiServerOptions o;
+    o.tokens = {{"good-token", "admin"}, {"second-token", "admin"}};
+    o.bookmark_interval = 100ms;
+    o.history_limit = 200;
+    server_ = lab::ApiServer::start(o).value();
+    client_ = connect("good-token");
+  }
+
+  std::unique_ptr<Client> connect(const std::string& token) {
+    ClusterConnection c;
+    c.server = server_->url();
+    c.ca_pem = server_->ca_pem();
+    c.token = token;
+    return Client::create(c).value();
+  }
+
+  static json configmap(const std::string& name, json data = json::object(), json labels = json()) {
+    json cm{{"apiVersion", "v1"}, {"kind", "ConfigMap"}, {"metadata", {{"name", name}}}, {"data", data}};
+    if (!labels.is_null()) cm["metadata"]["labels"] = labels;
+    return cm;
+  }
+
+  std::unique_ptr<lab::ApiServer> server_;
+  std::unique_ptr<Client> client_;
+};
+
+TEST_F(KubeClientTest, CreateGetUpdateDeleteWithTypedErrors) {
+  auto created = client_->create(res::kConfigMaps, "default", configmap("a", {{"k", "v"}}));
+  ASSERT_TRUE(created.ok()) << created.error().message();
+  EXPECT_FALSE((*created)["metadata"]["uid"].get<std::string>().empty());
+  EXPECT_EQ((*created)["metadata"]["namespace"], "default");
+  const std::string rv1 = (*created)["metadata"]["resourceVersion"];
+
+  auto dup = client_->create(res::kConfigMaps, "default", configmap("a"));
+  ASSERT_FALSE(dup.ok());
+  EXPECT_EQ(dup.error().code(), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(dup.error().http_status(), 409);
+  EXPECT_EQ(dup.error().reason(), "AlreadyExists");
+  EXPECT_NE(dup.error().message().find("configmaps \"a\" already exists"), std::string::npos);
+
+  json changed = *created;
+  changed["data"]["k"] = "w";
+  auto updated = client_->update(res::kConfigMaps, "default", changed);
+  ASSERT_TRUE(updated.ok()) << updated.error().message();
+  EXPECT_NE((*updated)["metadata"]["resourceVersion"], rv1);
+
+  // The same stale object again: optimistic concurrency says no.
+  auto stale = client_->update(res::kConfigMaps, "default", changed);
+  ASSERT_FALSE(stale.ok());
+  EXPECT_EQ(stale.error().code(), ErrorCode::kConflict);
+  EXPECT_EQ(stale.error().reason(), "Conflict");
+
+  auto patched = client_->merge_patch(res::kConfigMaps, "default", "a", {{"data", {{"x", "1"}}}});
+  ASSERT_TRUE(patched.ok());
+  EXPECT_EQ((*patched)["data"], json({{"k", "w"}, {"x", "1"}}));
+
+  ASSERT_TRUE(client_->remove(res::kConfigMaps, "default", "a").ok());
+  auto gone = client_->get(res::kConfigMaps, "default", "a");
+  ASSERT_FALSE(gone.ok());
+  EXPECT_EQ(gone.error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(gone.error().http_status(), 404);
+}
+
+TEST_F(KubeClientTest, CreateInAMissingNamespaceIsNotFound) {
+  auto r = client_->create(res::kConfigMaps, "nowhere", configmap("a"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kNotFound);
+  EXPECT_NE(r.error().message().find("namespaces \"nowhere\" not found"), std::string::npos);
+}
+
+TEST_F(KubeClientTest, PagedListsAreConsistentAtTheFirstPagesVersion) {
+  for (int i = 0; i < 25; ++i) {
+    ASSERT_TRUE(client_->create(res::kConfigMaps, "default", configmap("cm-" + std::to_string(100 + i))).ok());
+  }
+  auto first = client_->list(res::kConfigMaps, "default", {.limit = 10});
+  ASSERT_TRUE(first.ok()) << first.error().message();
+  EXPECT_EQ((*first)["items"].size(), 10U);
+  EXPECT_EQ((*first)["metadata"]["remainingItemCount"], 15);
+  // Written after the first page: not part of this list.
+  ASSERT_TRUE(client_->create(res::kConfigMaps, "default", configmap("cm-999")).ok());
+  ASSERT_TRUE(client_->remove(res::kConfigMaps, "default", "cm-120").ok());
+
+  std::vector<std::string> names;
+  json page = *first;
+  while (true) {
+    for (const auto& item : page["items"]) names.push_back(item["metadata"]["name"]);
+    const std::string token = page["metadata"].value("continue", "");
+    if (token.empty()) break;
+    auto next = client_->list(res::kConfigMaps, "default", {.limit = 10, .continue_token = token});
+    ASSERT_TRUE(next.ok()) << next.error().message();
+    EXPECT_EQ((*next)["metadata"]["resourceVersion"], (*first)["metadata"]["resourceVersion"]);
+    page = *next;
+  }
+  ASSERT_EQ(names.size(), 25U);
+  EXPECT_EQ(names.front(), "cm-100");
+  EXPECT_EQ(names.back(), "cm-124");
+  EXPECT_NE(std::find(names.begin(), names.end(), "cm-120"), names.end());
+}
+
+TEST_F(KubeClientTest, AnExpiredContinueTokenIsGone) {
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(client_->create(res::kConfigMaps, "default", configmap("c" + std::to_string(i))).ok());
+  auto first = client_->list(res::kConfigMaps, "default", {.limit = 2}).value();
+  ASSERT_TRUE(client_->create(res::kConfigMaps, "default", configmap("later")).ok());
+  server_->store().expire_history();  // the list's version can no longer be rebuilt
+  auto next = client_->list(res::kConfigMaps, "default",
+                            {.limit = 2, .continue_token = first["metadata"]["continue"]});
+  ASSERT_FALSE(next.ok());
+  EXPECT_EQ(next.error().code(), ErrorCode::kGone);
+  EXPECT_EQ(next.error().http_status(), 410);
+}
+
+TEST_F(KubeClientTest, LabelAndFieldSelectors) {
+  ASSERT_TRUE(client_->create(res::kConfigMaps, "default", configmap("a", {}, {{"app", "web"}})).ok());
+  ASSERT_TRUE(client_->create(res::kConfigMaps, "default", configmap("b", {}, {{"app", "db"}})).ok());
+  ASSERT_TRUE(client_->create(res::kConfigMaps, "default", configmap("c")).ok());
+  auto names = [&](ListOptions o) {
+    std::vector<std::string> out;
+    const json list = client_->list(res::kConfigMaps, "default", o).value();
+    for (const auto& i : list["items"]) out.push_back(i["metadata"]["name"]);
+    return out;
+  };
+  EXPECT_EQ(names({.label_selector = "app=web"}), std::vector<std::string>{"a"});
+  EXPECT_EQ(names({.label_selector = "app notin (web)"}), (std::vector<std::string>{"b", "c"}));
+  EXPECT_EQ(names({.label_selector = "app"}), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(names({.field_selector = "metadata.name=c"}), std::vector<std::string>{"c"});
+  auto bad = client_->list(res::kConfigMaps, "default", {.field_selector = "spec.x=1"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().http_status(), 400);
+}
+
+std::vector<std::string> drain(WatchStream& w, std::size_t n, bool with_bookmarks = false) {
+  std::vector<std::string> out;
+  while (out.size() < n) {
+    auto e = w.next(5s);
+    if (!e.ok() || !e->has_value()) break;
+    if ((*e)->type == WatchEvent::Type::kBookmark && !with_bookmarks) continue;
+    out.push_back(std::string(to_string((*e)->type)) + " " +
+                  (*e)->object["metadata"].value("name", ""));
+  }
+  return out;
+}
+
+TEST_F(KubeClientTest, WatchFromAListFollowsChanges) {
+  ASSERT_TRUE(client_->create(res::kConfigMaps, "default", configmap("before")).ok());
+  auto list = client_->list(res::kConfigMaps, "default").value();
+  auto w = client_->watch(res::kConfigMaps, "default",
+                          {.resource_version = list["metadata"]["resourceVersion"]});
+  ASSERT_TRUE(w.ok()) << w.error().message();
+  ASSERT_TRUE(client_->create(res::kConfigMaps, "default", configmap("x")).ok());
+  ASSERT_TRUE(client_->merge_patch(res::kConfigMaps, "default", "x", {{"data", {{"a", "b"}}}}).ok());
+  ASSERT_TRUE(client_->remove(res::kConfigMaps, "default", "x").ok());
+  EXPECT_EQ(drain(**w, 3), (std::vector<std::string>{"ADDED x", "MODIFIED x", "DELETED x"}));
+}
+
+TEST_F(KubeClientTest, WatchWithoutVersionStartsWithTheCurrentObjects) {
+  ASSERT_TRUE(client_->create(res::kConfigMaps, "default", configmap("a")).ok());
+  ASSERT_TRUE(client_->create(res::kConfigMaps, "default", configmap("b")).ok());
+  auto w = client_->watch(res::kConfigMaps, "default", {}).value();
+  EXPECT_EQ(drain(*w, 2), (std::vector<std::string>{"ADDED a", "ADDED b"}));
+}
+
+TEST_F(KubeClientTest, WatchResumesFromAnOlderVersion) {
+  auto a = client_->create(res::kConfigMaps, "default", configmap("a")).value();
+  ASSERT_TRUE(client_->create(res::kConfigMaps, "default", configmap("b")).ok());
+  ASSERT_TRUE(client_->remove(res::kConfigMaps, "default", "a").ok());
+  auto w = client_->watch(res::kConfigMaps, "default",
+                          {.resource_version = a["metadata"]["resourceVersion"]}).value();
+  EXPECT_EQ(drain(*w, 2), (std::vector<std::string>{"ADDED b", "DELETED a"}));
+}
+
+TEST_F(KubeClientTest, IdleWatchesGetBookmarksWithTheCurrentVersion) {
+  auto w = client_->watch(res::kConfigMaps, "default", {.resource_version = "1"}).value();
+  auto made = client_->create(res::kConfigMaps, "default", configmap("z")).value();
+  auto e = drain(*w, 1);
+  ASSERT_EQ(e, std::vector<std::string>{"ADDED z"});
+  auto bookmark = w->next(5s);
+  ASSERT_TRUE(bookmark.ok() && bookmark->has_value());
+  EXPECT_EQ((*bookmark)->type, WatchEvent::Type::kBookmark);
+  EXPECT_EQ((*bookmark)->object["metadata"]["resourceVersion"], made["metadata"]["resourceVersion"]);
+}
+
+TEST_F(KubeClientTest, TooOldAVersionIsGoneAsAResponse) {
+  auto first = client_->create(res::kConfigMaps, "default", configmap("a")).value();
+  for (int i = 0; i < 300; ++i) {  // past the 200-event history
+    ASSERT_TRUE(client_->merge_patch(res::kConfigMaps, "default", "a", {{"data", {{"n", std::to_string(i)}}}}).ok());
+  }
+  auto w = client_->watch(res::kConfigMaps, "default",
+                          {.resource_version = first["metadata"]["resourceVersion"]});
+  ASSERT_FALSE(w.ok());
+  EXPECT_EQ(w.error().code(), ErrorCode::kGone);
+  EXPECT_EQ(w.error().reason(), "Expired");
+}
+
+TEST_F(KubeClientTest, ExpiringHistoryEndsOpenWatchesWithAnInStreamError) {
+  auto w = client_->watch(res::kConfigMaps, "default", {.resource_version = "1"}).value();
+  server_->store().expire_history();
+  while (true) {
+    auto e = w->next(5s);
+    ASSERT_TRUE(e.ok() && e->has_value());
+    if ((*e)->type == WatchEvent::Type::kBookmark) continue;
+    EXPECT_EQ((*e)->type, WatchEvent::Type::kError);
+    EXPECT_EQ((*e)->object["code"], 410);
+    break;
+  }
+}
+
+TEST_F(KubeClientTest, DroppedWatchesEndTheStream) {
+  auto w = client_->watch(res::kConfigMaps, "default", {.resource_version = "1", .allow_bookmarks = false}).value();
+  server_->store().drop_watches();
+  auto e = w->next(5s);
+  ASSERT_TRUE(e.ok()) << e.error().message();
+  EXPECT_FALSE(e->has_value());  // a clean end: the caller resumes from its last version
+}
+
+TEST_F(KubeClientTest, StatusSubresourceAndGenerationOfCustomResources) {
+  json crd = {
+      {"apiVersion", "apiextensions.k8s.io/v1"},
+      {"kind", "CustomResourceDefinition"},
+      {"metadata", {{"name", "widgets.example.com"}}},
+      {"spec",
+       {{"group", "example.com"},
+        {"scope", "Namespaced"},
+        {"names", {{"plural", "widgets"}, {"singular", "widget"}, {"kind", "Widget"}}},
+        {"versions",
+         {{{"name", "v1"}, {"served", true}, {"storage", true},
+           {"subresources", {{"status", json::object()}}},
+           {"schema", {{"openAPIV3Schema", {{"type", "object"}, {"x-kubernetes-preserve-unknown-fields", true}}}}}}}}}}};
+  ASSERT_TRUE(client_->create(res::kCustomResourceDefinitions, "", crd).ok());
+  const Resource widgets{"example.com", "v1", "widgets", true};
+  auto w = client_->create(widgets, "default",
+                           {{"apiVersion", "example.com/v1"}, {"kind", "Widget"},
+                            {"metadata", {{"name", "w1"}}}, {"spec", {{"size", 1}}},
+                            {"status", {{"ready", true}}}});
+  ASSERT_TRUE(w.ok()) << w.error().message();
+  EXPECT_FALSE(w->contains("status"));  // dropped on create
+  EXPECT_EQ((*w)["metadata"]["generation"], 1);
+
+  json with_status = *w;
+  with_status["status"] = {{"ready", true}};
+  with_status["spec"]["size"] = 99;  // ignored by a status update
+  auto s = client_->update_status(widgets, "default", with_status);
+  ASSERT_TRUE(s.ok()) << s.error().message();
+  EXPECT_EQ((*s)["status"]["ready"], true);
+  EXPECT_EQ((*s)["spec"]["size"], 1);
+  EXPECT_EQ((*s)["metadata"]["generation"], 1);
+
+  auto m = client_->merge_patch(widgets, "default", "w1", {{"spec", {{"size", 2}}}, {"status", nullptr}});
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ((*m)["metadata"]["generation"], 2);
+  EXPECT_EQ((*m)["status"]["ready"], true);  // a main update keeps the status
+
+  // A custom resource PUT must carry a resourceVersion.
+  json no_rv = *m;
+  no_rv["metadata"].erase("resourceVersion");
+  auto unconditional = client_->update(widgets, "default", no_rv);
+  ASSERT_FALSE(unconditional.ok());
+  EXPECT_EQ(unconditional.error().http_status(), 422);
+
+  // Deleting the CRD takes its objects and its endpoint away.
+  ASSERT_TRUE(client_->remove(res::kCustomResourceDefinitions, "", "widgets.example.com").ok());
+  EXPECT_EQ(client_->get(widgets, "default", "w1").error().http_status(), 404);
+}
+
+TEST_F(KubeClientTest, FinalizersHoldDeletionUntilRemoved) {
+  json cm = configmap("held");
+  cm["metadata"]["finalizers"] = {"example.com/cleanup"};
+  ASSERT_TRUE(client_->create(res::kConfigMaps, "default", cm).ok());
+  ASSERT_TRUE(client_->remove(res::kConfigMaps, "default", "held").ok());
+  auto marked = client_->get(res::kConfigMaps, "default", "held");
+  ASSERT_TRUE(marked.ok());
+  EXPECT_TRUE((*marked)["metadata"].contains("deletionTimestamp"));
+  ASSERT_TRUE(client_->merge_patch(res::kConfigMaps, "default", "held", {{"metadata", {{"finalizers", nullptr}}}}).ok());
+  EXPECT_EQ(client_->get(res::kConfigMaps, "default", "held").error().code(), ErrorCode::kNotFound);
+}
+
+TEST_F(KubeClientTest, ServicesGetAClusterIpThatIsImmutable) {
+  json svc{{"apiVersion", "v1"}, {"kind", "Service"}, {"metadata", {{"name", "web"}}},
+           {"spec", {{"ports", {{{"port", 80}}}}}}};
+  auto a = client_->create(res::kServices, "default", svc).value();
+  const std::string ip = a["spec"]["clusterIP"];
+  EXPECT_EQ(ip.rfind("10.96.", 0), 0U) << ip;
+  svc["metadata"]["name"] = "db";
+  EXPECT_NE(client_->create(res::kServices, "default", svc).value()["spec"]["clusterIP"], ip);
+  auto change = client_->merge_patch(res::kServices, "default", "web", {{"spec", {{"clusterIP", "10.96.9.9"}}}});
+  ASSERT_FALSE(change.ok());
+  EXPECT_EQ(change.error().http_status(), 422);
+}
+
+TEST_F(KubeClientTest, InjectedServerErrorsAreRetryable) {
+  server_->faults().fail_next(1, 500);
+  auto r = client_->get(res::kNamespaces, "", "default");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kUnavailable);
+  EXPECT_TRUE(r.error().retryable());
+  server_->faults().fail_next(1, 429);
+  EXPECT_EQ(client_->get(res::kNamespaces, "", "default").error().http_status(), 429);
+  EXPECT_TRUE(client_->get(res::kNamespaces, "", "default").ok());
+}
+
+TEST_F(KubeClientTest, WrongTokenIsPermissionDenied) {
+  auto r = connect("wrong")->get(res::kNamespaces, "", "default");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_EQ(r.error().http_status(), 401);
+}
+
+TEST_F(KubeClientTest, ARotatedTokenFileIsPickedUp) {
+  char dir_template[] = "/tmp/cw-token-XXXXXX";
+  const std::string dir = mkdtemp(dir_template);
+  const std::string file = dir + "/token";
+  std::ofstream(file) << "wrong\n";
+  ClusterConnection c;
+  c.server = server_->url();
+  c.ca_pem = server_->ca_pem();
+  c.token_file = file;
+  auto client = Client::create(c).value();
+  EXPECT_EQ(client->get(res::kNamespaces, "", "default").error().code(), ErrorCode::kPermissionDenied);
+  std::ofstream(file, std::ios::trunc) << "second-token\n";
+  const timespec later[2] = {{0, UTIME_OMIT}, {time(nullptr) + 5, 0}};
+  ASSERT_EQ(utimensat(AT_FDCWD, file.c_str(), later, 0), 0);
+  EXPECT_TRUE(client->get(res::kNamespaces, "", "default").ok());
+  std::filesystem::remove_all(dir);
+}
+
+TEST_F(KubeClientTest, AServerSignedByAnotherCaIsRefused) {
+  auto other = lab::CertificateAuthority::create("other").value();
+  ClusterConnection c;
+  c.server = server_->url();
+  c.ca_pem = other.cert_pem();
+  c.token = "good-token";
+  auto r = Client::create(c).value()->get(res::kNamespaces, "", "default");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(r.error().message().find("not trusted"), std::string::npos) << r.error().message();
+}
+
+TEST(KubeClientBadServerTest, UnreachableAndNonJsonGiveClearErrors) {
+  ClusterConnection c;
+  c.server = "http://127.0.0.1:1";
+  auto unreachable = Client::create(c).value()->get(res::kNamespaces, "", "default");
+  ASSERT_FALSE(unreachable.ok());
+  EXPECT_EQ(unreachable.error().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(unreachable.error().message().find("127.0.0.1:1"), std::string::npos);
+
+  auto html = http::Server::start({}, [](const http::Request&, http::Exchange& ex) {
+    ex.respond({.status = 200, .headers = {{"Content-Type", "text/html"}}, .body = "<html>hi</html>"});
+  }).value();
+  c.server = "http://127.0.0.1:" + std::to_string(html->port());
+  auto r = Client::create(c).value()->get(res::kNamespaces, "", "default");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("not JSON"), std::string::npos) << r.error().message();
+  auto w = Client::create(c).value()->watch(res::kNamespaces, "", {});
+  ASSERT_TRUE(w.ok());
+  auto e = (*w)->next(2s);
+  EXPECT_FALSE(e.ok());  // "<html>" is no watch event
+}
+
+}  // namespace
+}  // namespace cw::kube
