@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Real Kubernetes clients against the lab API server: kubectl (create, get, apply, patch,
+# delete, get --watch; built-in kinds and custom resources) and Debian's python3-kubernetes
+# (list, watch, patch). If the server disagrees with a real client, the server is wrong.
+# Usage: real_clients_test.sh APISERVER_BINARY
+set -u
+server_bin=$1
+here=$(cd "$(dirname "$0")" && pwd)
+if ! command -v kubectl >/dev/null; then
+  echo "SKIP: kubectl is not installed (scripts/deps.sh installs it)"; exit 77
+fi
+tmp=$(mktemp -d /tmp/cw-realclients-XXXXXX)
+pid=""
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+"$server_bin" --kubeconfig "$tmp/kubeconfig" --ready-file "$tmp/ready" --bookmark-interval-ms 200 \
+  >"$tmp/server.log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do [ -s "$tmp/ready" ] && break; sleep 0.05; done
+[ -s "$tmp/ready" ] || { echo "FAIL: the lab API server did not start"; cat "$tmp/server.log"; exit 1; }
+
+export KUBECONFIG=$tmp/kubeconfig
+k() { kubectl --request-timeout=10s "$@"; }
+passed=0 failed=0
+ok()   { echo "ok   $1"; passed=$((passed+1)); }
+bad()  { echo "FAIL $1"; shift; [ $# -gt 0 ] && printf '%s\n' "$@" | sed 's/^/  | /'; failed=$((failed+1)); }
+# expect NAME PATTERN -- COMMAND...: the command succeeds and its output matches PATTERN.
+expect() {
+  local name=$1 pattern=$2; shift 3
+  local out; out=$("$@" 2>&1); local rc=$?
+  if [ $rc -eq 0 ] && grep -qE -- "$pattern" <<<"$out"; then ok "$name"; else bad "$name (exit $rc)" "$out"; fi
+}
+# refuse NAME PATTERN -- COMMAND...: the command fails and says PATTERN.
+refuse() {
+  local name=$1 pattern=$2; shift 3
+  local out; out=$("$@" 2>&1); local rc=$?
+  if [ $rc -ne 0 ] && grep -qE -- "$pattern" <<<"$out"; then ok "$name"; else bad "$name (exit $rc)" "$out"; fi
+}
+
+# --- kubectl, built-in kinds
+expect "kubectl version reaches the server" 'Server Version: v1.32' -- k version
+expect "kubectl get namespaces" 'kube-system' -- k get namespaces
+expect "kubectl api-resources lists nodes" 'nodes +no +v1 +false +Node' -- k api-resources
+cat >"$tmp/cm.yaml" <<'YAML'
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, labels: {app: demo}}
+data: {color: blue}
+YAML
+expect "kubectl create -f" 'configmap/settings created' -- k create -f "$tmp/cm.yaml" --validate=false
+refuse "kubectl create -f twice is AlreadyExists" 'AlreadyExists.*"settings" already exists' -- k create -f "$tmp/cm.yaml" --validate=false
+expect "kubectl get -o jsonpath" '^blue$' -- k get configmap settings -o 'jsonpath={.data.color}'
+expect "kubectl get -l selects by label" 'settings' -- k get configmaps -l app=demo
+expect "kubectl label (strategic merge patch)" 'labeled' -- k label configmap settings tier=web
+expect "the label is there" '^web$' -- k get configmap settings -o 'jsonpath={.metadata.labels.tier}'
+
+cat >"$tmp/svc.yaml" <<'YAML'
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports:
+  - {name: http, port: 80, targetPort: 8080}
+  - {name: metrics, port: 9090}
+YAML
+expect "kubectl apply creates a Service" 'service/web created' -- k apply -f "$tmp/svc.yaml" --validate=false
+sed -i '/metrics/d' "$tmp/svc.yaml"
+expect "kubectl apply again removes a port (strategic merge patch)" 'service/web configured' -- k apply -f "$tmp/svc.yaml" --validate=false
+expect "only the kept port remains" '^http$' -- k get service web -o 'jsonpath={.spec.ports[*].name}'
+expect "the Service has a clusterIP" '^10\.96\.' -- k get service web -o 'jsonpath={.spec.clusterIP}'
+expect "kubectl apply unchanged" 'service/web unchanged' -- k apply -f "$tmp/svc.yaml" --validate=false
+
+# --- kubectl, custom resources
+expect "kubectl apply -f a CRD" 'widgets.example.com created' -- k apply -f "$here/manifests/widget-crd.yaml" --validate=false
+cat >"$tmp/widget.yaml" <<'YAML'
+apiVersion: example.com/v1
+kind: Widget
+metadata: {name: w1}
+spec: {size: 1, color: red}
+YAML
+expect "kubectl apply creates a custom resource" 'widget.example.com/w1 created' -- k apply -f "$tmp/widget.yaml" --validate=false
+sed -i 's/size: 1/size: 3/' "$tmp/widget.yaml"
+expect "kubectl apply again (merge patch)" 'widget.example.com/w1 configured' -- k apply -f "$tmp/widget.yaml" --validate=false
+expect "the custom resource changed" '^3$' -- k get widget w1 -o 'jsonpath={.spec.size}'
+expect "kubectl get by short name" 'w1' -- k get wd
+expect "kubectl patch --type=merge on the status subresource" 'patched' -- k patch widget w1 --subresource=status --type=merge -p '{"status":{"ready":true}}'
+expect "the status was written" '^true$' -- k get widget w1 -o 'jsonpath={.status.ready}'
+
+# --- watch
+( k get configmaps --watch --output-watch-events -o json >"$tmp/watch.json" 2>&1 & echo $! >"$tmp/watch.pid"; wait ) &
+sleep 1
+printf 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: watched}\n' | k create -f - --validate=false >/dev/null 2>&1 || bad "create for the watch"
+k delete configmap watched >/dev/null 2>&1 || bad "delete for the watch"
+# kubectl prints one JSON object per event: {"type": ..., "object": {...}}.
+watch_events() {
+  /usr/bin/python3 -c '
+import json, sys
+text, dec, i, out = open(sys.argv[1]).read(), json.JSONDecoder(), 0, []
+while True:
+    while i < len(text) and text[i].isspace(): i += 1
+    if i >= len(text): break
+    try: obj, i = dec.raw_decode(text, i)
+    except ValueError: break
+    out.append(obj["type"] + " " + obj["object"]["metadata"]["name"])
+print("\n".join(out))' "$tmp/watch.json"
+}
+for _ in $(seq 50); do watch_events | grep -q 'DELETED watched' && break; sleep 0.1; done
+kill "$(cat "$tmp/watch.pid")" 2>/dev/null
+watch_events >"$tmp/watch.out"
+if grep -qx 'ADDED watched' "$tmp/watch.out" && grep -qx 'DELETED watched' "$tmp/watch.out"; then
+  ok "kubectl get --watch sees ADDED and DELETED"
+else
+  bad "kubectl get --watch sees ADDED and DELETED" "$(cat "$tmp/watch.out")"
+fi
+
+# kubectl's imperative generators send protobuf, which the lab server does not speak: the
+# refusal must say so (docs/lab-apiserver.md, "Not implemented").
+refuse "protobuf bodies get a clear refusal" 'speaks JSON only' -- k create configmap imperative --from-literal=a=b
+
+# --- delete
+expect "kubectl delete" 'configmap "settings" deleted' -- k delete configmap settings
+refuse "kubectl get after delete is NotFound" 'NotFound' -- k get configmap settings
+expect "kubectl delete -f the CRD" 'deleted' -- k delete -f "$here/manifests/widget-crd.yaml"
+refuse "its custom resources went with it" "the server doesn't have a resource type|NotFound" -- k get widgets
+
+# --- Debian's Python client
+if /usr/bin/python3 -c 'import kubernetes' 2>/dev/null; then
+  out=$(/usr/bin/python3 "$here/python_client_check.py" "$tmp/kubeconfig" 2>&1); rc=$?
+  echo "$out" | sed 's/^/  py: /'
+  if [ $rc -eq 0 ]; then ok "python3-kubernetes list/watch/patch"; else bad "python3-kubernetes list/watch/patch"; fi
+else
+  echo "SKIP: python3-kubernetes is not installed (scripts/deps.sh installs it)"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
