@@ -127,6 +127,10 @@ class ServerImpl final : public Server {
       acceptor_.close(ignored);
     });
     if (accept_thread_.joinable()) accept_thread_.join();
+    // The posted close never runs if the accept loop had not started yet: close it here too,
+    // now that no other thread touches the acceptor.
+    beast::error_code ignored;
+    acceptor_.close(ignored);
     std::map<std::uint64_t, Entry> conns;
     {
       std::lock_guard lock(mu_);
