@@ -1,0 +1,45 @@
+// A ClusterPeering's status, as a pure function of the local cluster, the remote cluster's
+// advertisement (if any), and the time (docs/api.md, "ClusterPeering"):
+//   Pending    the remote has no advertisement, or does not name us in its peers
+//   Conflict   a remote pod or service CIDR overlaps a local one: never routed
+//   Connecting consent both ways, no overlap, but no remote node is ready yet
+//   Connected  ready to route
+//   Degraded   as Connected, but the remote heartbeat is stale
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "operator/model.h"
+
+namespace cw::op {
+
+struct PeeringInput {
+  std::string remote_cluster_id;
+  std::int64_t generation = 1;
+  // The local side.
+  std::string cluster_id;
+  std::vector<net::Prefix> local_pod_cidrs;
+  std::vector<net::Prefix> local_service_cidrs;
+  // The remote side: nullopt when it has no advertisement; `remote_error` when it has a
+  // malformed one.
+  std::optional<Advertisement> remote;
+  std::string remote_error;
+  std::chrono::system_clock::time_point now;
+  int heartbeat_timeout_seconds = 60;
+  json old_status;  // to keep lastTransitionTime of conditions that did not change
+};
+
+json peering_status(const PeeringInput& input);
+
+// Every overlap between the remote's and the local cluster's pod and service CIDRs, spelled
+// out ("remote pod CIDR 10.64.0.0/16 overlaps local service CIDR 10.64.0.0/12").
+std::vector<std::string> cidr_conflicts(const std::vector<net::Prefix>& local_pods,
+                                        const std::vector<net::Prefix>& local_services,
+                                        const Advertisement& remote);
+
+std::string rfc3339(std::chrono::system_clock::time_point t);
+std::optional<std::chrono::system_clock::time_point> parse_rfc3339(const std::string& text);
+
+}  // namespace cw::op

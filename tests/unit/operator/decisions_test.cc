@@ -1,0 +1,224 @@
+// The operator's decisions as pure functions: cluster blocks, node blocks, peering status.
+#include <gtest/gtest.h>
+
+#include "operator/cluster_cidr.h"
+#include "operator/node_cidrs.h"
+#include "operator/peering_status.h"
+
+namespace cw::op {
+namespace {
+
+using net::Family;
+using net::Prefix;
+using Kind = FamilyDecision::Kind;
+
+Prefix P(const std::string& t) { return Prefix::parse(t).value(); }
+
+ipam::ClusterSetSpec v4(const std::string& pool, int cluster_len, int node_len) {
+  return {ipam::FamilyPools{{P(pool)}, cluster_len, node_len}, std::nullopt};
+}
+
+Claim claim(const std::string& cidr, const std::string& owner, const std::string& purpose = "pods") {
+  return {"", P(cidr), owner, purpose};
+}
+
+std::string describe(const std::vector<FamilyDecision>& ds) {
+  std::string s;
+  for (const auto& d : ds) {
+    static const char* kinds[] = {"held", "claim", "conflict", "exhausted"};
+    s += std::string(kinds[static_cast<int>(d.kind)]) + (d.block ? " " + d.block->to_string() : "") + ";";
+  }
+  return s;
+}
+
+struct CidrCase {
+  std::string name;
+  ClusterCidrInput input;
+  std::string expect;
+  friend void PrintTo(const CidrCase& c, std::ostream* os) { *os << c.name; }
+};
+
+class ClusterCidrTest : public testing::TestWithParam<CidrCase> {};
+
+TEST_P(ClusterCidrTest, Decides) { EXPECT_EQ(describe(decide_cluster_cidrs(GetParam().input)), GetParam().expect); }
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, ClusterCidrTest,
+    testing::Values(
+        CidrCase{"NewClusterTakesTheLowestFreeBlock", {"east", v4("10.64.0.0/12", 16, 24), {}, {}, {}}, "claim 10.64.0.0/16;"},
+        CidrCase{"StepsOverOthersClaims",
+                 {"east", v4("10.64.0.0/12", 16, 24), {claim("10.64.0.0/16", "west"), claim("10.65.0.0/16", "north")}, {}, {}},
+                 "claim 10.66.0.0/16;"},
+        CidrCase{"StepsOverServiceReservations",
+                 {"east", v4("10.64.0.0/12", 16, 24), {claim("10.64.0.0/14", "west", "services"), claim("10.64.0.0/16", "x", "services")}, {}, {}},
+                 "claim 10.68.0.0/16;"},
+        CidrCase{"KeepsWhatItHolds",
+                 {"east", v4("10.64.0.0/12", 16, 24), {claim("10.70.0.0/16", "east"), claim("10.64.0.0/16", "west")}, {P("10.99.0.0/16")}, {}},
+                 "held 10.70.0.0/16;"},
+        CidrCase{"AdoptsAConfiguredBlock", {"east", v4("10.64.0.0/12", 16, 24), {}, {P("10.72.0.0/16")}, {}}, "claim 10.72.0.0/16;"},
+        CidrCase{"AdoptsABlockOutsideThePools", {"east", v4("10.64.0.0/12", 16, 24), {}, {P("172.20.0.0/16")}, {}}, "claim 172.20.0.0/16;"},
+        CidrCase{"AdoptsFromNodeCidrs",
+                 {"east", v4("10.64.0.0/12", 16, 24), {}, {}, {P("10.244.0.0/24"), P("10.244.7.0/24")}}, "claim 10.244.0.0/16;"},
+        CidrCase{"ConflictWhenTheBlockInUseIsTaken",
+                 {"west", v4("10.64.0.0/12", 16, 24), {claim("10.64.0.0/16", "east")}, {P("10.64.0.0/16")}, {}}, "conflict 10.64.0.0/16;"},
+        CidrCase{"ConflictOnPartialOverlap",
+                 {"west", v4("10.64.0.0/12", 16, 24), {claim("10.64.128.0/17", "east")}, {P("10.64.0.0/16")}, {}}, "conflict 10.64.0.0/16;"},
+        CidrCase{"Exhausted",
+                 {"c", v4("10.64.0.0/15", 16, 24), {claim("10.64.0.0/16", "a"), claim("10.65.0.0/16", "b")}, {}, {}}, "exhausted;"},
+        CidrCase{"DualStack",
+                 {"east", {ipam::FamilyPools{{P("10.64.0.0/12")}, 16, 24}, ipam::FamilyPools{{P("fd00:c1::/48")}, 56, 64}},
+                  {claim("fd00:c1::/56", "west")}, {}, {}},
+                 "claim 10.64.0.0/16;claim fd00:c1:0:100::/56;"}),
+    [](const auto& param_info) { return param_info.param.name; });
+
+TEST(ClusterCidrTest, ConflictMessageNamesTheOwner) {
+  auto d = decide_cluster_cidrs({"west", v4("10.64.0.0/12", 16, 24), {claim("10.64.0.0/16", "east")}, {P("10.64.0.0/16")}, {}});
+  ASSERT_EQ(d.size(), 1U);
+  EXPECT_NE(d[0].message.find("claimed by cluster east"), std::string::npos) << d[0].message;
+}
+
+TEST(BlockFromNodeCidrsTest, CoversAndWidens) {
+  EXPECT_EQ(block_from_node_cidrs({P("10.1.0.0/24"), P("10.1.1.0/24")}, Family::kIPv4, 24)->to_string(), "10.1.0.0/23");
+  EXPECT_EQ(block_from_node_cidrs({P("10.1.0.0/24"), P("10.1.1.0/24")}, Family::kIPv4, 16)->to_string(), "10.1.0.0/16");
+  EXPECT_EQ(block_from_node_cidrs({P("10.1.0.0/24"), P("10.200.0.0/24")}, Family::kIPv4, 16)->to_string(), "10.0.0.0/8");
+  EXPECT_FALSE(block_from_node_cidrs({P("fd00::/64")}, Family::kIPv4, 16).has_value());
+}
+
+std::map<std::string, std::string> assigned(const NodeCidrPlan& p) {
+  std::map<std::string, std::string> out;
+  for (const auto& [n, cidrs] : p.assigned) {
+    for (const auto& c : cidrs) out[n] += c.to_string() + " ";
+  }
+  return out;
+}
+
+TEST(NodeCidrsTest, NewNodesGetTheLowestFreeBlocksAndCarriedOnesStay) {
+  std::vector<NodeState> nodes{{"c", {}, {}}, {"a", {P("10.64.1.0/24")}, {P("10.64.1.0/24")}},
+                               {"b", {P("10.64.0.0/24")}, {}}, {"d", {}, {P("10.64.3.0/24")}}};
+  auto plan = plan_node_cidrs({P("10.64.0.0/16")}, {{Family::kIPv4, 24}}, nodes, NodeCidrMode::kAllocate);
+  EXPECT_TRUE(plan.problems.empty());
+  EXPECT_EQ(assigned(plan), (std::map<std::string, std::string>{{"a", "10.64.1.0/24 "},
+                                                                 {"b", "10.64.0.0/24 "},
+                                                                 {"c", "10.64.2.0/24 "},
+                                                                 {"d", "10.64.3.0/24 "}}));
+  // a is done; b needs its annotation; c needs both; d needs spec.podCIDRs filled in.
+  EXPECT_EQ(plan.writes.count("a"), 0U);
+  EXPECT_EQ(plan.writes.count("b"), 1U);
+  EXPECT_EQ(plan.writes.count("c"), 1U);
+  EXPECT_EQ(plan.writes.count("d"), 1U);
+}
+
+TEST(NodeCidrsTest, ARestartWithNoMemoryChangesNothing) {
+  std::vector<NodeState> nodes{{"a", {}, {}}, {"b", {}, {}}, {"c", {}, {}}};
+  auto first = plan_node_cidrs({P("10.64.0.0/16")}, {{Family::kIPv4, 24}}, nodes, NodeCidrMode::kAllocate);
+  // What the applier wrote, read back; then a node goes and a new one comes.
+  std::vector<NodeState> after;
+  for (const auto& [n, c] : first.assigned) {
+    if (n != "b") after.push_back({n, c, c});
+  }
+  after.push_back({"d", {}, {}});
+  auto second = plan_node_cidrs({P("10.64.0.0/16")}, {{Family::kIPv4, 24}}, after, NodeCidrMode::kAllocate);
+  EXPECT_EQ(assigned(second)["a"], assigned(first)["a"]);
+  EXPECT_EQ(assigned(second)["c"], assigned(first)["c"]);
+  EXPECT_EQ(assigned(second)["d"], assigned(first)["b"]);  // b's block is free again
+  EXPECT_EQ(second.writes.size(), 1U);
+}
+
+TEST(NodeCidrsTest, DuplicatesAndExhaustionAreReported) {
+  std::vector<NodeState> nodes{{"a", {}, {P("10.64.0.0/24")}}, {"b", {}, {P("10.64.0.0/24")}},
+                               {"c", {}, {}}, {"d", {}, {}}, {"e", {}, {}}};
+  auto plan = plan_node_cidrs({P("10.64.0.0/22")}, {{Family::kIPv4, 24}}, nodes, NodeCidrMode::kAllocate);
+  ASSERT_EQ(plan.problems.size(), 2U);
+  EXPECT_NE(plan.problems[0].find("b: its pod CIDR 10.64.0.0/24 is also another node's"), std::string::npos) << plan.problems[0];
+  EXPECT_NE(plan.problems[1].find("no free /24 left in 10.64.0.0/22"), std::string::npos) << plan.problems[1];
+}
+
+TEST(NodeCidrsTest, AdoptModeOnlyCopiesSpec) {
+  std::vector<NodeState> nodes{{"a", {P("10.244.3.0/24")}, {}}, {"b", {}, {}}};
+  auto plan = plan_node_cidrs({P("10.244.0.0/16")}, {{Family::kIPv4, 24}}, nodes, NodeCidrMode::kAdopt);
+  EXPECT_EQ(plan.writes.size(), 1U);
+  EXPECT_EQ(plan.writes["a"][0].to_string(), "10.244.3.0/24");
+  EXPECT_TRUE(plan.assigned["b"].empty());
+}
+
+Advertisement remote_ad(std::vector<std::string> peers, const std::string& heartbeat) {
+  Advertisement ad;
+  ad.cluster_id = "west";
+  ad.pod_cidrs = {P("10.80.0.0/16")};
+  ad.service_cidrs = {P("10.112.0.0/16")};
+  ad.nodes = {{"w1", "192.0.2.1:51820", "9YtV7g8b1oV6YQe0fM0cZ3y8Jm3x7b2KZ0v5yq3u8Xo=", {P("10.80.0.0/24")}}};
+  ad.peers = std::move(peers);
+  ad.heartbeat = heartbeat;
+  return ad;
+}
+
+PeeringInput peering(std::optional<Advertisement> remote) {
+  PeeringInput in;
+  in.remote_cluster_id = "west";
+  in.cluster_id = "east";
+  in.local_pod_cidrs = {P("10.64.0.0/16")};
+  in.local_service_cidrs = {P("10.96.0.0/16")};
+  in.remote = std::move(remote);
+  in.now = parse_rfc3339("2026-11-21T10:00:00Z").value();
+  return in;
+}
+
+TEST(PeeringStatusTest, Phases) {
+  const std::string fresh = "2026-11-21T09:59:50Z";
+  EXPECT_EQ(peering_status(peering(std::nullopt))["phase"], "Pending");
+  EXPECT_EQ(peering_status(peering(remote_ad({"north"}, fresh)))["phase"], "Pending");
+  EXPECT_EQ(peering_status(peering(remote_ad({"east"}, fresh)))["phase"], "Connected");
+  EXPECT_EQ(peering_status(peering(remote_ad({"east"}, "2026-11-21T09:50:00Z")))["phase"], "Degraded");
+  auto no_nodes = remote_ad({"east"}, fresh);
+  no_nodes.nodes[0].public_key.clear();
+  EXPECT_EQ(peering_status(peering(no_nodes))["phase"], "Connecting");
+  auto overlapping = remote_ad({"east"}, fresh);
+  overlapping.service_cidrs = {P("10.64.0.0/12")};
+  auto s = peering_status(peering(overlapping));
+  EXPECT_EQ(s["phase"], "Conflict");
+  EXPECT_EQ(s["conflicts"][0], "remote service CIDR 10.64.0.0/12 overlaps local pod CIDR 10.64.0.0/16");
+  EXPECT_FALSE(s.contains("remote") && s["phase"] == "Connected");
+}
+
+TEST(PeeringStatusTest, ConflictWinsOverEverythingButConsent) {
+  auto ad = remote_ad({"east"}, "2026-11-21T09:00:00Z");  // stale too
+  ad.pod_cidrs = {P("10.64.0.0/16")};
+  ad.nodes[0].pod_cidrs = {P("10.64.0.0/24")};
+  EXPECT_EQ(peering_status(peering(ad))["phase"], "Conflict");
+}
+
+TEST(PeeringStatusTest, ConnectedCopiesTheRemoteForTheAgents) {
+  auto s = peering_status(peering(remote_ad({"east"}, "2026-11-21T09:59:59Z")));
+  EXPECT_EQ(s["remote"]["podCIDRs"], json({"10.80.0.0/16"}));
+  EXPECT_EQ(s["remote"]["nodes"][0]["publicKey"], "9YtV7g8b1oV6YQe0fM0cZ3y8Jm3x7b2KZ0v5yq3u8Xo=");
+  EXPECT_EQ(s["conditions"].size(), 4U);
+}
+
+TEST(PeeringStatusTest, KeepsTransitionTimesOfUnchangedConditions) {
+  auto in = peering(remote_ad({"east"}, "2026-11-21T09:59:59Z"));
+  in.old_status = peering_status(in);
+  in.now += std::chrono::minutes(5);
+  auto later = peering_status(in);
+  EXPECT_EQ(later["conditions"][0]["lastTransitionTime"], "2026-11-21T10:00:00Z");
+}
+
+TEST(PeeringStatusTest, SelfPeeringIsAConflict) {
+  auto in = peering(std::nullopt);
+  in.remote_cluster_id = "east";
+  EXPECT_EQ(peering_status(in)["phase"], "Conflict");
+}
+
+TEST(ModelTest, MalformedObjectsAreErrorsNotCrashes) {
+  EXPECT_FALSE(parse_claim(json::parse(R"({"spec":{"cidr":"10.0.0.1/8","clusterID":"a","purpose":"pods"}})")).ok());
+  EXPECT_FALSE(parse_claim(json::parse(R"({"spec":{"cidr":"10.0.0.0/8","purpose":"pods"}})")).ok());
+  EXPECT_FALSE(parse_claim(json::parse(R"([1,2])")).ok());
+  EXPECT_FALSE(parse_advertisement(json::parse(R"({"spec":{"clusterID":"a","podCIDRs":"nope"}})")).ok());
+  EXPECT_FALSE(parse_advertisement(json::parse(R"({"spec":{"clusterID":"a","nodes":[{"podCIDRs":[]}]}})")).ok());
+  auto bad_set = parse_clusterset(json::parse(R"({"metadata":{"name":"default"},"spec":{"ipv4":{"pools":["10.0.0.0/8"],"clusterPrefixLength":16,"nodePrefixLength":8}}})"));
+  ASSERT_FALSE(bad_set.ok());
+  EXPECT_NE(bad_set.error().message().find("spec.ipv4.nodePrefixLength"), std::string::npos) << bad_set.error().message();
+  EXPECT_TRUE(parse_clusterset(json::parse(R"({"spec":{"ipv4":{"pools":["10.0.0.0/8"],"clusterPrefixLength":16,"nodePrefixLength":24}}})")).ok());
+}
+
+}  // namespace
+}  // namespace cw::op
