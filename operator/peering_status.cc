@@ -141,6 +141,10 @@ json peering_status(const PeeringInput& in) {
     phase = "Pending";
     reason = "AwaitingRemote";
     message = "waiting for cluster " + remote + " to peer with " + in.cluster_id;
+  } else if (ad.pod_cidrs.empty()) {
+    phase = "Pending";
+    reason = "RemoteHasNoBlock";
+    message = "cluster " + remote + " holds no pod block yet: see its operator (a CIDR conflict, or a full pool)";
   } else if (!conflicts.empty()) {
     phase = "Conflict";
     reason = "Overlap";

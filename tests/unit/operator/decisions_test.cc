@@ -169,6 +169,10 @@ TEST(PeeringStatusTest, Phases) {
   EXPECT_EQ(peering_status(peering(remote_ad({"north"}, fresh)))["phase"], "Pending");
   EXPECT_EQ(peering_status(peering(remote_ad({"east"}, fresh)))["phase"], "Connected");
   EXPECT_EQ(peering_status(peering(remote_ad({"east"}, "2026-11-21T09:50:00Z")))["phase"], "Degraded");
+  auto no_block = remote_ad({"east"}, fresh);
+  no_block.pod_cidrs.clear();
+  no_block.nodes[0].pod_cidrs.clear();
+  EXPECT_EQ(peering_status(peering(no_block))["phase"], "Pending");
   auto no_nodes = remote_ad({"east"}, fresh);
   no_nodes.nodes[0].public_key.clear();
   EXPECT_EQ(peering_status(peering(no_nodes))["phase"], "Connecting");

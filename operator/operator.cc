@@ -1,0 +1,583 @@
+#include "operator/operator.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "common/ipam/claim_name.h"
+#include "common/kube/controller.h"
+#include "common/kube/informer.h"
+#include "common/kube/leader_election.h"
+#include "common/metrics/health_server.h"
+#include "common/net/prefix_pool.h"
+#include "operator/cluster_cidr.h"
+#include "operator/model.h"
+#include "operator/peering_status.h"
+
+namespace cw::op {
+namespace {
+
+using namespace std::chrono_literals;
+using kube::ReconcileResult;
+namespace kres = kube::resources;
+
+constexpr const char* kClusterKey = "cluster";
+constexpr const char* kPublicKeyAnnotation = "clusterwire.io/public-key";
+constexpr const char* kEndpointAnnotation = "clusterwire.io/endpoint";
+
+std::string join(const std::vector<net::Prefix>& ps) {
+  std::string out;
+  for (const auto& p : ps) out += (out.empty() ? "" : ",") + p.to_string();
+  return out;
+}
+
+std::string name_of(const json& o) { return o["metadata"].value("name", ""); }
+
+// An annotation's value, or "".
+std::string annotation(const json& o, const char* key) {
+  const json& m = o["metadata"];
+  if (!m.contains("annotations") || !m["annotations"].is_object()) return "";
+  return m["annotations"].value(key, "");
+}
+
+}  // namespace
+
+Result<void> validate(const OperatorConfig& c) {
+  if (auto why = ipam::check_dns_label(c.cluster_id)) {
+    return Error(ErrorCode::kInvalidArgument, "--cluster-id \"" + c.cluster_id + "\" " + *why);
+  }
+  if (c.broker_namespace.empty()) return Error(ErrorCode::kInvalidArgument, "--broker-namespace is required");
+  for (const auto* list : {&c.pod_cidrs, &c.service_cidrs}) {
+    std::set<net::Family> seen;
+    for (const auto& p : *list) {
+      if (!seen.insert(p.family()).second) {
+        return Error(ErrorCode::kInvalidArgument, "at most one " + std::string(net::to_string(p.family())) +
+                                                      " CIDR per --pod-cidr / --service-cidr list");
+      }
+    }
+  }
+  if (c.heartbeat_interval < 1s) return Error(ErrorCode::kInvalidArgument, "--heartbeat-interval must be at least 1s");
+  return ok_result();
+}
+
+struct Operator::Impl {
+  OperatorConfig config;
+  kube::Client& local;
+  kube::Client& broker;
+  Clock& clock;
+  log::Logger log;
+  metrics::Metrics* metrics;
+
+  std::unique_ptr<kube::Informer> nodes;
+  std::unique_ptr<kube::Informer> peerings;
+  std::unique_ptr<kube::Informer> clustersets;
+  std::unique_ptr<kube::Informer> claims;
+  std::unique_ptr<kube::Informer> advertisements;
+  std::unique_ptr<kube::LeaderElector> elector;
+
+  std::mutex mu;  // guards the controllers and state
+  std::unique_ptr<kube::Controller> cluster_controller;
+  std::unique_ptr<kube::Controller> peering_controller;
+  OperatorState state;
+  std::string last_problem_report;
+  std::chrono::system_clock::time_point last_heartbeat{};
+
+  Impl(OperatorConfig c, kube::Client& l, kube::Client& b, Clock& clk, log::Logger lg, metrics::Metrics* m)
+      : config(std::move(c)), local(l), broker(b), clock(clk), log(std::move(lg)), metrics(m) {}
+
+  // ---- wiring
+
+  std::unique_ptr<kube::Informer> informer(kube::Client& client, const kube::Resource& r, const std::string& ns) {
+    auto inf = std::make_unique<kube::Informer>(
+        client, kube::InformerOptions{.resource = r, .ns = ns, .resync_period = config.resync_period}, clock);
+    return inf;
+  }
+
+  void enqueue_cluster() {
+    std::lock_guard lock(mu);
+    if (cluster_controller) cluster_controller->enqueue(kClusterKey);
+  }
+
+  void enqueue_peering(const std::string& name) {
+    std::lock_guard lock(mu);
+    if (peering_controller) peering_controller->enqueue(name);
+  }
+
+  void enqueue_all_peerings() {
+    for (const auto& p : peerings->list()) enqueue_peering(name_of(p));
+  }
+
+  Result<void> start() {
+    nodes = informer(local, kres::kNodes, "");
+    peerings = informer(local, resources::kClusterPeerings, "");
+    clustersets = informer(broker, resources::kClusterSets, config.broker_namespace);
+    claims = informer(broker, resources::kCidrClaims, config.broker_namespace);
+    advertisements = informer(broker, resources::kClusterAdvertisements, config.broker_namespace);
+
+    auto any_cluster = [this](const json&) { enqueue_cluster(); };
+    auto any_cluster2 = [this](const json&, const json&) { enqueue_cluster(); };
+    for (auto* inf : {nodes.get(), clustersets.get(), claims.get()}) {
+      inf->add_handlers({.on_add = any_cluster, .on_update = any_cluster2, .on_delete = any_cluster});
+    }
+    // A peering changes this cluster's consent list (the advertisement) and its own status.
+    peerings->add_handlers({
+        .on_add = [this](const json& o) { enqueue_cluster(); enqueue_peering(name_of(o)); },
+        .on_update = [this](const json& old, const json& o) {
+          if (old["spec"] != o["spec"]) enqueue_cluster();
+          enqueue_peering(name_of(o));
+        },
+        .on_delete = [this](const json&) { enqueue_cluster(); },
+    });
+    auto all_peerings = [this](const json&) { enqueue_all_peerings(); };
+    advertisements->add_handlers({.on_add = all_peerings,
+                                  .on_update = [this](const json&, const json&) { enqueue_all_peerings(); },
+                                  .on_delete = all_peerings});
+    for (auto* inf : {nodes.get(), peerings.get(), clustersets.get(), claims.get(), advertisements.get()}) inf->start();
+
+    if (!config.leader_election) {
+      start_leading();
+      return ok_result();
+    }
+    kube::LeaderElectionConfig le{
+        .lease_namespace = config.lease_namespace,
+        .lease_name = config.lease_name,
+        .identity = config.identity,
+        .lease_duration = config.lease_duration,
+        .renew_deadline = config.renew_deadline,
+        .retry_period = config.retry_period,
+        .on_started_leading = [this] { start_leading(); },
+        .on_stopped_leading = [this] { stop_leading(); },
+        .on_new_leader = [this](const std::string& h) { log.info("leader", {{"holder", h}}); },
+    };
+    if (auto r = kube::validate(le); !r) return r;
+    elector = std::make_unique<kube::LeaderElector>(local, le, clock);
+    elector->start();
+    return ok_result();
+  }
+
+  void start_leading() {
+    log.info("leading: starting controllers");
+    auto observe = [this](const std::string& key, Clock::Duration took, const Result<ReconcileResult>& r) {
+      if (!metrics) return;
+      metrics->histogram("clusterwire_operator_reconcile_duration_seconds", "Time spent in one reconcile pass",
+                         metrics::latency_buckets())
+          .Observe(std::chrono::duration<double>(took).count());
+      if (!r) metrics->counter("clusterwire_operator_reconcile_errors_total", "Reconcile passes that failed").Increment();
+      (void)key;
+    };
+    auto cc = std::make_unique<kube::Controller>(
+        kube::ControllerOptions{.name = "cluster", .workers = 1, .on_reconciled = observe},
+        [this](const std::string&) { return reconcile_cluster(); }, clock);
+    auto pc = std::make_unique<kube::Controller>(
+        kube::ControllerOptions{.name = "peerings", .workers = 2, .on_reconciled = observe},
+        [this](const std::string& name) { return reconcile_peering(name); }, clock);
+    (void)cc->start();
+    (void)pc->start();
+    {
+      std::lock_guard lock(mu);
+      cluster_controller = std::move(cc);
+      peering_controller = std::move(pc);
+      state.leading = true;
+    }
+    enqueue_cluster();
+    enqueue_all_peerings();
+  }
+
+  void stop_leading() {
+    std::unique_ptr<kube::Controller> cc, pc;
+    {
+      std::lock_guard lock(mu);
+      cc = std::move(cluster_controller);
+      pc = std::move(peering_controller);
+      state.leading = false;
+    }
+    if (cc) cc->stop();
+    if (pc) pc->stop();
+    log.info("not leading: controllers stopped");
+  }
+
+  void stop() {
+    if (elector) elector->stop(true);
+    stop_leading();
+    for (auto* inf : {nodes.get(), peerings.get(), clustersets.get(), claims.get(), advertisements.get()}) {
+      if (inf) inf->stop();
+    }
+  }
+
+  // ---- the cluster: blocks, node blocks, advertisement
+
+  void set_problems(std::vector<std::string> problems) {
+    std::string report;
+    for (const auto& p : problems) report += p + "\n";
+    std::lock_guard lock(mu);
+    if (report != last_problem_report) {
+      for (const auto& p : problems) log.warn("cluster problem", {{"problem", p}});
+      last_problem_report = report;
+    }
+    state.problems = std::move(problems);
+  }
+
+  Result<ReconcileResult> reconcile_cluster() {
+    std::vector<std::string> problems;
+    // The ClusterSet.
+    auto set_obj = clustersets->get(config.broker_namespace, config.clusterset_name);
+    if (!set_obj) {
+      problems.push_back("no ClusterSet \"" + config.clusterset_name + "\" in namespace " + config.broker_namespace +
+                         " on the broker: install the chart with broker.enabled=true on the broker cluster");
+      set_problems(problems);
+      return ReconcileResult{.requeue_after = std::chrono::duration_cast<std::chrono::milliseconds>(config.heartbeat_interval)};
+    }
+    auto set = parse_clusterset(*set_obj);
+    if (!set) {
+      problems.push_back(set.error().message() + ": fix the ClusterSet; nothing is claimed meanwhile");
+      set_problems(problems);
+      return ReconcileResult{};
+    }
+
+    // Every claim, read from the broker now: a claim just made by someone else must count.
+    auto listed = broker.list(resources::kCidrClaims, config.broker_namespace);
+    if (!listed) {
+      problems.push_back("cannot list CIDRClaims on the broker: " + listed.error().message());
+      set_problems(problems);
+      return listed.error();
+    }
+    std::vector<Claim> all_claims;
+    for (const auto& item : (*listed)["items"]) {
+      auto c = parse_claim(item);
+      if (c) {
+        all_claims.push_back(*c);
+      } else {
+        problems.push_back("ignoring a malformed claim: " + c.error().message());
+      }
+    }
+
+    const std::vector<NodeState> node_states = observe_nodes();
+    ClusterCidrInput in{config.cluster_id, set->spec, all_claims, config.pod_cidrs, {}};
+    for (const auto& n : node_states) {
+      in.node_pod_cidrs.insert(in.node_pod_cidrs.end(), n.spec_pod_cidrs.begin(), n.spec_pod_cidrs.end());
+    }
+
+    std::vector<net::Prefix> blocks;
+    bool retry_soon = false;
+    for (const auto& d : decide_cluster_cidrs(in)) {
+      switch (d.kind) {
+        case FamilyDecision::Kind::kHeld:
+          blocks.push_back(*d.block);
+          break;
+        case FamilyDecision::Kind::kClaim: {
+          auto r = create_claim(*d.block, "pods");
+          if (r) {
+            log.info("claimed pod block", {{"cidr", d.block->to_string()}, {"why", d.message}});
+            blocks.push_back(*d.block);
+          } else if (r.error().code() == ErrorCode::kAlreadyExists) {
+            retry_soon = true;  // someone was faster: decide again with their claim in view
+          } else {
+            problems.push_back("claiming " + d.block->to_string() + ": " + r.error().message());
+            retry_soon = true;
+          }
+          break;
+        }
+        case FamilyDecision::Kind::kConflict:
+        case FamilyDecision::Kind::kExhausted:
+          problems.push_back(d.message);
+          break;
+      }
+    }
+    // Service ranges: reserved when nobody has them yet; sharing one is reported by peerings.
+    for (const auto& s : config.service_cidrs) {
+      const bool covered = std::any_of(all_claims.begin(), all_claims.end(), [&](const Claim& c) {
+        return c.cidr.contains(s) || (c.cluster_id == config.cluster_id && c.cidr == s);
+      });
+      const bool overlaps = std::any_of(all_claims.begin(), all_claims.end(),
+                                        [&](const Claim& c) { return c.cidr.overlaps(s); });
+      if (!covered && !overlaps) (void)create_claim(s, "services");
+    }
+    std::sort(blocks.begin(), blocks.end());
+    {
+      std::lock_guard lock(mu);
+      state.pod_blocks = blocks;
+    }
+    if (retry_soon) {
+      set_problems(problems);
+      return ReconcileResult{.requeue_after = 50ms};
+    }
+
+    // Node blocks.
+    std::map<net::Family, int> node_len;
+    for (net::Family f : {net::Family::kIPv4, net::Family::kIPv6}) {
+      if (const auto& fp = set->spec.pools_for(f)) node_len[f] = fp->node_prefix_length;
+    }
+    const auto plan = plan_node_cidrs(blocks, node_len, node_states, config.node_cidr_mode);
+    for (const auto& p : plan.problems) problems.push_back(p);
+    for (const auto& [node, cidrs] : plan.writes) {
+      if (auto r = write_node_cidrs(node, cidrs, node_states); !r) {
+        problems.push_back("writing node " + node + "'s pod CIDR: " + r.error().message());
+      }
+    }
+
+    // The advertisement and its heartbeat.
+    auto published = publish_advertisement(blocks, plan.assigned);
+    if (!published) problems.push_back("publishing the advertisement: " + published.error().message());
+    {
+      std::lock_guard lock(mu);
+      state.nodes_with_blocks = static_cast<std::size_t>(std::count_if(
+          plan.assigned.begin(), plan.assigned.end(), [](const auto& kv) { return !kv.second.empty(); }));
+      state.advertised = published.ok();
+    }
+    update_metrics(*set, all_claims, blocks);
+    set_problems(problems);
+    enqueue_all_peerings();
+    if (!published) return published.error();
+    return ReconcileResult{.requeue_after = std::chrono::duration_cast<std::chrono::milliseconds>(config.heartbeat_interval)};
+  }
+
+  // The Nodes' pod CIDRs as they are: spec.podCIDRs (or the older spec.podCIDR) and our
+  // annotation. Unparseable values count as absent.
+  std::vector<NodeState> observe_nodes() const {
+    std::vector<NodeState> out;
+    for (const auto& n : nodes->list()) {
+      NodeState ns{name_of(n), {}, {}};
+      const json spec = n.value("spec", json::object());
+      if (auto p = parse_prefixes(spec.contains("podCIDRs") ? spec["podCIDRs"] : spec.value("podCIDR", json()))) {
+        ns.spec_pod_cidrs = *p;
+      }
+      if (auto p = parse_prefixes(json(annotation(n, kPodCidrAnnotation)))) ns.annotated = *p;
+      out.push_back(std::move(ns));
+    }
+    return out;
+  }
+
+  Result<void> create_claim(const net::Prefix& block, const std::string& purpose) {
+    json claim{{"apiVersion", kGroupVersion},
+               {"kind", "CIDRClaim"},
+               {"metadata", {{"name", ipam::claim_name(block)},
+                             {"namespace", config.broker_namespace},
+                             {"labels", {{"clusterwire.io/cluster-id", config.cluster_id}}}}},
+               {"spec", {{"cidr", block.to_string()}, {"clusterID", config.cluster_id}, {"purpose", purpose}}}};
+    auto r = broker.create(resources::kCidrClaims, config.broker_namespace, claim);
+    if (!r) return r.error();
+    return ok_result();
+  }
+
+  Result<void> write_node_cidrs(const std::string& node, const std::vector<net::Prefix>& cidrs,
+                                const std::vector<NodeState>& states) {
+    json patch{{"metadata", {{"annotations", {{kPodCidrAnnotation, join(cidrs)}}}}}};
+    const auto it = std::find_if(states.begin(), states.end(), [&](const NodeState& s) { return s.name == node; });
+    if (config.node_cidr_mode == NodeCidrMode::kAllocate && it != states.end() && it->spec_pod_cidrs.empty()) {
+      json list = json::array();
+      for (const auto& c : cidrs) list.push_back(c.to_string());
+      patch["spec"] = {{"podCIDR", cidrs.front().to_string()}, {"podCIDRs", list}};
+    }
+    auto r = local.merge_patch(kres::kNodes, "", node, patch);
+    if (!r) return r.error();
+    log.info("node pod CIDR", {{"node", node}, {"cidrs", join(cidrs)}});
+    return ok_result();
+  }
+
+  Result<void> publish_advertisement(const std::vector<net::Prefix>& blocks,
+                                     const std::map<std::string, std::vector<net::Prefix>>& assigned) {
+    Advertisement ad;
+    ad.cluster_id = config.cluster_id;
+    ad.pod_cidrs = blocks;
+    ad.service_cidrs = config.service_cidrs;
+    ad.dns_endpoint = config.dns_endpoint;
+    for (const auto& n : nodes->list()) {
+      const std::string name = name_of(n);
+      auto it = assigned.find(name);
+      ad.nodes.push_back({name, annotation(n, kEndpointAnnotation), annotation(n, kPublicKeyAnnotation),
+                          it == assigned.end() ? std::vector<net::Prefix>{} : it->second});
+    }
+    std::set<std::string> consent;
+    for (const auto& p : peerings->list()) {
+      const std::string remote = p["spec"].value("remoteClusterID", "");
+      if (!remote.empty()) consent.insert(remote);
+    }
+    ad.peers.assign(consent.begin(), consent.end());
+
+    const auto now = clock.wall_now();
+    auto current = advertisements->get(config.broker_namespace, config.cluster_id);
+    json desired = to_json(ad);
+    if (current) {
+      json current_spec = (*current)["spec"];
+      const auto beat = parse_rfc3339(current_spec.value("heartbeat", ""));
+      current_spec.erase("heartbeat");
+      json without = desired;
+      without.erase("heartbeat");
+      const bool fresh = beat && now - *beat < config.heartbeat_interval;
+      if (current_spec == without && fresh) return ok_result();  // nothing to write
+    }
+    desired["heartbeat"] = rfc3339(now);
+    json object{{"apiVersion", kGroupVersion},
+                {"kind", "ClusterAdvertisement"},
+                {"metadata", {{"name", config.cluster_id}, {"namespace", config.broker_namespace}}},
+                {"spec", desired}};
+    if (current) {
+      object["metadata"]["resourceVersion"] = (*current)["metadata"]["resourceVersion"];
+      auto r = broker.update(resources::kClusterAdvertisements, config.broker_namespace, object);
+      if (!r) return r.error();
+    } else {
+      auto r = broker.create(resources::kClusterAdvertisements, config.broker_namespace, object);
+      if (!r && r.error().code() != ErrorCode::kAlreadyExists) return r.error();
+    }
+    return ok_result();
+  }
+
+  void update_metrics(const ClusterSetView& set, const std::vector<Claim>& all_claims,
+                      const std::vector<net::Prefix>& blocks) {
+    if (!metrics) return;
+    metrics->gauge("clusterwire_operator_claims_held", "CIDRClaims this cluster holds")
+        .Set(static_cast<double>(std::count_if(all_claims.begin(), all_claims.end(),
+                                               [&](const Claim& c) { return c.cluster_id == config.cluster_id; })));
+    for (net::Family f : {net::Family::kIPv4, net::Family::kIPv6}) {
+      const auto& fp = set.spec.pools_for(f);
+      if (!fp) continue;
+      auto pool = net::PrefixPool::create(fp->pools);
+      if (!pool) continue;
+      for (const auto& c : all_claims) {
+        for (const auto& q : fp->pools) {
+          if (auto part = net::intersection(c.cidr, q)) (void)pool->claim(*part, c.cluster_id);
+        }
+      }
+      metrics->gauge("clusterwire_operator_pool_free_blocks", "Cluster-sized blocks still free in the ClusterSet pools",
+                     {{"family", f == net::Family::kIPv4 ? "ipv4" : "ipv6"}})
+          .Set(static_cast<double>(pool->free_blocks(f, fp->cluster_prefix_length)));
+    }
+    (void)blocks;
+  }
+
+  // ---- peerings
+
+  Result<ReconcileResult> reconcile_peering(const std::string& name) {
+    auto obj = peerings->get("", name);
+    if (!obj) return ReconcileResult{};  // gone
+    const json& spec = (*obj)["spec"];
+    PeeringInput in;
+    in.remote_cluster_id = spec.value("remoteClusterID", "");
+    in.generation = (*obj)["metadata"].value("generation", std::int64_t{1});
+    in.cluster_id = config.cluster_id;
+    in.now = clock.wall_now();
+    in.old_status = obj->value("status", json::object());
+    in.local_service_cidrs = config.service_cidrs;
+    std::vector<std::string> local_problems;
+    {
+      std::lock_guard lock(mu);
+      in.local_pod_cidrs = state.pod_blocks;
+      local_problems = state.problems;
+    }
+    if (auto set_obj = clustersets->get(config.broker_namespace, config.clusterset_name)) {
+      if (auto set = parse_clusterset(*set_obj)) in.heartbeat_timeout_seconds = set->heartbeat_timeout_seconds;
+    }
+    if (auto ad_obj = advertisements->get(config.broker_namespace, in.remote_cluster_id)) {
+      auto ad = parse_advertisement(*ad_obj);
+      if (ad) {
+        in.remote = *ad;
+      } else {
+        in.remote_error = ad.error().message();
+      }
+    }
+    json status = peering_status(in);
+    if (in.local_pod_cidrs.empty()) {
+      // Nothing of ours may be routed before we hold a block.
+      status["phase"] = "Pending";
+      const std::string why = local_problems.empty() ? "this cluster holds no pod block yet" : local_problems.front();
+      status["conditions"].push_back({{"type", "LocalCIDRReady"}, {"status", "False"}, {"reason", "NoLocalBlock"},
+                                      {"message", why}, {"lastTransitionTime", rfc3339(in.now)},
+                                      {"observedGeneration", in.generation}});
+    }
+    const std::string old_phase = in.old_status.value("phase", "");
+    if (status != in.old_status) {
+      json updated = *obj;
+      updated["status"] = status;
+      auto r = local.update_status(resources::kClusterPeerings, "", updated);
+      if (!r) {
+        if (r.error().code() == ErrorCode::kConflict) return ReconcileResult{.requeue = true};
+        return r.error();
+      }
+      if (old_phase != status["phase"]) record_transition(*obj, old_phase, status);
+    }
+    update_phase_metrics();
+    // Re-check before a heartbeat can go stale.
+    return ReconcileResult{.requeue_after = std::chrono::seconds(std::max(1, in.heartbeat_timeout_seconds / 2))};
+  }
+
+  void record_transition(const json& peering, const std::string& from, const json& status) {
+    const std::string to = status["phase"];
+    std::string message = "phase " + (from.empty() ? std::string("(new)") : from) + " → " + to;
+    for (const auto& c : status["conditions"]) {
+      if (c.value("type", "") == "Ready") message += ": " + c.value("message", "");
+    }
+    log.info("peering phase", {{"peering", name_of(peering)}, {"from", from}, {"to", to}});
+    const std::string now = rfc3339(clock.wall_now());
+    json event{{"apiVersion", "v1"},
+               {"kind", "Event"},
+               {"metadata", {{"generateName", name_of(peering) + "."}, {"namespace", "default"}}},
+               {"involvedObject", {{"apiVersion", kGroupVersion}, {"kind", "ClusterPeering"},
+                                   {"name", name_of(peering)}, {"uid", peering["metadata"].value("uid", "")}}},
+               {"reason", to},
+               {"message", message},
+               {"type", to == "Connected" || to == "Connecting" || to == "Pending" ? "Normal" : "Warning"},
+               {"source", {{"component", "clusterwire-operator"}}},
+               {"firstTimestamp", now},
+               {"lastTimestamp", now},
+               {"count", 1}};
+    (void)local.create(kres::kEvents, "default", event);  // best effort: an event is not state
+  }
+
+  void update_phase_metrics() {
+    if (!metrics) return;
+    std::map<std::string, int> by_phase = {{"Pending", 0}, {"Connecting", 0}, {"Connected", 0}, {"Degraded", 0}, {"Conflict", 0}};
+    for (const auto& p : peerings->list()) {
+      if (p.contains("status")) by_phase[p["status"].value("phase", "Pending")]++;
+    }
+    for (const auto& [phase, n] : by_phase) {
+      metrics->gauge("clusterwire_operator_peerings", "ClusterPeerings by phase", {{"phase", phase}}).Set(n);
+    }
+  }
+};
+
+Operator::Operator(OperatorConfig config, kube::Client& local, kube::Client& broker, Clock& clock,
+                   log::Logger logger, metrics::Metrics* metrics) {
+  if (config.identity.empty()) {
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    config.identity = config.cluster_id + "-" + host + "-" + std::to_string(getpid());
+  }
+  impl_ = std::make_unique<Impl>(std::move(config), local, broker, clock, std::move(logger), metrics);
+}
+
+Operator::~Operator() { stop(); }
+
+Result<void> Operator::start() {
+  if (auto r = validate(impl_->config); !r) return r;
+  return impl_->start();
+}
+
+void Operator::stop() {
+  if (impl_) impl_->stop();
+}
+
+OperatorState Operator::state() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->state;
+}
+
+Result<void> Operator::leave(const OperatorConfig& config, kube::Client& broker, log::Logger logger) {
+  auto listed = broker.list(resources::kCidrClaims, config.broker_namespace,
+                            {.label_selector = "clusterwire.io/cluster-id=" + config.cluster_id});
+  if (!listed) return listed.error().with_context("listing this cluster's claims");
+  for (const auto& item : (*listed)["items"]) {
+    auto c = parse_claim(item);
+    if (!c || c->cluster_id != config.cluster_id) continue;  // never someone else's
+    auto r = broker.remove(resources::kCidrClaims, config.broker_namespace, c->name);
+    if (!r && r.error().code() != ErrorCode::kNotFound) return r.error();
+    logger.info("released claim", {{"cidr", c->cidr.to_string()}});
+  }
+  auto r = broker.remove(resources::kClusterAdvertisements, config.broker_namespace, config.cluster_id);
+  if (!r && r.error().code() != ErrorCode::kNotFound) return r.error();
+  logger.info("left the clusterset", {{"cluster", config.cluster_id}});
+  return ok_result();
+}
+
+}  // namespace cw::op
