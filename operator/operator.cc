@@ -109,6 +109,14 @@ struct Operator::Impl {
     for (const auto& p : peerings->list()) enqueue_peering(name_of(p));
   }
 
+  // Only the peerings that name `cluster_id`: with hundreds of clusters heart-beating, waking
+  // every peering for every advertisement would be thousands of passes per second for nothing.
+  void enqueue_peerings_of(const std::string& cluster_id) {
+    for (const auto& p : peerings->list()) {
+      if (p["spec"].value("remoteClusterID", "") == cluster_id) enqueue_peering(name_of(p));
+    }
+  }
+
   Result<void> start() {
     nodes = informer(local, kres::kNodes, "");
     peerings = informer(local, resources::kClusterPeerings, "");
@@ -130,10 +138,10 @@ struct Operator::Impl {
         },
         .on_delete = [this](const json&) { enqueue_cluster(); },
     });
-    auto all_peerings = [this](const json&) { enqueue_all_peerings(); };
-    advertisements->add_handlers({.on_add = all_peerings,
-                                  .on_update = [this](const json&, const json&) { enqueue_all_peerings(); },
-                                  .on_delete = all_peerings});
+    auto peerings_of = [this](const json& ad) { enqueue_peerings_of(name_of(ad)); };
+    advertisements->add_handlers({.on_add = peerings_of,
+                                  .on_update = [this](const json&, const json& ad) { enqueue_peerings_of(name_of(ad)); },
+                                  .on_delete = peerings_of});
     for (auto* inf : {nodes.get(), peerings.get(), clustersets.get(), claims.get(), advertisements.get()}) inf->start();
 
     if (!config.leader_election) {
@@ -295,10 +303,13 @@ struct Operator::Impl {
       if (!covered && !overlaps) (void)create_claim(s, "services");
     }
     std::sort(blocks.begin(), blocks.end());
+    bool blocks_changed = false;
     {
       std::lock_guard lock(mu);
+      blocks_changed = state.pod_blocks != blocks;
       state.pod_blocks = blocks;
     }
+    if (blocks_changed) enqueue_all_peerings();  // their conflict checks use our blocks
     if (retry_soon) {
       set_problems(problems);
       return ReconcileResult{.requeue_after = 50ms};
@@ -327,8 +338,12 @@ struct Operator::Impl {
       state.advertised = published.ok();
     }
     update_metrics(*set, all_claims, blocks);
+    const bool problems_changed = [&] {
+      std::lock_guard lock(mu);
+      return state.problems != problems;
+    }();
     set_problems(problems);
-    enqueue_all_peerings();
+    if (problems_changed) enqueue_all_peerings();  // they show local problems
     if (!published) return published.error();
     return ReconcileResult{.requeue_after = std::chrono::duration_cast<std::chrono::milliseconds>(config.heartbeat_interval)};
   }

@@ -109,6 +109,9 @@ json peering_status(const PeeringInput& in) {
   json remote_json = to_json(ad);
   remote_json.erase("clusterID");
   remote_json.erase("peers");
+  // Not the heartbeat: it changes every few seconds, and a status that changes with it would
+  // be rewritten (and every node agent woken) for nothing. RemoteHealthy says if it is fresh.
+  remote_json.erase("heartbeat");
   status["remote"] = remote_json;
 
   const bool consents = std::find(ad.peers.begin(), ad.peers.end(), in.cluster_id) != ad.peers.end();
@@ -128,7 +131,9 @@ json peering_status(const PeeringInput& in) {
       ? condition(in, "CIDRsDisjoint", true, "NoOverlap", "no remote CIDR overlaps a local one")
       : condition(in, "CIDRsDisjoint", false, "Overlap", conflicts.front() + (conflicts.size() > 1 ? " (and more: see status.conflicts)" : "")));
   conditions.push_back(fresh
-      ? condition(in, "RemoteHealthy", true, "HeartbeatFresh", "heartbeat " + ad.heartbeat)
+      ? condition(in, "RemoteHealthy", true, "HeartbeatFresh",
+                  "the remote operator refreshed its advertisement within " +
+                      std::to_string(in.heartbeat_timeout_seconds) + "s")
       : condition(in, "RemoteHealthy", false, "HeartbeatStale",
                   heartbeat ? "last heartbeat " + ad.heartbeat + " is older than " +
                                   std::to_string(in.heartbeat_timeout_seconds) + "s: is its operator running?"
