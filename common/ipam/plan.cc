@@ -91,8 +91,7 @@ Plan make_plan(const ClusterSetSpec& spec, const std::vector<ClusterInput>& clus
   for (const auto& c : clusters) plan.clusters.push_back(ClusterPlan{c.id, {}, c.service_cidrs, {}});
 
   // 1. Service ranges first, largest first: a nested or equal range is then already covered
-  //    by the reservation of the larger one. Clusters may share a service range (10.96.0.0/12
-  //    is everyone's default): Services are not routed across clusters.
+  //    by the reservation of the larger one.
   std::vector<Taken> taken;
   for (const auto& c : clusters) {
     for (const auto& s : c.service_cidrs) taken.push_back({s, c.id, true});
@@ -102,6 +101,22 @@ Plan make_plan(const ClusterSetSpec& spec, const std::vector<ClusterInput>& clus
     std::stable_sort(by_size.begin(), by_size.end(),
                      [](const Taken& a, const Taken& b) { return a.cidr.length() < b.cidr.length(); });
     for (const auto& t : by_size) reserve(t.cidr, t.owner + " (services)");
+  }
+
+  // Clusters may share a service range in one set, but two that do can never peer: imported
+  // Services are reached at the exporting cluster's service IPs, so those ranges are routed.
+  for (std::size_t i = 0; i < clusters.size(); ++i) {
+    for (std::size_t j = i + 1; j < clusters.size(); ++j) {
+      for (const auto& a : clusters[i].service_cidrs) {
+        for (const auto& b : clusters[j].service_cidrs) {
+          if (a.overlaps(b)) {
+            plan.warnings.push_back(clusters[i].id + " and " + clusters[j].id + " share service range " +
+                                    (a.length() <= b.length() ? a : b).to_string() +
+                                    ": a ClusterPeering between them would report Conflict");
+          }
+        }
+      }
+    }
   }
 
   // 2. Adopt the pod CIDRs clusters already have, in input order. An overlap with any range

@@ -133,6 +133,14 @@ TEST(MakePlanTest, SharedExistingCidrEndsInOneConflictAndNothingElseForTheLoser)
   EXPECT_TRUE(plan.clusters[1].pod_blocks.empty());  // claims nothing else
 }
 
+TEST(MakePlanTest, SharedServiceRangesAreAWarning) {
+  auto plan = make_plan(v4_spec({"10.64.0.0/12"}, 16, 24),
+                        {cluster("east", {}, {"10.96.0.0/12"}), cluster("west", {}, {"10.96.0.0/16"})});
+  EXPECT_TRUE(plan.conflicts.empty());
+  ASSERT_EQ(plan.warnings.size(), 1U);
+  EXPECT_EQ(plan.warnings[0], "east and west share service range 10.96.0.0/12: a ClusterPeering between them would report Conflict");
+}
+
 TEST(MakePlanTest, PodCidrOverlappingAServiceRangeIsAConflict) {
   auto plan = make_plan(v4_spec({"10.64.0.0/12"}, 16, 24),
                         {cluster("east", {}, {"10.96.0.0/12"}), cluster("west", {"10.100.0.0/16"})});
