@@ -1,5 +1,7 @@
 #include "operator/model.h"
 
+#include <climits>
+#include <cstdint>
 #include <sstream>
 
 namespace cw::op {
@@ -20,6 +22,19 @@ std::string name_of(const json& object) {
 
 std::string string_at(const json& j, const char* key) {
   return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : "";
+}
+
+// An integer field: `fallback` when absent, a problem (and nullopt) when it is not an integer.
+// nlohmann's value() would throw on a mistyped field ("60s"); a typo must be reported instead.
+std::optional<int> int_at(const json& j, const char* key, int fallback, const std::string& field,
+                          std::vector<std::string>& problems) {
+  if (!j.contains(key) || j[key].is_null()) return fallback;
+  const json& v = j[key];
+  if (!v.is_number_integer() || v.get<std::int64_t>() < INT32_MIN || v.get<std::int64_t>() > INT32_MAX) {
+    problems.push_back(field + ": must be a whole number, got " + v.dump());
+    return std::nullopt;
+  }
+  return static_cast<int>(v.get<std::int64_t>());
 }
 
 Result<std::vector<NodeEntry>> parse_nodes(const json& list, const std::string& field) {
@@ -101,8 +116,9 @@ Result<ClusterSetView> parse_clusterset(const json& object) {
     } else {
       fp.pools = std::move(*pools);
     }
-    fp.cluster_prefix_length = f.value("clusterPrefixLength", 0);
-    fp.node_prefix_length = f.value("nodePrefixLength", 0);
+    const std::string at = std::string("spec.") + fam;
+    fp.cluster_prefix_length = int_at(f, "clusterPrefixLength", 0, at + ".clusterPrefixLength", problems).value_or(0);
+    fp.node_prefix_length = int_at(f, "nodePrefixLength", 0, at + ".nodePrefixLength", problems).value_or(0);
     (std::string(fam) == "ipv4" ? view.spec.ipv4 : view.spec.ipv6) = fp;
   }
   if (problems.empty()) {
@@ -110,7 +126,8 @@ Result<ClusterSetView> parse_clusterset(const json& object) {
       problems.push_back("spec" + (e.field.empty() ? "" : "." + e.field) + ": " + e.message);
     }
   }
-  view.heartbeat_timeout_seconds = spec.value("heartbeatTimeoutSeconds", 60);
+  view.heartbeat_timeout_seconds =
+      int_at(spec, "heartbeatTimeoutSeconds", 60, "spec.heartbeatTimeoutSeconds", problems).value_or(60);
   if (view.heartbeat_timeout_seconds < 1) problems.push_back("spec.heartbeatTimeoutSeconds: must be positive");
   if (!problems.empty()) {
     std::string all;

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <regex>
 #include <map>
 #include <set>
 
@@ -12,6 +13,7 @@
 #include "common/kube/leader_election.h"
 #include "common/metrics/health_server.h"
 #include "common/net/prefix_pool.h"
+#include "common/wireguard/device.h"
 #include "operator/cluster_cidr.h"
 #include "operator/model.h"
 #include "operator/peering_status.h"
@@ -44,6 +46,16 @@ std::string annotation(const json& o, const char* key) {
 
 }  // namespace
 
+bool valid_endpoint(const std::string& text) {
+  if (wg::Endpoint::parse(text)) return true;
+  // A DNS name and a port, as cloud load balancers have (the CRD accepts them too).
+  static const std::regex kHostPort(
+      "([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\\.)*[a-z]([-a-z0-9]{0,61}[a-z0-9])?:([1-9][0-9]{0,4})");
+  std::smatch m;
+  if (!std::regex_match(text, m, kHostPort)) return false;
+  return std::stoi(m[4].str()) <= 65535;
+}
+
 Result<void> validate(const OperatorConfig& c) {
   if (auto why = ipam::check_dns_label(c.cluster_id)) {
     return Error(ErrorCode::kInvalidArgument, "--cluster-id \"" + c.cluster_id + "\" " + *why);
@@ -59,6 +71,9 @@ Result<void> validate(const OperatorConfig& c) {
     }
   }
   if (c.heartbeat_interval < 1s) return Error(ErrorCode::kInvalidArgument, "--heartbeat-interval must be at least 1s");
+  if (!c.dns_endpoint.empty() && !valid_endpoint(c.dns_endpoint)) {
+    return Error(ErrorCode::kInvalidArgument, "--dns-endpoint \"" + c.dns_endpoint + "\" is not host:port");
+  }
   return ok_result();
 }
 
@@ -329,7 +344,7 @@ struct Operator::Impl {
     }
 
     // The advertisement and its heartbeat.
-    auto published = publish_advertisement(blocks, plan.assigned);
+    auto published = publish_advertisement(blocks, plan.assigned, problems);
     if (!published) problems.push_back("publishing the advertisement: " + published.error().message());
     {
       std::lock_guard lock(mu);
@@ -392,7 +407,8 @@ struct Operator::Impl {
   }
 
   Result<void> publish_advertisement(const std::vector<net::Prefix>& blocks,
-                                     const std::map<std::string, std::vector<net::Prefix>>& assigned) {
+                                     const std::map<std::string, std::vector<net::Prefix>>& assigned,
+                                     std::vector<std::string>& problems) {
     Advertisement ad;
     ad.cluster_id = config.cluster_id;
     ad.pod_cidrs = blocks;
@@ -401,8 +417,21 @@ struct Operator::Impl {
     for (const auto& n : nodes->list()) {
       const std::string name = name_of(n);
       auto it = assigned.find(name);
-      ad.nodes.push_back({name, annotation(n, kEndpointAnnotation), annotation(n, kPublicKeyAnnotation),
-                          it == assigned.end() ? std::vector<net::Prefix>{} : it->second});
+      // A malformed annotation is left out, not copied: the broker would refuse the whole
+      // advertisement for it, and every peering with this cluster would go stale.
+      std::string endpoint = annotation(n, kEndpointAnnotation);
+      std::string key = annotation(n, kPublicKeyAnnotation);
+      if (!endpoint.empty() && !valid_endpoint(endpoint)) {
+        problems.push_back("node " + name + ": annotation " + kEndpointAnnotation + " \"" + endpoint +
+                           "\" is not host:port; left out of the advertisement");
+        endpoint.clear();
+      }
+      if (!key.empty() && !wg::Key::from_base64(key)) {
+        problems.push_back("node " + name + ": annotation " + kPublicKeyAnnotation +
+                           " is not a WireGuard public key; left out of the advertisement");
+        key.clear();
+      }
+      ad.nodes.push_back({name, endpoint, key, it == assigned.end() ? std::vector<net::Prefix>{} : it->second});
     }
     std::set<std::string> consent;
     for (const auto& p : peerings->list()) {

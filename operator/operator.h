@@ -60,6 +60,10 @@ struct OperatorConfig {
 // kInvalidArgument naming the bad setting.
 Result<void> validate(const OperatorConfig& config);
 
+// host:port with an IPv4 address, a bracketed IPv6 address or a DNS name: what the
+// ClusterAdvertisement schema accepts as an endpoint.
+bool valid_endpoint(const std::string& text);
+
 // What the operator last decided, for /readyz, `cwctl status` and tests.
 struct OperatorState {
   bool leading = false;

@@ -277,10 +277,21 @@ TEST_F(OperatorTest, BadInputBecomesAProblemAndTheRestKeepsWorking) {
   // The peering still gets a status that says what is wrong.
   ASSERT_TRUE(wait_for([&] { return m.api.phase("nowhere") == "Pending"; }));
 
+  // A node agent (or a person) writing garbage annotations: reported, left out, and the
+  // advertisement still goes out once there is a block.
+  ASSERT_TRUE(m.api.client->merge_patch(kres::kNodes, "", "east-1",
+                                        {{"metadata", {{"annotations", {{"clusterwire.io/public-key", "not-a-key"},
+                                                                        {"clusterwire.io/endpoint", "nowhere"}}}}}}).ok());
+
   // Fixed: the claim follows.
   ASSERT_TRUE(broker.client->merge_patch(ores::kClusterSets, "clusterwire-broker", "default",
                                          {{"spec", {{"ipv4", {{"nodePrefixLength", 24}}}}}}).ok());
-  ASSERT_TRUE(wait_for([&] { return !m.op->state().pod_blocks.empty(); }));
+  ASSERT_TRUE(wait_for([&] { return !m.op->state().pod_blocks.empty() && m.op->state().advertised; }));
+  ASSERT_TRUE(wait_for([&] { return m.op->state().problems.size() == 2; }));
+  EXPECT_NE(m.op->state().problems[0].find("is not host:port"), std::string::npos) << m.op->state().problems[0];
+  EXPECT_NE(m.op->state().problems[1].find("is not a WireGuard public key"), std::string::npos);
+  auto ad = broker.client->get(ores::kClusterAdvertisements, "clusterwire-broker", "east").value();
+  EXPECT_FALSE(ad["spec"]["nodes"][0].contains("publicKey"));
 
   // A second and third cluster: the /15 pool holds two /16s, so the third is told it is full.
   Member w;

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "operator/cluster_cidr.h"
+#include "operator/operator.h"
 #include "operator/node_cidrs.h"
 #include "operator/peering_status.h"
 
@@ -212,6 +213,14 @@ TEST(PeeringStatusTest, SelfPeeringIsAConflict) {
   EXPECT_EQ(peering_status(in)["phase"], "Conflict");
 }
 
+TEST(ModelTest, AMistypedClusterSetNumberIsReportedNotThrown) {
+  auto r = parse_clusterset(json::parse(R"({"spec":{"heartbeatTimeoutSeconds":"60s","ipv4":{"pools":["10.0.0.0/8"],"clusterPrefixLength":"16","nodePrefixLength":24}}})"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("spec.heartbeatTimeoutSeconds: must be a whole number, got \"60s\""), std::string::npos)
+      << r.error().message();
+  EXPECT_NE(r.error().message().find("spec.ipv4.clusterPrefixLength"), std::string::npos);
+}
+
 TEST(ModelTest, MalformedObjectsAreErrorsNotCrashes) {
   EXPECT_FALSE(parse_claim(json::parse(R"({"spec":{"cidr":"10.0.0.1/8","clusterID":"a","purpose":"pods"}})")).ok());
   EXPECT_FALSE(parse_claim(json::parse(R"({"spec":{"cidr":"10.0.0.0/8","purpose":"pods"}})")).ok());
@@ -222,6 +231,22 @@ TEST(ModelTest, MalformedObjectsAreErrorsNotCrashes) {
   ASSERT_FALSE(bad_set.ok());
   EXPECT_NE(bad_set.error().message().find("spec.ipv4.nodePrefixLength"), std::string::npos) << bad_set.error().message();
   EXPECT_TRUE(parse_clusterset(json::parse(R"({"spec":{"ipv4":{"pools":["10.0.0.0/8"],"clusterPrefixLength":16,"nodePrefixLength":24}}})")).ok());
+}
+
+}  // namespace
+}  // namespace cw::op
+
+namespace cw::op {
+namespace {
+
+TEST(ValidEndpointTest, AcceptsWhatTheSchemaAccepts) {
+  for (const char* ok : {"192.0.2.1:51820", "[2001:db8::1]:51820", "lb.example.com:51820", "gw:1"}) {
+    EXPECT_TRUE(valid_endpoint(ok)) << ok;
+  }
+  for (const char* bad : {"", "192.0.2.1", "192.0.2.1:0", "host:65536", "2001:db8::1:51820", "Host.Example:1",
+                          "-bad.example:1", "a b:1", "host.example.:1"}) {
+    EXPECT_FALSE(valid_endpoint(bad)) << bad;
+  }
 }
 
 }  // namespace
