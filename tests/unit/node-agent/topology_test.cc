@@ -1,0 +1,159 @@
+#include "node-agent/topology.h"
+
+#include <gtest/gtest.h>
+
+#include "node-agent/device_diff.h"
+
+namespace cw::agent {
+namespace {
+
+net::Prefix P(const std::string& t) { return net::Prefix::parse(t).value(); }
+
+std::string key(int i) {  // distinct valid keys (byte 0 is clamped away by X25519: vary byte 1)
+  return wg::public_key_of(wg::Key(std::array<std::uint8_t, 32>{8, static_cast<std::uint8_t>(i + 1), 9})).value().to_base64();
+}
+
+RemoteCluster west(const std::string& phase = "Connected") {
+  return {"west", phase, {P("10.80.0.0/16")}, {P("10.112.0.0/16")},
+          {{"w2", "192.0.2.12:51820", key(2), {P("10.80.1.0/24")}},
+           {"w1", "192.0.2.11:51820", key(1), {P("10.80.0.0/24")}}},
+          0};
+}
+
+TopologyInput base() {
+  return {"e1", {P("10.64.0.0/16")}, {P("10.96.0.0/16")},
+          {{"e1", net::IpAddress::parse("198.51.100.1").value(), {P("10.64.0.0/24")}},
+           {"e2", net::IpAddress::parse("198.51.100.2").value(), {P("10.64.1.0/24")}}},
+          {west()}, 25};
+}
+
+std::vector<std::string> routes(const Topology& t) {
+  std::vector<std::string> out;
+  for (const auto& r : t.routes) out.push_back(r.destination.to_string() + (r.via_tunnel ? " wg" : " via " + r.gateway->to_string()));
+  return out;
+}
+
+TEST(TopologyTest, PeersWithEveryReadyRemoteNodeAndRoutesFlatInside) {
+  auto t = compute_topology(base());
+  ASSERT_EQ(t.peers.size(), 2U);
+  EXPECT_TRUE(t.refused.empty());
+  EXPECT_EQ(routes(t), (std::vector<std::string>{"10.64.1.0/24 via 198.51.100.2", "10.80.0.0/16 wg", "10.112.0.0/16 wg"}));
+  // w1 (first by name) carries the service range; w2 only its block.
+  for (const auto& p : t.peers) {
+    EXPECT_EQ(p.persistent_keepalive, 25);
+    if (p.public_key.to_base64() == key(1)) {
+      EXPECT_EQ(p.allowed_ips, (std::vector<net::Prefix>{P("10.80.0.0/24"), P("10.112.0.0/16")}));
+    } else {
+      EXPECT_EQ(p.allowed_ips, (std::vector<net::Prefix>{P("10.80.1.0/24")}));
+    }
+  }
+}
+
+TEST(TopologyTest, OnlyConnectedAndDegradedPeeringsAreRouted) {
+  for (const char* phase : {"Pending", "Connecting", "Conflict", ""}) {
+    auto in = base();
+    in.remotes = {west(phase)};
+    auto t = compute_topology(in);
+    EXPECT_TRUE(t.peers.empty()) << phase;
+    EXPECT_EQ(t.routes.size(), 1U) << phase;  // only the in-cluster route
+  }
+  auto in = base();
+  in.remotes = {west("Degraded")};
+  EXPECT_EQ(compute_topology(in).peers.size(), 2U);  // keep what works while the heartbeat is late
+}
+
+TEST(TopologyTest, OverlapsAreRefusedWhateverTheStatusSays) {
+  auto in = base();
+  in.remotes[0].service_cidrs = {P("10.96.0.0/12")};  // contains our service range
+  auto t = compute_topology(in);
+  EXPECT_TRUE(t.peers.empty());
+  ASSERT_EQ(t.refused.size(), 1U);
+  EXPECT_NE(t.refused[0].find("10.96.0.0/12 overlaps a local"), std::string::npos) << t.refused[0];
+  EXPECT_EQ(routes(t), std::vector<std::string>{"10.64.1.0/24 via 198.51.100.2"});
+}
+
+TEST(TopologyTest, NodesThatAreNotReadyOrOutsideTheirClusterAreLeftOut) {
+  auto in = base();
+  in.remotes[0].nodes.push_back({"w3", "not-an-endpoint", key(3), {P("10.80.2.0/24")}});
+  in.remotes[0].nodes.push_back({"w4", "192.0.2.14:51820", "bad-key", {P("10.80.3.0/24")}});
+  in.remotes[0].nodes.push_back({"w5", "192.0.2.15:51820", key(5), {P("10.99.0.0/24")}});
+  auto t = compute_topology(in);
+  EXPECT_EQ(t.peers.size(), 2U);
+  ASSERT_EQ(t.refused.size(), 1U);
+  EXPECT_NE(t.refused[0].find("w5"), std::string::npos);
+}
+
+TEST(TopologyTest, IsDeterministic) {
+  auto a = base();
+  auto b = base();
+  std::reverse(b.remotes[0].nodes.begin(), b.remotes[0].nodes.end());
+  std::reverse(b.local_nodes.begin(), b.local_nodes.end());
+  auto ta = compute_topology(a);
+  auto tb = compute_topology(b);
+  ASSERT_EQ(ta.peers.size(), tb.peers.size());
+  for (std::size_t i = 0; i < ta.peers.size(); ++i) EXPECT_TRUE(wg::same_config(ta.peers[i], tb.peers[i]));
+  EXPECT_EQ(routes(ta), routes(tb));
+}
+
+wg::Device device_from(const DesiredDevice& d) {
+  wg::Device dev;
+  dev.private_key = d.private_key;
+  dev.listen_port = d.listen_port;
+  dev.fwmark = d.fwmark;
+  dev.peers = d.peers;
+  for (auto& p : dev.peers) {
+    p.rx_bytes = 1234;  // statistics never count as a difference
+    p.last_handshake = std::chrono::system_clock::now();
+  }
+  return dev;
+}
+
+TEST(DeviceDiffTest, EqualStateIsAnEmptyUpdate) {
+  DesiredDevice d{wg::generate_private_key().value(), 51820, 0, compute_topology(base()).peers};
+  auto diff = diff_device(d, device_from(d));
+  EXPECT_TRUE(diff.empty());
+  EXPECT_EQ(diff.added + diff.changed + diff.removed, 0U);
+}
+
+TEST(DeviceDiffTest, AddingOnePeerTouchesNoOther) {
+  DesiredDevice d{wg::generate_private_key().value(), 51820, 0, compute_topology(base()).peers};
+  auto current = device_from(d);
+  auto in = base();
+  in.remotes[0].nodes.push_back({"w3", "192.0.2.13:51820", key(3), {P("10.80.2.0/24")}});
+  d.peers = compute_topology(in).peers;
+  auto diff = diff_device(d, current);
+  EXPECT_EQ(diff.added, 1U);
+  EXPECT_EQ(diff.changed, 0U);
+  EXPECT_EQ(diff.removed, 0U);
+  ASSERT_EQ(diff.update.peers.size(), 1U);
+  EXPECT_EQ(diff.update.peers[0].peer.public_key.to_base64(), key(3));
+  EXPECT_FALSE(diff.update.replace_peers);
+  EXPECT_FALSE(diff.update.private_key.has_value());
+}
+
+TEST(DeviceDiffTest, ChangesOnlyWhatDiffersAndRemovesWhatWent) {
+  DesiredDevice d{wg::generate_private_key().value(), 51820, 0, compute_topology(base()).peers};
+  auto current = device_from(d);
+  d.peers[0].persistent_keepalive = 10;
+  d.peers.pop_back();
+  auto diff = diff_device(d, current);
+  EXPECT_EQ(diff.changed, 1U);
+  EXPECT_EQ(diff.removed, 1U);
+  const auto& change = diff.update.peers[0];
+  EXPECT_TRUE(change.update_only);
+  EXPECT_TRUE(change.set_keepalive);
+  EXPECT_FALSE(change.set_endpoint);
+  EXPECT_FALSE(change.replace_allowed_ips);
+  EXPECT_TRUE(diff.update.peers[1].remove);
+}
+
+TEST(DeviceDiffTest, ADeviceWithoutOurKeyGetsIt) {
+  DesiredDevice d{wg::generate_private_key().value(), 51820, 0, {}};
+  wg::Device blank;
+  auto diff = diff_device(d, blank);
+  ASSERT_TRUE(diff.update.private_key.has_value());
+  EXPECT_EQ(diff.update.listen_port, 51820);
+}
+
+}  // namespace
+}  // namespace cw::agent
