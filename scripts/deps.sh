@@ -21,11 +21,13 @@ packages=(
   python3-kubernetes
   openssl              # the openssl command, to inspect certificates in tests
   curl                 # tests read /healthz, /readyz, /metrics
+  libre2-dev           # the lab API server's CRD schema patterns (as Go's regexp)
   libsodium-dev        # WireGuard keys: X25519, randomness, wiping secrets
   libmnl-dev           # netlink: rtnetlink and the WireGuard generic netlink family
   wireguard-tools      # `wg`, to read devices back in tests
   wireguard-go         # userspace WireGuard for the UAPI backend and the lab
   iproute2             # `ip netns` for tests in network namespaces
+  iputils-ping         # ping across tunnels in tests
 )
 
 missing=()

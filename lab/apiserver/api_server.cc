@@ -13,6 +13,8 @@
 #include "common/net/prefix_pool.h"
 #include "lab/apiserver/object_rules.h"
 #include "lab/apiserver/patch.h"
+#include "lab/apiserver/schema.h"
+#include "lab/apiserver/table.h"
 #include "lab/pki.h"
 
 namespace cw::lab {
@@ -275,12 +277,12 @@ class ApiServerImpl final : public ApiServer {
       if (m == "GET") {
         auto watch = q.count("watch") ? parse_go_bool(q.at("watch")) : std::optional<bool>(false);
         if (!watch) return respond_status(ex, 400, "BadRequest", "watch: invalid boolean \"" + q.at("watch") + "\"");
-        return *watch ? do_watch(route, q, ex) : do_list(route, q, ex);
+        return *watch ? do_watch(route, q, ex) : do_list(route, req, q, ex);
       }
       if (m == "POST") return do_create(req, route, q, ex);
       if (m == "DELETE") return do_delete_collection(route, q, ex);
     } else {
-      if (m == "GET") return do_get(route, ex);
+      if (m == "GET") return do_get(route, req, q, ex);
       if (m == "PUT") return do_update(req, route, ex);
       if (m == "PATCH") return do_patch(req, route, ex);
       if (m == "DELETE" && route.subresource.empty()) return do_delete(req, route, ex);
@@ -317,13 +319,33 @@ class ApiServerImpl final : public ApiServer {
     });
   }
 
-  void do_get(const Route& route, http::Exchange& ex) {
+  // kubectl get asks for a meta.k8s.io Table (printer columns rendered by the server).
+  bool table_wanted(const http::Request& req, const std::map<std::string, std::string>& q,
+                    std::string& include_object, http::Exchange& ex) {
+    if (!wants_table(req.header("Accept").value_or(""))) return false;
+    include_object = q.count("includeObject") ? q.at("includeObject") : "Metadata";
+    if (!valid_include_object(include_object)) {
+      respond_status(ex, 400, "BadRequest", "unrecognized includeObject value: \"" + include_object + "\"");
+      include_object.clear();
+    }
+    return true;
+  }
+
+  void do_get(const Route& route, const http::Request& req, const std::map<std::string, std::string>& q,
+              http::Exchange& ex) {
     auto obj = store_.get(key_of(route));
     if (!obj) return respond_error(ex, obj.error(), route);
+    std::string include;
+    if (table_wanted(req, q, include, ex)) {
+      if (include.empty()) return;
+      return respond_json(ex, 200, make_table(route.type.printer_columns, {as_version(std::move(*obj), route.type)},
+                                              include, std::chrono::system_clock::now(), "", ""));
+    }
     respond_json(ex, 200, as_version(std::move(*obj), route.type));
   }
 
-  void do_list(const Route& route, const std::map<std::string, std::string>& q, http::Exchange& ex) {
+  void do_list(const Route& route, const http::Request& req, const std::map<std::string, std::string>& q,
+               http::Exchange& ex) {
     auto filter = filter_for(q);
     if (!filter) return respond_error(ex, filter.error(), route);
     std::int64_t limit = 0;
@@ -337,6 +359,15 @@ class ApiServerImpl final : public ApiServer {
     auto page = store_.list(route.type.group_resource(), route.ns, *filter, limit,
                             q.count("continue") ? q.at("continue") : "");
     if (!page) return respond_error(ex, page.error(), route);
+    std::string include;
+    if (table_wanted(req, q, include, ex)) {
+      if (include.empty()) return;
+      std::vector<json> objects;
+      for (auto& item : page->items) objects.push_back(as_version(std::move(item), route.type));
+      return respond_json(ex, 200, make_table(route.type.printer_columns, objects, include,
+                                              std::chrono::system_clock::now(), std::to_string(page->rv),
+                                              page->continue_token));
+    }
     json items = json::array();
     for (auto& item : page->items) items.push_back(as_version(std::move(item), route.type));
     json meta{{"resourceVersion", std::to_string(page->rv)}};
@@ -435,6 +466,7 @@ class ApiServerImpl final : public ApiServer {
     if (auto r = admit_create(route.type, *obj); !r) {
       return respond_status(ex, 422, "Invalid", r.error().message());
     }
+    if (auto refused = admit_custom(route.type, *obj, nullptr)) return respond_json(ex, 422, *refused);
     (void)q;
     if (dry_run(req)) return respond_json(ex, 201, *obj);
     auto stored = store_.create(key_of(named), std::move(*obj));
@@ -445,11 +477,38 @@ class ApiServerImpl final : public ApiServer {
     respond_json(ex, 201, as_version(std::move(*stored), route.type));
   }
 
+  // A custom resource as the real server stores it: unknown fields pruned, defaults applied,
+  // then validated against its CRD's schema (transition rules against `old` on update).
+  // Returns the 422 Status to answer with, if any.
+  std::optional<json> admit_custom(const ResourceType& type, json& obj, const json* old) {
+    if (!type.custom || type.schema.is_null()) return std::nullopt;
+    prune(type.schema, obj);
+    apply_defaults(type.schema, obj);
+    const auto errors = validate(type.schema, obj, old);
+    if (errors.empty()) return std::nullopt;
+    const std::string name = obj["metadata"].value("name", "");
+    json status = status_object(422, "Invalid", invalid_message(type.kind + "." + type.group, name, errors));
+    status["details"] = invalid_details(type.group, type.kind, name, errors);
+    return status;
+  }
+
   // Kind-specific work on create: CRDs start serving, Services get a clusterIP.
   Result<void> admit_create(const ResourceType& type, json& obj) {
     if (type.kind == "CustomResourceDefinition" && type.group == "apiextensions.k8s.io") {
       auto types = crd_resource_types(obj);
       if (!types) return types.error();
+      std::vector<FieldError> schema_errors;
+      const auto& versions = obj["spec"]["versions"];
+      for (std::size_t i = 0; i < versions.size(); ++i) {
+        const json schema = versions[i].value("schema", json::object()).value("openAPIV3Schema", json());
+        auto errs = validate_crd_schema(schema, "spec.versions[" + std::to_string(i) + "].schema.openAPIV3Schema");
+        schema_errors.insert(schema_errors.end(), errs.begin(), errs.end());
+      }
+      if (!schema_errors.empty()) {
+        return Error(ErrorCode::kInvalidArgument,
+                     invalid_message("CustomResourceDefinition.apiextensions.k8s.io",
+                                     obj["metadata"].value("name", ""), schema_errors));
+      }
       obj["status"] = crd_status(obj, rfc3339_now());
       for (auto& t : *types) registry_.add(std::move(t));
       return ok_result();
@@ -564,6 +623,7 @@ class ApiServerImpl final : public ApiServer {
     auto updated = prepare_update(route.type, *old, std::move(*body),
                                   route.subresource == "status" ? UpdateTarget::kStatus : UpdateTarget::kMain);
     if (!updated) return respond_status(ex, 400, "BadRequest", updated.error().message());
+    if (auto refused = admit_custom(route.type, *updated, &*old)) return respond_json(ex, 422, *refused);
     auto stored = apply_update(route, *old, std::move(*updated), expected);
     if (!stored) return respond_update_error(route, stored.error(), ex);
     respond_updated(route, std::move(*stored), ex);
@@ -603,6 +663,7 @@ class ApiServerImpl final : public ApiServer {
       auto updated = prepare_update(route.type, *old, std::move(*patched),
                                     route.subresource == "status" ? UpdateTarget::kStatus : UpdateTarget::kMain);
       if (!updated) return respond_status(ex, 400, "BadRequest", updated.error().message());
+      if (auto refused = admit_custom(route.type, *updated, &*old)) return respond_json(ex, 422, *refused);
       auto stored = apply_update(route, *old, std::move(*updated), precondition ? precondition : rv_of(*old));
       if (!stored && stored.error().code() == ErrorCode::kConflict && !precondition) continue;
       if (!stored) return respond_update_error(route, stored.error(), ex);
