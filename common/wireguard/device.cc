@@ -44,6 +44,13 @@ Result<Key> Key::from_base64(std::string_view text) {
   sodium_memzero(raw->data(), raw->size());
   Key k(bytes);
   sodium_memzero(bytes.data(), bytes.size());
+  // Only the canonical encoding: decoders ignore the last character's spare bits, so
+  // "...Xb=" and "...Xo=" would be the same key, and the CRD schema (like wg) refuses the
+  // former. Accepting it here would let it through to be refused with a whole advertisement.
+  std::string canonical = k.to_base64();
+  const bool same = canonical == text;
+  sodium_memzero(canonical.data(), canonical.size());
+  if (!same) return bad();
   return k;
 }
 
