@@ -8,6 +8,7 @@
 #include <set>
 #include <thread>
 
+#include "common/wireguard/device.h"
 #include "common/yaml/to_json.h"
 #include "lab/apiserver/api_server.h"
 #include "operator/model.h"
@@ -51,7 +52,8 @@ struct Api {
   void node(const std::string& name, int i) {
     json n{{"apiVersion", "v1"}, {"kind", "Node"},
            {"metadata", {{"name", name},
-                         {"annotations", {{"clusterwire.io/public-key", "9YtV7g8b1oV6YQe0fM0cZ3y8Jm3x7b2KZ0v5yq3u8X" + std::string(1, static_cast<char>('a' + i)) + "="},
+                         {"annotations", {{"clusterwire.io/public-key",
+                                           wg::public_key_of(wg::generate_private_key().value()).value().to_base64()},
                                           {"clusterwire.io/endpoint", "192.0.2." + std::to_string(i + 1) + ":51820"}}}}},
            {"spec", json::object()}};
     ASSERT_TRUE(client->create(kres::kNodes, "", n).ok());
@@ -139,7 +141,13 @@ TEST_F(OperatorTest, ThreeClustersClaimAdvertiseAndPeer) {
   }
   EXPECT_TRUE(wait_for([&] {
     return broker.client->get(ores::kClusterAdvertisements, "clusterwire-broker", "north").ok();
-  }));
+  })) << [&] {
+    std::string all;
+    for (auto& m : members) {
+      for (const auto& p : m->op->state().problems) all += m->id + ": " + p + "\n";
+    }
+    return all;
+  }();
 
   // east ⇄ west peer; north names east, which does not name north.
   members[0]->api.peering("west");

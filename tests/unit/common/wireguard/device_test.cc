@@ -42,7 +42,8 @@ TEST(KeyTest, Base64AndHexRoundTrip) {
 
 TEST(KeyTest, MalformedKeysAreClearErrorsThatDoNotEchoTheKey) {
   for (const char* bad : {"", "short=", "9YtV7g8b1oV6YQe0fM0cZ3y8Jm3x7b2KZ0v5yq3u8Xo", "9YtV7g8b1oV6YQe0fM0cZ3y8Jm3x7b2KZ0v5yq3u8X!=",
-                          "9YtV7g8b1oV6YQe0fM0cZ3y8Jm3x7b2KZ0v5yq3u8Xo=="}) {
+                          "9YtV7g8b1oV6YQe0fM0cZ3y8Jm3x7b2KZ0v5yq3u8Xo==",
+                          "9YtV7g8b1oV6YQe0fM0cZ3y8Jm3x7b2KZ0v5yq3u8Xb=" /* not canonical */}) {
     auto r = Key::from_base64(bad);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.error().message().find("9YtV"), std::string::npos);
