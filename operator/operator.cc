@@ -242,7 +242,35 @@ struct Operator::Impl {
     state.problems = std::move(problems);
   }
 
+  // Deciding on a cache that is still filling would be deciding on wrong facts ("no
+  // ClusterSet", "no peerings"): wait, as controller-runtime does, until every informer synced.
+  bool local_synced() const { return nodes->has_synced() && peerings->has_synced(); }
+  bool broker_synced() const {
+    return clustersets->has_synced() && claims->has_synced() && advertisements->has_synced();
+  }
+  bool caches_synced() const { return local_synced() && broker_synced(); }
+
+  // While an informer cannot fill its cache, say why (an unreachable broker, say).
+  void report_unsynced() {
+    std::vector<std::string> waiting;
+    const std::pair<const char*, const kube::Informer*> all[] = {
+        {"the local API (Nodes)", nodes.get()}, {"the local API (ClusterPeerings)", peerings.get()},
+        {"the broker (ClusterSets)", clustersets.get()}, {"the broker (CIDRClaims)", claims.get()},
+        {"the broker (ClusterAdvertisements)", advertisements.get()}};
+    for (const auto& [what, inf] : all) {
+      const auto stats = inf->stats();
+      if (!inf->has_synced() && !stats.last_error.empty()) {
+        waiting.push_back(std::string("cannot read ") + what + ": " + stats.last_error);
+      }
+    }
+    if (!waiting.empty()) set_problems(waiting);
+  }
+
   Result<ReconcileResult> reconcile_cluster() {
+    if (!caches_synced()) {
+      report_unsynced();
+      return ReconcileResult{.requeue_after = 200ms};
+    }
     std::vector<std::string> problems;
     // The ClusterSet.
     auto set_obj = clustersets->get(config.broker_namespace, config.clusterset_name);
@@ -494,6 +522,7 @@ struct Operator::Impl {
   // ---- peerings
 
   Result<ReconcileResult> reconcile_peering(const std::string& name) {
+    if (!local_synced()) return ReconcileResult{.requeue_after = 100ms};
     auto obj = peerings->get("", name);
     if (!obj) return ReconcileResult{};  // gone
     const json& spec = (*obj)["spec"];
@@ -522,7 +551,18 @@ struct Operator::Impl {
       }
     }
     json status = peering_status(in);
-    if (in.local_pod_cidrs.empty()) {
+    if (!broker_synced()) {
+      // Nothing about the remote side can be known: say so rather than guess.
+      const std::string why = local_problems.empty() ? "waiting for the broker's objects" : local_problems.front();
+      status = {{"phase", "Pending"}, {"observedGeneration", in.generation}, {"conflicts", json::array()},
+                {"conditions", json::array({{{"type", "Ready"}, {"status", "False"}, {"reason", "BrokerUnavailable"},
+                                             {"message", why}, {"lastTransitionTime", rfc3339(in.now)},
+                                             {"observedGeneration", in.generation}}})}};
+      if (in.old_status.value("phase", "") == "Pending" && in.old_status.contains("conditions") &&
+          in.old_status["conditions"].size() == 1 && in.old_status["conditions"][0].value("message", "") == why) {
+        status = in.old_status;  // unchanged: keep the transition time, write nothing
+      }
+    } else if (in.local_pod_cidrs.empty()) {
       // Nothing of ours may be routed before we hold a block.
       status["phase"] = "Pending";
       const std::string why = local_problems.empty() ? "this cluster holds no pod block yet" : local_problems.front();
@@ -542,6 +582,7 @@ struct Operator::Impl {
       if (old_phase != status["phase"]) record_transition(*obj, old_phase, status);
     }
     update_phase_metrics();
+    if (!broker_synced()) return ReconcileResult{.requeue_after = 1000ms};
     // Re-check before a heartbeat can go stale.
     return ReconcileResult{.requeue_after = std::chrono::seconds(std::max(1, in.heartbeat_timeout_seconds / 2))};
   }
