@@ -23,8 +23,12 @@ DeviceDiff diff_device(const DesiredDevice& desired, const wg::Device& current) 
   for (const auto& [key, peer] : want) {
     auto it = have.find(key);
     if (it == have.end()) {
-      d.update.peers.push_back({.peer = *peer, .replace_allowed_ips = true, .set_preshared_key = true,
-                                .set_endpoint = peer->endpoint.has_value(), .set_keepalive = true});
+      // A new peer starts with no preshared key and no keepalive: say only what differs from
+      // that (1,000 zero keys are 64 KiB of request for nothing).
+      d.update.peers.push_back({.peer = *peer, .replace_allowed_ips = true,
+                                .set_preshared_key = peer->preshared_key.has_value(),
+                                .set_endpoint = peer->endpoint.has_value(),
+                                .set_keepalive = peer->persistent_keepalive != 0});
       ++d.added;
       continue;
     }

@@ -28,6 +28,8 @@ packages=(
   wireguard-go         # userspace WireGuard for the UAPI backend and the lab
   iproute2             # `ip netns` for tests in network namespaces
   iputils-ping         # ping across tunnels in tests
+  tcpdump              # tests check that nothing crosses the underlay in clear
+  bc                   # arithmetic in bench scripts
 )
 
 missing=()

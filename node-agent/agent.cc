@@ -1,0 +1,377 @@
+#include "node-agent/agent.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <mutex>
+#include <thread>
+
+#include "common/kube/controller.h"
+#include "common/kube/informer.h"
+#include "common/metrics/health_server.h"
+#include "common/netlink/rtnetlink.h"
+#include "node-agent/device_diff.h"
+#include "node-agent/key_store.h"
+#include "node-agent/topology.h"
+
+namespace cw::agent {
+namespace {
+
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+namespace kres = kube::resources;
+
+const kube::Resource kClusterPeerings{"clusterwire.io", "v1alpha1", "clusterpeerings", false};
+constexpr const char* kPublicKeyAnnotation = "clusterwire.io/public-key";
+constexpr const char* kEndpointAnnotation = "clusterwire.io/endpoint";
+constexpr const char* kPodCidrAnnotation = "clusterwire.io/pod-cidr";
+constexpr std::uint32_t kWireGuardOverhead = 80;  // IPv6 outer header + UDP + WireGuard
+
+std::string str(const json& j, const char* key) {
+  return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : "";
+}
+
+std::vector<net::Prefix> prefixes(const json& value) {
+  std::vector<net::Prefix> out;
+  std::vector<std::string> texts;
+  if (value.is_string()) {
+    std::string s = value.get<std::string>();
+    std::size_t start = 0;
+    while (start <= s.size()) {
+      const auto comma = s.find(',', start);
+      texts.push_back(s.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+  } else if (value.is_array()) {
+    for (const auto& v : value) {
+      if (v.is_string()) texts.push_back(v.get<std::string>());
+    }
+  }
+  for (const auto& t : texts) {
+    if (auto p = net::Prefix::parse(t)) out.push_back(*p);
+  }
+  return out;
+}
+
+std::string annotation(const json& object, const char* key) {
+  const json& m = object["metadata"];
+  return m.contains("annotations") ? str(m["annotations"], key) : "";
+}
+
+std::optional<net::IpAddress> internal_ip(const json& node) {
+  if (!node.contains("status") || !node["status"].contains("addresses")) return std::nullopt;
+  for (const auto& a : node["status"]["addresses"]) {
+    if (str(a, "type") == "InternalIP") {
+      if (auto ip = net::IpAddress::parse(str(a, "address"))) return *ip;
+    }
+  }
+  return std::nullopt;
+}
+
+RemoteNode remote_node(const json& n) {
+  return {str(n, "name"), str(n, "endpoint"), str(n, "publicKey"), prefixes(n.value("podCIDRs", json::array()))};
+}
+
+}  // namespace
+
+Result<void> validate(const AgentConfig& c) {
+  // Node names are RFC 1123 subdomains: labels joined by dots.
+  const bool name_ok = !c.node_name.empty() && c.node_name.size() <= 253 &&
+                       c.node_name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-.") == std::string::npos &&
+                       c.node_name.front() != '.' && c.node_name.back() != '.' && c.node_name.front() != '-';
+  if (!name_ok) {
+    return Error(ErrorCode::kInvalidArgument, "--node-name \"" + c.node_name +
+                                                  "\" is not a Kubernetes node name (set it, or $NODE_NAME)");
+  }
+  if (c.interface.empty() || c.interface.size() > 15) {
+    return Error(ErrorCode::kInvalidArgument, "--interface must be 1-15 characters");
+  }
+  if (c.listen_port == 0) return Error(ErrorCode::kInvalidArgument, "--listen-port must be 1-65535");
+  if (!c.endpoint.empty() && !wg::Endpoint::parse(c.endpoint)) {
+    return Error(ErrorCode::kInvalidArgument, "--endpoint \"" + c.endpoint + "\" is not address:port");
+  }
+  if (c.mtu != 0 && (c.mtu < 1280 || c.mtu > 65535)) return Error(ErrorCode::kInvalidArgument, "--mtu must be 1280-65535");
+  return ok_result();
+}
+
+struct Agent::Impl {
+  AgentConfig config;
+  kube::Client& local;
+  wg::DeviceControl& wireguard;
+  Clock& clock;
+  log::Logger log;
+  metrics::Metrics* metrics;
+
+  std::optional<wg::Key> private_key;
+  std::string public_key;
+  std::unique_ptr<kube::Informer> nodes;
+  std::unique_ptr<kube::Informer> peerings;
+  std::unique_ptr<kube::Controller> controller;
+  std::optional<netlink::Rtnetlink> rt;  // opened on the reconcile thread, used only there
+
+  mutable std::mutex mu;
+  AgentState state;
+
+  Impl(AgentConfig c, kube::Client& l, wg::DeviceControl& w, Clock& clk, log::Logger lg, metrics::Metrics* m)
+      : config(std::move(c)), local(l), wireguard(w), clock(clk), log(std::move(lg)), metrics(m) {}
+
+  Result<void> start() {
+    auto key = load_or_create_private_key(config.key_path);
+    if (!key) return key.error();
+    private_key = *key;
+    auto pub = wg::public_key_of(*key);
+    if (!pub) return pub.error();
+    public_key = pub->to_base64();
+    {
+      std::lock_guard lock(mu);
+      state.public_key = public_key;
+    }
+    log.info("key loaded", {{"public_key", public_key}, {"path", config.key_path}});
+
+    nodes = std::make_unique<kube::Informer>(local, kube::InformerOptions{.resource = kres::kNodes,
+                                                                          .resync_period = config.resync_period},
+                                             clock);
+    peerings = std::make_unique<kube::Informer>(local, kube::InformerOptions{.resource = kClusterPeerings,
+                                                                             .resync_period = config.resync_period},
+                                                clock);
+    controller = std::make_unique<kube::Controller>(
+        kube::ControllerOptions{.name = "node", .workers = 1,
+                                .on_reconciled = [this](const std::string&, Clock::Duration took,
+                                                        const Result<kube::ReconcileResult>& r) { observe(took, r); }},
+        [this](const std::string&) { return reconcile(); }, clock);
+    auto kick = [this](const json&) { controller->enqueue("node"); };
+    auto kick2 = [this](const json&, const json&) { controller->enqueue("node"); };
+    for (auto* inf : {nodes.get(), peerings.get()}) inf->add_handlers({.on_add = kick, .on_update = kick2, .on_delete = kick});
+    if (auto r = controller->start(); !r) return r;
+    nodes->start();
+    peerings->start();
+    controller->enqueue("node");
+    return ok_result();
+  }
+
+  void stop() {
+    if (controller) controller->stop();
+    if (peerings) peerings->stop();
+    if (nodes) nodes->stop();
+  }
+
+  void observe(Clock::Duration took, const Result<kube::ReconcileResult>& r) {
+    if (!metrics) return;
+    metrics->histogram("clusterwire_node_agent_apply_duration_seconds", "Time to bring the device and routes to the desired state",
+                       metrics::latency_buckets())
+        .Observe(std::chrono::duration<double>(took).count());
+    if (!r) metrics->counter("clusterwire_node_agent_apply_errors_total", "Passes that failed").Increment();
+  }
+
+  void set_error(const std::string& e) {
+    std::lock_guard lock(mu);
+    if (state.last_error != e && !e.empty()) log.warn("apply failed", {{"error", e}});
+    state.last_error = e;
+  }
+
+  // The device must exist: the kernel makes it on request; a userspace one is started.
+  Result<void> ensure_device() {
+    auto dev = wireguard.get(config.interface);
+    if (dev) return ok_result();
+    if (dev.error().code() != ErrorCode::kNotFound) return dev.error();
+    if (std::string(wireguard.backend()) == "kernel") {
+      if (auto r = rt->create_link(config.interface, "wireguard"); !r && r.error().code() != ErrorCode::kAlreadyExists) {
+        return r;
+      }
+      log.info("created the kernel WireGuard device", {{"interface", config.interface}});
+      return ok_result();
+    }
+    if (config.wireguard_go.empty()) {
+      return Error(ErrorCode::kNotFound, "no WireGuard device " + config.interface + " and none may be started");
+    }
+    // wireguard-go daemonises: the process we start exits once the device is up, and the
+    // daemon outlives the agent (traffic keeps flowing across agent restarts).
+    const pid_t pid = fork();
+    if (pid < 0) return Error(ErrorCode::kUnavailable, "fork failed starting wireguard-go");
+    if (pid == 0) {
+      setsid();
+      execlp(config.wireguard_go.c_str(), config.wireguard_go.c_str(), config.interface.c_str(), nullptr);
+      _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      return Error(ErrorCode::kUnavailable, "starting " + config.wireguard_go + " " + config.interface +
+                                                " failed (exit status " + std::to_string(WEXITSTATUS(status)) + ")");
+    }
+    for (int i = 0; i < 100; ++i) {
+      if (wireguard.get(config.interface)) {
+        log.info("started userspace WireGuard", {{"interface", config.interface}, {"program", config.wireguard_go}});
+        return ok_result();
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+    return Error(ErrorCode::kUnavailable, "wireguard-go started but its UAPI socket did not appear");
+  }
+
+  Result<kube::ReconcileResult> reconcile() {
+    // Never on a cache still filling: an empty peering list would remove every peer and cut
+    // every tunnel right after an agent restart.
+    if (!nodes->has_synced() || !peerings->has_synced()) return kube::ReconcileResult{.requeue_after = 100ms};
+    if (!rt) {
+      auto opened = netlink::Rtnetlink::open();
+      if (!opened) return opened.error().with_context("opening rtnetlink");
+      rt.emplace(std::move(*opened));
+    }
+    if (auto r = ensure_device(); !r) {
+      set_error(r.error().message());
+      return r.error();
+    }
+    // MTU and up: idempotent, cheap.
+    const std::uint32_t mtu = config.mtu != 0 ? config.mtu : config.underlay_mtu - kWireGuardOverhead;
+    if (auto link = rt->get_link(config.interface); link && link->mtu != mtu) (void)rt->set_mtu(config.interface, mtu);
+    if (auto link = rt->get_link(config.interface); link && !link->up) (void)rt->set_up(config.interface);
+
+    // Observe.
+    TopologyInput in;
+    in.node_name = config.node_name;
+    in.local_service_cidrs = config.service_cidrs;
+    in.default_keepalive = config.persistent_keepalive;
+    std::optional<json> self;
+    for (const auto& n : nodes->list()) {
+      LocalNode ln{str(n["metadata"], "name"), internal_ip(n), prefixes(json(annotation(n, kPodCidrAnnotation)))};
+      // The cluster's pod space, as far as a node can see it: every node's block.
+      in.local_pod_cidrs.insert(in.local_pod_cidrs.end(), ln.pod_cidrs.begin(), ln.pod_cidrs.end());
+      if (ln.name == config.node_name) self = n;
+      in.local_nodes.push_back(std::move(ln));
+    }
+    for (const auto& p : peerings->list()) {
+      if (!p.contains("status")) continue;
+      const json& st = p["status"];
+      const json remote = st.value("remote", json::object());
+      RemoteCluster rc;
+      rc.cluster_id = str(p["spec"], "remoteClusterID");
+      rc.phase = str(st, "phase");
+      rc.pod_cidrs = prefixes(remote.value("podCIDRs", json::array()));
+      rc.service_cidrs = prefixes(remote.value("serviceCIDRs", json::array()));
+      for (const auto& n : remote.value("nodes", json::array())) rc.nodes.push_back(remote_node(n));
+      const json keepalive = p["spec"].value("persistentKeepaliveSeconds", json());
+      if (keepalive.is_number_integer()) rc.persistent_keepalive = static_cast<std::uint16_t>(keepalive.get<int>());
+      in.remotes.push_back(std::move(rc));
+    }
+    const Topology topology = compute_topology(in);
+
+    // The device: only the difference.
+    auto current = wireguard.get(config.interface);
+    if (!current) {
+      set_error(current.error().message());
+      return current.error();
+    }
+    DesiredDevice desired{*private_key, config.listen_port, 0, topology.peers};
+    const DeviceDiff diff = diff_device(desired, *current);
+    if (!diff.empty()) {
+      if (auto r = wireguard.set(config.interface, diff.update); !r) {
+        set_error("configuring " + config.interface + ": " + r.error().message());
+        return r.error();
+      }
+      log.info("device updated", {{"added", diff.added}, {"changed", diff.changed}, {"removed", diff.removed}});
+    }
+
+    // Routes: exactly ours.
+    std::vector<netlink::Route> routes;
+    for (const auto& r : topology.routes) {
+      netlink::Route route{r.destination, r.via_tunnel ? config.interface : "", r.gateway};
+      routes.push_back(route);
+    }
+    auto route_diff = rt->set_routes(routes);
+    if (!route_diff) {
+      set_error("routes: " + route_diff.error().message());
+      return route_diff.error();
+    }
+    if (!route_diff->unchanged()) {
+      log.info("routes updated", {{"added", route_diff->added.size()}, {"changed", route_diff->changed.size()},
+                                  {"removed", route_diff->removed.size()}});
+    }
+
+    // This node's annotations.
+    if (self) {
+      std::string endpoint = config.endpoint;
+      if (endpoint.empty()) {
+        if (auto ip = internal_ip(*self)) {
+          endpoint = wg::Endpoint{*ip, config.listen_port}.to_string();
+        }
+      }
+      if (annotation(*self, kPublicKeyAnnotation) != public_key ||
+          (!endpoint.empty() && annotation(*self, kEndpointAnnotation) != endpoint)) {
+        json ann{{kPublicKeyAnnotation, public_key}};
+        if (!endpoint.empty()) ann[kEndpointAnnotation] = endpoint;
+        if (auto r = local.merge_patch(kres::kNodes, "", config.node_name, {{"metadata", {{"annotations", ann}}}}); !r) {
+          set_error("annotating node " + config.node_name + ": " + r.error().message());
+          return r.error();
+        }
+      }
+    }
+
+    {
+      std::lock_guard lock(mu);
+      if (state.refused != topology.refused) {
+        for (const auto& why : topology.refused) log.warn("not routed", {{"reason", why}});
+      }
+      state.applied = true;
+      state.peers = topology.peers.size();
+      state.routes = routes.size();
+      state.refused = topology.refused;
+      state.last_error.clear();
+      state.device_writes += diff.empty() ? 0U : 1U;
+      state.route_writes += route_diff->unchanged() ? 0U : 1U;
+    }
+    update_metrics(*current);
+    return kube::ReconcileResult{.requeue_after = std::chrono::duration_cast<std::chrono::milliseconds>(config.resync_period)};
+  }
+
+  void update_metrics(const wg::Device& device) {
+    if (!metrics) return;
+    metrics->gauge("clusterwire_node_agent_peers", "WireGuard peers on this node's device").Set(static_cast<double>(device.peers.size()));
+    auto& age = metrics->gauge_family("clusterwire_node_agent_handshake_age_seconds", "Seconds since the last handshake with each peer");
+    auto& rx = metrics->gauge_family("clusterwire_node_agent_peer_received_bytes", "Bytes received from each peer");
+    auto& tx = metrics->gauge_family("clusterwire_node_agent_peer_sent_bytes", "Bytes sent to each peer");
+    const auto now = clock.wall_now();
+    for (const auto& p : device.peers) {
+      const prometheus::Labels labels{{"peer", p.public_key.to_base64()}};
+      if (p.last_handshake) age.Add(labels).Set(std::chrono::duration<double>(now - *p.last_handshake).count());
+      rx.Add(labels).Set(static_cast<double>(p.rx_bytes));
+      tx.Add(labels).Set(static_cast<double>(p.tx_bytes));
+    }
+  }
+};
+
+Agent::Agent(AgentConfig config, kube::Client& local, wg::DeviceControl& wireguard, Clock& clock,
+             log::Logger logger, metrics::Metrics* metrics)
+    : impl_(std::make_unique<Impl>(std::move(config), local, wireguard, clock, std::move(logger), metrics)) {}
+
+Agent::~Agent() { stop(); }
+
+Result<void> Agent::start() {
+  if (auto r = validate(impl_->config); !r) return r;
+  return impl_->start();
+}
+
+void Agent::stop() {
+  if (impl_) impl_->stop();
+}
+
+AgentState Agent::state() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->state;
+}
+
+Result<void> Agent::cleanup(const AgentConfig& config, log::Logger logger) {
+  auto rt = netlink::Rtnetlink::open();
+  if (!rt) return rt.error();
+  auto routes = rt->set_routes({});
+  if (!routes) return routes.error().with_context("removing clusterwire's routes");
+  logger.info("routes removed", {{"count", routes->removed.size()}});
+  auto gone = rt->delete_link(config.interface);
+  if (!gone && gone.error().code() != ErrorCode::kNotFound) return gone.error();
+  logger.info("device removed", {{"interface", config.interface}});
+  return ok_result();
+}
+
+}  // namespace cw::agent

@@ -1,0 +1,85 @@
+// The node agent: one per node (a DaemonSet with hostNetwork). It owns the node's WireGuard
+// key and device, publishes the public key and endpoint as Node annotations, and keeps the
+// device's peers and the node's routes equal to compute_topology() of what it sees in the
+// local API (Nodes and ClusterPeerings; never the broker).
+//
+// One reconcile pass: observe → compute_topology → diff_device against the device as read
+// back → set only the difference → set_routes (protocol 119) → annotate the Node. Equal
+// state writes nothing: no peer reset, no route flap, no dropped handshake.
+//
+// On stop the device is left as it is, so traffic keeps flowing across an agent restart;
+// `cw-node-agent cleanup` removes what clusterwire made.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/base/clock.h"
+#include "common/kube/client.h"
+#include "common/log/log.h"
+#include "common/net/prefix.h"
+#include "common/wireguard/device.h"
+
+namespace cw::metrics {
+class Metrics;
+}
+
+namespace cw::agent {
+
+struct AgentConfig {
+  std::string node_name;
+  std::string key_path = "/var/lib/clusterwire/private.key";
+  std::string interface = "cw0";
+  std::uint16_t listen_port = 51820;
+  std::string endpoint;          // host:port to advertise; default: the Node's InternalIP
+  std::uint32_t mtu = 0;         // 0: the underlay's MTU less WireGuard's overhead (80)
+  std::uint32_t underlay_mtu = 1500;
+  std::uint16_t persistent_keepalive = 0;  // for peerings that do not set their own
+  std::vector<net::Prefix> service_cidrs;  // the local cluster's, never routed to a remote
+  // Userspace WireGuard: started as `<wireguard_go> <interface>` when the device is missing
+  // (it daemonises, and outlives the agent). Empty: never start one.
+  std::string wireguard_go = "wireguard-go";
+  std::chrono::milliseconds resync_period{std::chrono::seconds(30)};
+};
+
+Result<void> validate(const AgentConfig& config);
+
+// What the agent last did, for /readyz, `cwctl status` and tests.
+struct AgentState {
+  bool applied = false;            // a pass completed
+  std::string public_key;
+  std::size_t peers = 0;
+  std::size_t routes = 0;
+  std::vector<std::string> refused;  // from compute_topology
+  std::string last_error;
+  std::uint64_t device_writes = 0;   // passes that changed the device
+  std::uint64_t route_writes = 0;    // passes that changed routes
+};
+
+class Agent {
+ public:
+  // `wireguard` is the backend (kernel or UAPI); it must outlive the agent, as must
+  // `local` and `metrics` (which may be null).
+  Agent(AgentConfig config, kube::Client& local, wg::DeviceControl& wireguard, Clock& clock,
+        log::Logger logger, metrics::Metrics* metrics);
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  // Loads or creates the key, makes sure the device exists, and starts reconciling.
+  Result<void> start();
+  void stop();  // leaves the device and routes as they are
+  AgentState state() const;
+
+  // Removes clusterwire's routes and the WireGuard device.
+  static Result<void> cleanup(const AgentConfig& config, log::Logger logger);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cw::agent
