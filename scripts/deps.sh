@@ -30,6 +30,9 @@ packages=(
   iputils-ping         # ping across tunnels in tests
   tcpdump              # tests check that nothing crosses the underlay in clear
   bc                   # arithmetic in bench scripts
+  # tests/kernel/run_in_vm.sh: the kernel WireGuard backend in a VM (the host has no module)
+  qemu-system-x86      # boots Debian's cloud kernel with TCG
+  busybox-static       # the VM's userland and init; depmod and cpio for building it
 )
 
 missing=()

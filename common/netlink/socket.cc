@@ -339,6 +339,12 @@ Result<std::vector<Reply>> Socket::request(Request& message) {
                                                   std::to_string(message.capacity()) +
                                                   "-byte buffer");
   }
+  // The receive buffer may hold secrets once the answer is copied out (a WireGuard
+  // device's private key comes back in WG_CMD_GET_DEVICE): wipe it on every way out.
+  struct WipeOnExit {
+    std::vector<std::uint8_t>& buffer;
+    ~WipeOnExit() { explicit_bzero(buffer.data(), buffer.size()); }
+  } wipe{receive_buffer_};
   for (int attempt = 1;; ++attempt) {
     bool interrupted = false;
     auto replies = request_once(message, interrupted);
