@@ -38,7 +38,7 @@ setconf_full_ms=$(( (t1 - t0) / 1000000 )); setconf_change_ms=$(( (t2 - t1) / 10
 # our full request; its UAPI text is our measure of it.
 full_bytes=$(sed 's/.*full_bytes=\([0-9]*\).*/\1/' <<<"$ours")
 
-get() { sed "s/.* $1=\([0-9.]*\).*/\1/" <<<"$ours"; }
+get() { sed "s/.* $1=\([0-9.]*\).*/\1/" <<<" $ours"; }
 echo "WireGuard apply: $peers peers x 2 allowed IPs, userspace (wireguard-go UAPI)"
 printf '  %-28s %12s %12s %10s\n' "" "clusterwire" "wg setconf" "ratio"
 printf '  %-28s %10sms %10sms %9.2fx\n' "apply the whole device" "$(get full_ms)" "$setconf_full_ms" \

@@ -7,11 +7,16 @@
 // Usage (as root, in a namespace where the device exists):
 //   wireguard_apply_bench --backend uapi|kernel --interface IF --setconf-out FILE [--peers N]
 #include <algorithm>
+#include <optional>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <string>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/netlink/rtnetlink.h"
 #include "common/wireguard/kernel_control.h"
 #include "common/wireguard/uapi.h"
 #include "common/wireguard/uapi_control.h"
@@ -56,17 +61,41 @@ std::size_t bytes_for(const std::string& backend, const std::string& ifname, con
   return n;
 }
 
+// Milliseconds `wg setconf IF FILE` takes (the baseline), or -1 if it failed.
+double time_setconf(const std::string& ifname, const std::string& file) {
+  const auto t0 = Clock::now();
+  const pid_t pid = fork();
+  if (pid == 0) {
+    execlp("wg", "wg", "setconf", ifname.c_str(), file.c_str(), nullptr);
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return -1;
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string backend = "uapi", ifname, setconf_out;
   int n = 1000;
+  bool own_device = false;  // --own-device: create it (kernel), and time wg setconf here too
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--backend") backend = argv[i + 1];
     if (a == "--interface") ifname = argv[i + 1];
     if (a == "--setconf-out") setconf_out = argv[i + 1];
     if (a == "--peers") n = std::stoi(argv[i + 1]);
+    if (a == "--own-device") own_device = std::string(argv[i + 1]) == "yes";
+  }
+  std::optional<cw::netlink::Rtnetlink> rt;
+  if (own_device) {
+    rt.emplace(cw::netlink::Rtnetlink::open().value());
+    if (auto r = rt->create_link(ifname, "wireguard"); !r) {
+      std::fprintf(stderr, "creating %s: %s\n", ifname.c_str(), r.error().message().c_str());
+      return 2;
+    }
   }
   std::unique_ptr<cw::wg::DeviceControl> control;
   std::uint16_t family = 0;
@@ -147,5 +176,14 @@ int main(int argc, char** argv) {
               "change_peers=%zu verified=%s\n",
               backend.c_str(), n, full_ms, full_bytes, read_ms, one_ms, one_bytes, one.update.peers.size(),
               same ? "yes" : "NO");
+  if (own_device && !setconf_out.empty()) {
+    // The baseline on a fresh device of the same kind, in the same run.
+    (void)rt->delete_link(ifname);
+    (void)rt->create_link(ifname, "wireguard");
+    const double setconf_full = time_setconf(ifname, setconf_out + ".full");
+    const double setconf_change = time_setconf(ifname, setconf_out + ".changed");
+    std::printf("setconf_full_ms=%.2f setconf_change_ms=%.2f\n", setconf_full, setconf_change);
+    (void)rt->delete_link(ifname);
+  }
   return same ? 0 : 1;
 }
