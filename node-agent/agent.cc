@@ -110,6 +110,7 @@ struct Agent::Impl {
   std::unique_ptr<kube::Informer> peerings;
   std::unique_ptr<kube::Controller> controller;
   std::optional<netlink::Rtnetlink> rt;  // opened on the reconcile thread, used only there
+  std::optional<std::uint32_t> detected_mtu;
 
   mutable std::mutex mu;
   AgentState state;
@@ -211,6 +212,32 @@ struct Agent::Impl {
     return Error(ErrorCode::kUnavailable, "wireguard-go started but its UAPI socket did not appear");
   }
 
+  // The underlay's MTU: configured, or that of the link holding this Node's InternalIP
+  // (looked up once it is known), or Ethernet's 1500.
+  std::uint32_t underlay_mtu() {
+    if (config.underlay_mtu != 0) return config.underlay_mtu;
+    if (detected_mtu) return *detected_mtu;
+    std::optional<net::IpAddress> mine;
+    for (const auto& n : nodes->list()) {
+      if (str(n["metadata"], "name") == config.node_name) mine = internal_ip(n);
+    }
+    if (!mine) return 1500;
+    if (auto links = rt->list_links()) {
+      for (const auto& link : *links) {
+        auto addrs = rt->list_addresses(link.name);
+        if (!addrs) continue;
+        for (const auto& a : *addrs) {
+          if (a.address == *mine) {
+            detected_mtu = link.mtu;
+            log.info("underlay MTU", {{"link", link.name}, {"mtu", link.mtu}});
+            return link.mtu;
+          }
+        }
+      }
+    }
+    return 1500;
+  }
+
   Result<kube::ReconcileResult> reconcile() {
     // Never on a cache still filling: an empty peering list would remove every peer and cut
     // every tunnel right after an agent restart.
@@ -225,7 +252,7 @@ struct Agent::Impl {
       return r.error();
     }
     // MTU and up: idempotent, cheap.
-    const std::uint32_t mtu = config.mtu != 0 ? config.mtu : config.underlay_mtu - kWireGuardOverhead;
+    const std::uint32_t mtu = config.mtu != 0 ? config.mtu : underlay_mtu() - kWireGuardOverhead;
     if (auto link = rt->get_link(config.interface); link && link->mtu != mtu) (void)rt->set_mtu(config.interface, mtu);
     if (auto link = rt->get_link(config.interface); link && !link->up) (void)rt->set_up(config.interface);
 
@@ -322,12 +349,15 @@ struct Agent::Impl {
       state.device_writes += diff.empty() ? 0U : 1U;
       state.route_writes += route_diff->unchanged() ? 0U : 1U;
     }
-    update_metrics(*current);
+    update_metrics(*current, topology.refused.size());
     return kube::ReconcileResult{.requeue_after = std::chrono::duration_cast<std::chrono::milliseconds>(config.resync_period)};
   }
 
-  void update_metrics(const wg::Device& device) {
+  void update_metrics(const wg::Device& device, std::size_t refused) {
     if (!metrics) return;
+    metrics->gauge("clusterwire_node_agent_refused_routes",
+                   "Remote ranges not routed because they overlap a local range, or are invalid")
+        .Set(static_cast<double>(refused));
     metrics->gauge("clusterwire_node_agent_peers", "WireGuard peers on this node's device").Set(static_cast<double>(device.peers.size()));
     auto& age = metrics->gauge_family("clusterwire_node_agent_handshake_age_seconds", "Seconds since the last handshake with each peer");
     auto& rx = metrics->gauge_family("clusterwire_node_agent_peer_received_bytes", "Bytes received from each peer");

@@ -36,7 +36,7 @@ struct AgentConfig {
   std::uint16_t listen_port = 51820;
   std::string endpoint;          // host:port to advertise; default: the Node's InternalIP
   std::uint32_t mtu = 0;         // 0: the underlay's MTU less WireGuard's overhead (80)
-  std::uint32_t underlay_mtu = 1500;
+  std::uint32_t underlay_mtu = 0;  // 0: that of the link holding the Node's InternalIP (else 1500)
   std::uint16_t persistent_keepalive = 0;  // for peerings that do not set their own
   std::vector<net::Prefix> service_cidrs;  // the local cluster's, never routed to a remote
   // Userspace WireGuard: started as `<wireguard_go> <interface>` when the device is missing

@@ -36,7 +36,8 @@ int main(int argc, char** argv) {
   app.add_option("--listen-port", listen_port, "WireGuard UDP port")->capture_default_str();
   app.add_option("--endpoint", config.endpoint, "address:port other clusters reach this node at (default: InternalIP)");
   app.add_option("--mtu", config.mtu, "The interface MTU (default: underlay MTU - 80)");
-  app.add_option("--underlay-mtu", config.underlay_mtu, "The underlay's MTU")->capture_default_str();
+  app.add_option("--underlay-mtu", config.underlay_mtu,
+                 "The underlay's MTU (default: the link holding the Node's InternalIP)");
   app.add_option("--persistent-keepalive", keepalive, "Seconds between keepalives (0: off), unless a peering sets it")
       ->capture_default_str();
   app.add_option("--service-cidr", service_cidrs, "The local cluster's Service CIDR (never routed to a remote)");

@@ -40,6 +40,7 @@ for n in a b; do
   ip -n "$p-u" link set "$p-$n" master br0 up
   ip -n "$p-$n" link set eth0 up && ip -n "$p-$n" link set lo up
 done
+ip -n "$p-a" link set eth0 mtu 1400  # the agent must derive 1320 from it
 ip -n "$p-a" addr add 10.124.0.1/24 dev eth0
 ip -n "$p-b" addr add 10.124.0.2/24 dev eth0
 # Each node's "pod": an address in its pod block.
@@ -109,6 +110,8 @@ else bad "cross-cluster ping" "$(ip netns exec $p-a wg show)" "$(tail -5 "$tmp/a
 dump=$(ip netns exec "$p-a" wg show "${p:0:8}a" dump)
 grep -q "$key_b" <<<"$dump" && grep -q "10.201.0.0/24" <<<"$dump" && grep -q "10.124.0.2:51820" <<<"$dump" \
   && ok "wg show: the peer, its endpoint and allowed IPs" || bad "wg show" "$dump"
+ip -n "$p-a" link show "${p:0:8}a" | grep -q "mtu 1320" && ok "MTU derived from the underlay (1400 - 80)" \
+  || bad "MTU" "$(ip -n $p-a link show ${p:0:8}a)"
 ip -n "$p-a" route show proto 119 | grep -q "10.201.0.0/16 dev ${p:0:8}a" && ok "route 10.201.0.0/16 via the tunnel, protocol 119" \
   || bad "route" "$(ip -n $p-a route show)"
 handshake=$(ip netns exec "$p-a" wg show "${p:0:8}a" latest-handshakes | awk '{print $2}')
