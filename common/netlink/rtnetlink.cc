@@ -1,5 +1,7 @@
 #include "common/netlink/rtnetlink.h"
 
+#include "common/net/interface_name.h"
+
 #include <linux/if.h>
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
@@ -61,23 +63,7 @@ std::uint32_t effective_metric(const Route& route) {
   return route.metric;
 }
 
-// The kernel's dev_valid_name(), so that a bad name is our clear error, not EINVAL.
-Result<void> check_link_name(const std::string& name) {
-  const auto bad = [&](const std::string& why) {
-    return Error(ErrorCode::kInvalidArgument, "invalid link name \"" + name + "\": " + why);
-  };
-  if (name.empty()) return bad("empty");
-  if (name.size() >= IFNAMSIZ) {
-    return bad("longer than " + std::to_string(IFNAMSIZ - 1) + " characters");
-  }
-  if (name == "." || name == "..") return bad("reserved");
-  for (const char c : name) {
-    if (c == '/' || c == ':' || std::isspace(static_cast<unsigned char>(c)) != 0 || c == '\0') {
-      return bad("contains '/', ':' or white space");
-    }
-  }
-  return ok_result();
-}
+Result<void> check_link_name(const std::string& name) { return net::check_interface_name(name); }
 
 Result<void> check_table(int table) {
   if (table <= 0) {  // RT_TABLE_UNSPEC

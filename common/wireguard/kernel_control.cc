@@ -1,5 +1,7 @@
 #include "common/wireguard/kernel_control.h"
 
+#include "common/net/interface_name.h"
+
 #include <linux/wireguard.h>
 #include <netinet/in.h>
 #include <sodium.h>
@@ -25,20 +27,7 @@ using netlink::Request;
 // NLA_HDRLEN as a size (the macro is an int).
 constexpr std::size_t kAttributeHeader = (sizeof(nlattr) + 3U) & ~std::size_t{3};
 
-// Linux's rule for interface names (dev_valid_name), plus no control characters: the name
-// goes into messages.
-Result<void> check_name(const std::string& name) {
-  const bool valid = !name.empty() && name.size() < 16 && name != "." && name != ".." &&
-                     std::none_of(name.begin(), name.end(), [](char c) {
-                       return c == '/' || c == ':' || c == ' ' ||
-                              static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
-                     });
-  if (valid) return ok_result();
-  return Error(ErrorCode::kInvalidArgument,
-               "\"" + name +
-                   "\" is not a network interface name: 1 to 15 characters, no '/', ':', "
-                   "spaces or control characters, not \".\" or \"..\"");
-}
+Result<void> check_name(const std::string& name) { return net::check_interface_name(name); }
 
 // The same refusals as the UAPI backend's, so that an update means the same on both.
 Result<void> check_update(const DeviceUpdate& update) {

@@ -1,5 +1,7 @@
 #include "common/wireguard/uapi_control.h"
 
+#include "common/net/interface_name.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -75,20 +77,7 @@ class SecretBuffer {
   std::size_t capacity_ = 0;
 };
 
-// Linux's rule for interface names (dev_valid_name), plus no control characters: the name
-// becomes part of a path and of messages.
-Result<void> check_name(const std::string& name) {
-  const bool valid = !name.empty() && name.size() < 16 && name != "." && name != ".." &&
-                     std::none_of(name.begin(), name.end(), [](char c) {
-                       return c == '/' || c == ':' || c == ' ' ||
-                              static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
-                     });
-  if (valid) return ok_result();
-  return Error(ErrorCode::kInvalidArgument,
-               "\"" + name +
-                   "\" is not a network interface name: 1 to 15 characters, no '/', ':', "
-                   "spaces or control characters, not \".\" or \"..\"");
-}
+Result<void> check_name(const std::string& name) { return net::check_interface_name(name); }
 
 // Milliseconds left for poll(), rounded up so that a wait never ends just short of the
 // deadline; 0 once it has passed.
