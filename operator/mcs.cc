@@ -1,0 +1,186 @@
+#include "operator/mcs.h"
+
+#include <algorithm>
+#include <tuple>
+
+namespace cw::op {
+namespace {
+
+std::string str(const json& j, const char* key) {
+  return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : "";
+}
+
+std::string key(const std::string& ns, const std::string& name) { return ns + "/" + name; }
+
+}  // namespace
+
+ExportResult make_export_record(const std::string& cluster_id, const json& service_export, const json& service,
+                                const std::vector<json>& slices) {
+  ExportResult out;
+  const json meta = service_export.value("metadata", json::object());
+  const std::string name = str(meta, "name");
+  const std::string ns = str(meta, "namespace");
+  if (service.is_null() || !service.is_object()) {
+    out.invalid_reason = "ServiceNotFound";
+    out.invalid_message = "there is no Service " + ns + "/" + name + " to export";
+    return out;
+  }
+  const json spec = service.value("spec", json::object());
+  const std::string type = str(spec, "type");
+  if (type == "ExternalName") {
+    out.invalid_reason = "InvalidServiceType";
+    out.invalid_message = "an ExternalName Service cannot be exported: create it in each cluster instead";
+    return out;
+  }
+  ExportRecord r;
+  r.cluster_id = cluster_id;
+  r.ns = ns;
+  r.name = name;
+  r.exported_at = str(meta, "creationTimestamp");
+  r.headless = str(spec, "clusterIP") == "None";
+  for (const auto& p : spec.value("ports", json::array())) {
+    ExportPort port{str(p, "name"), str(p, "protocol").empty() ? "TCP" : str(p, "protocol"),
+                    p.value("port", 0), str(p, "appProtocol")};
+    if (port.port > 0) r.ports.push_back(port);
+  }
+  if (!r.headless) {
+    for (const auto& ip : spec.value("clusterIPs", json::array())) {
+      if (ip.is_string() && ip.get<std::string>() != "None") r.service_ips.push_back(ip);
+    }
+    if (r.service_ips.empty() && !str(spec, "clusterIP").empty()) r.service_ips.push_back(str(spec, "clusterIP"));
+  } else {
+    for (const auto& slice : slices) {
+      for (const auto& ep : slice.value("endpoints", json::array())) {
+        ExportEndpoint e;
+        for (const auto& a : ep.value("addresses", json::array())) {
+          if (a.is_string()) e.addresses.push_back(a);
+        }
+        e.hostname = str(ep, "hostname");
+        const json cond = ep.value("conditions", json::object());
+        // Kubernetes: a nil ready condition means ready.
+        e.ready = !cond.contains("ready") || cond["ready"].is_null() || cond["ready"] == true;
+        if (!e.addresses.empty()) r.endpoints.push_back(std::move(e));
+      }
+    }
+    std::sort(r.endpoints.begin(), r.endpoints.end(),
+              [](const ExportEndpoint& a, const ExportEndpoint& b) { return a.addresses < b.addresses; });
+  }
+  out.record = std::move(r);
+  return out;
+}
+
+json to_json(const ExportRecord& r) {
+  json ports = json::array();
+  for (const auto& p : r.ports) {
+    json j{{"name", p.name}, {"protocol", p.protocol}, {"port", p.port}};
+    if (!p.app_protocol.empty()) j["appProtocol"] = p.app_protocol;
+    ports.push_back(j);
+  }
+  json endpoints = json::array();
+  for (const auto& e : r.endpoints) {
+    json j{{"addresses", e.addresses}, {"ready", e.ready}};
+    if (!e.hostname.empty()) j["hostname"] = e.hostname;
+    endpoints.push_back(j);
+  }
+  return {{"clusterID", r.cluster_id}, {"namespace", r.ns},   {"service", r.name},
+          {"type", r.headless ? "Headless" : "ClusterSetIP"}, {"ports", ports},
+          {"serviceIPs", r.service_ips}, {"endpoints", endpoints}, {"exportedAt", r.exported_at}};
+}
+
+Result<ExportRecord> parse_export_record(const json& spec) {
+  ExportRecord r;
+  r.cluster_id = str(spec, "clusterID");
+  r.ns = str(spec, "namespace");
+  r.name = str(spec, "service");
+  r.exported_at = str(spec, "exportedAt");
+  const std::string type = str(spec, "type");
+  if (r.cluster_id.empty() || r.ns.empty() || r.name.empty() || (type != "Headless" && type != "ClusterSetIP")) {
+    return Error(ErrorCode::kInvalidArgument, "an export record needs clusterID, namespace, service and type");
+  }
+  r.headless = type == "Headless";
+  for (const auto& p : spec.value("ports", json::array())) {
+    if (!p.is_object() || !p.contains("port") || !p["port"].is_number_integer()) continue;
+    r.ports.push_back({str(p, "name"), str(p, "protocol").empty() ? "TCP" : str(p, "protocol"), p["port"].get<int>(),
+                       str(p, "appProtocol")});
+  }
+  for (const auto& ip : spec.value("serviceIPs", json::array())) {
+    if (ip.is_string()) r.service_ips.push_back(ip);
+  }
+  for (const auto& e : spec.value("endpoints", json::array())) {
+    if (!e.is_object()) continue;
+    ExportEndpoint ep;
+    for (const auto& a : e.value("addresses", json::array())) {
+      if (a.is_string()) ep.addresses.push_back(a);
+    }
+    ep.hostname = str(e, "hostname");
+    ep.ready = !e.contains("ready") || e["ready"] == true;
+    r.endpoints.push_back(std::move(ep));
+  }
+  return r;
+}
+
+ImportPlan plan_imports(const std::string& local_cluster_id, const std::vector<ExportRecord>& records,
+                        const std::set<std::string>& reachable, const std::set<std::string>& namespaces) {
+  ImportPlan plan;
+  std::map<std::string, std::vector<const ExportRecord*>> by_service;
+  for (const auto& r : records) by_service[key(r.ns, r.name)].push_back(&r);
+
+  for (auto& [k, recs] : by_service) {
+    // Precedence: oldest export first; the cluster ID breaks ties, so every cluster agrees.
+    std::sort(recs.begin(), recs.end(), [](const ExportRecord* a, const ExportRecord* b) {
+      return std::tie(a->exported_at, a->cluster_id) < std::tie(b->exported_at, b->cluster_id);
+    });
+    const ExportRecord& oldest = *recs.front();
+    std::vector<std::string> problems;
+    std::vector<ExportPort> ports;
+    std::vector<const ExportRecord*> contributors;
+    for (const auto* r : recs) {
+      if (r->headless != oldest.headless) {
+        problems.push_back("type: cluster " + r->cluster_id + " exports it " + (r->headless ? "Headless" : "ClusterSetIP") +
+                           ", the oldest export (cluster " + oldest.cluster_id + ") " +
+                           (oldest.headless ? "Headless" : "ClusterSetIP") + ", which is used");
+        continue;
+      }
+      contributors.push_back(r);
+      for (const auto& p : r->ports) {
+        auto same_name = std::find_if(ports.begin(), ports.end(), [&](const ExportPort& q) { return q.name == p.name; });
+        if (same_name != ports.end()) {
+          if (same_name->protocol != p.protocol || same_name->port != p.port) {
+            problems.push_back("port \"" + p.name + "\": cluster " + r->cluster_id + " has " + p.protocol + "/" +
+                               std::to_string(p.port) + ", an older export " + same_name->protocol + "/" +
+                               std::to_string(same_name->port) + ", which is used");
+          }
+          continue;
+        }
+        auto same_port = std::find_if(ports.begin(), ports.end(), [&](const ExportPort& q) {
+          return q.protocol == p.protocol && q.port == p.port;
+        });
+        if (same_port != ports.end()) {
+          problems.push_back(p.protocol + "/" + std::to_string(p.port) + ": cluster " + r->cluster_id + " names it \"" +
+                             p.name + "\", an older export \"" + same_port->name + "\", which is used");
+          continue;
+        }
+        ports.push_back(p);
+      }
+    }
+    if (!problems.empty()) {
+      std::string message = "Conflict: " + problems.front();
+      if (problems.size() > 1) message += " (and " + std::to_string(problems.size() - 1) + " more)";
+      for (const auto* r : recs) {
+        if (r->cluster_id == local_cluster_id) plan.conflicts[k] = message;
+      }
+    }
+    if (namespaces.count(oldest.ns) == 0) continue;  // never create a namespace for an import
+    PlannedImport imp{oldest.ns, oldest.name, oldest.headless, ports, {}};
+    for (const auto* r : contributors) {
+      if (reachable.count(r->cluster_id) == 0) continue;
+      imp.slices.push_back({r->cluster_id, r->service_ips, r->endpoints});
+    }
+    std::sort(imp.slices.begin(), imp.slices.end(),
+              [](const ImportedSlice& a, const ImportedSlice& b) { return a.source_cluster < b.source_cluster; });
+    plan.imports.push_back(std::move(imp));
+  }
+  return plan;
+}
+
+}  // namespace cw::op

@@ -1,0 +1,96 @@
+// The Multi-Cluster Services sync as pure functions (KEP-1645):
+//
+//   export: a ServiceExport and its Service (and, headless, its EndpointSlices) in this
+//           cluster → an ExportRecord, which the operator publishes on the broker;
+//   import: every cluster's records → for each exported Service whose namespace exists here,
+//           a ServiceImport (type and ports merged by the KEP's conflict rules) and one
+//           EndpointSlice per reachable source cluster, plus the conflicts to report on
+//           this cluster's own ServiceExports.
+//
+// Conflict resolution follows the KEP: precedence by the ServiceExport's creationTimestamp,
+// oldest first (cluster ID breaks ties); the type is the oldest export's, and exports of
+// another type do not contribute; ports merge by name first, then by protocol and port; a
+// Conflict condition goes on every export of a conflicted Service.
+#pragma once
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/base/result.h"
+
+namespace cw::op {
+
+using nlohmann::json;
+
+struct ExportPort {
+  std::string name;
+  std::string protocol = "TCP";
+  int port = 0;
+  std::string app_protocol;
+  friend bool operator==(const ExportPort&, const ExportPort&) = default;
+};
+
+struct ExportEndpoint {
+  std::vector<std::string> addresses;
+  std::string hostname;
+  bool ready = true;
+  friend bool operator==(const ExportEndpoint&, const ExportEndpoint&) = default;
+};
+
+struct ExportRecord {
+  std::string cluster_id;
+  std::string ns;
+  std::string name;
+  bool headless = false;
+  std::vector<ExportPort> ports;
+  std::vector<std::string> service_ips;    // ClusterSetIP: the Service's clusterIPs
+  std::vector<ExportEndpoint> endpoints;   // headless: its ready and unready endpoints
+  std::string exported_at;                 // the ServiceExport's creationTimestamp (RFC 3339)
+};
+
+// Why a ServiceExport cannot be exported (its Valid=False condition), or the record.
+struct ExportResult {
+  std::optional<ExportRecord> record;
+  std::string invalid_reason;   // "ServiceNotFound", "InvalidServiceType"
+  std::string invalid_message;
+};
+
+// `service` may be null (not found). `slices` are the EndpointSlices labelled
+// kubernetes.io/service-name=<name> in the namespace.
+ExportResult make_export_record(const std::string& cluster_id, const json& service_export,
+                                const json& service, const std::vector<json>& slices);
+
+json to_json(const ExportRecord& record);
+Result<ExportRecord> parse_export_record(const json& spec);
+
+struct ImportedSlice {
+  std::string source_cluster;
+  std::vector<std::string> service_ips;
+  std::vector<ExportEndpoint> endpoints;
+};
+
+struct PlannedImport {
+  std::string ns;
+  std::string name;
+  bool headless = false;
+  std::vector<ExportPort> ports;
+  std::vector<ImportedSlice> slices;  // one per reachable contributing cluster, sorted
+};
+
+struct ImportPlan {
+  std::vector<PlannedImport> imports;  // sorted by namespace, name
+  // This cluster's exports in conflict: "<ns>/<name>" → the condition's message.
+  std::map<std::string, std::string> conflicts;
+};
+
+// `reachable`: clusters whose peering is Connected (and this one). `namespaces`: those that
+// exist here; Services of other namespaces are not imported (the KEP: a namespace is never
+// created for an import).
+ImportPlan plan_imports(const std::string& local_cluster_id, const std::vector<ExportRecord>& records,
+                        const std::set<std::string>& reachable, const std::set<std::string>& namespaces);
+
+}  // namespace cw::op

@@ -1,0 +1,113 @@
+// The MCS sync's rules (KEP-1645): export records, conflict resolution, imports.
+#include "operator/mcs.h"
+
+#include <gtest/gtest.h>
+
+namespace cw::op {
+namespace {
+
+json service_export(const std::string& ns, const std::string& name, const std::string& created) {
+  return {{"metadata", {{"name", name}, {"namespace", ns}, {"creationTimestamp", created}}}};
+}
+
+json service(const std::string& cluster_ip, json ports, const std::string& type = "ClusterIP") {
+  return {{"spec", {{"type", type}, {"clusterIP", cluster_ip}, {"clusterIPs", {cluster_ip}}, {"ports", ports}}}};
+}
+
+ExportRecord record(const std::string& cluster, const std::string& created, bool headless, std::vector<ExportPort> ports,
+                    const std::string& ns = "default") {
+  return {cluster, ns, "web", headless, std::move(ports), headless ? std::vector<std::string>{} : std::vector<std::string>{"10.96.0.1"},
+          headless ? std::vector<ExportEndpoint>{{{"10.80.0.5"}, "web-0", true}} : std::vector<ExportEndpoint>{}, created};
+}
+
+TEST(ExportRecordTest, ClusterSetIpServiceExportsItsIpsAndPorts) {
+  auto r = make_export_record("east", service_export("default", "web", "2026-01-01T00:00:00Z"),
+                              service("10.96.0.10", json::array({{{"name", "http"}, {"port", 80}}})), {});
+  ASSERT_TRUE(r.record.has_value()) << r.invalid_message;
+  EXPECT_FALSE(r.record->headless);
+  EXPECT_EQ(r.record->service_ips, std::vector<std::string>{"10.96.0.10"});
+  ASSERT_EQ(r.record->ports.size(), 1U);
+  EXPECT_EQ(r.record->ports[0].protocol, "TCP");  // defaulted
+  EXPECT_EQ(r.record->exported_at, "2026-01-01T00:00:00Z");
+  // Round trip through the broker object's spec.
+  auto back = parse_export_record(to_json(*r.record));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->ports, r.record->ports);
+}
+
+TEST(ExportRecordTest, HeadlessServiceExportsItsEndpointsWithReadiness) {
+  json slice{{"endpoints", {{{"addresses", {"10.80.0.5"}}, {"hostname", "db-0"}, {"conditions", {{"ready", true}}}},
+                            {{"addresses", {"10.80.0.6"}}, {"conditions", {{"ready", false}}}},
+                            {{"addresses", {"10.80.0.7"}}}}}};
+  auto r = make_export_record("east", service_export("data", "db", "t"), service("None", json::array()), {slice});
+  ASSERT_TRUE(r.record.has_value());
+  EXPECT_TRUE(r.record->headless);
+  ASSERT_EQ(r.record->endpoints.size(), 3U);
+  EXPECT_EQ(r.record->endpoints[0].hostname, "db-0");
+  EXPECT_FALSE(r.record->endpoints[1].ready);
+  EXPECT_TRUE(r.record->endpoints[2].ready);  // no condition: ready, as Kubernetes reads it
+}
+
+TEST(ExportRecordTest, MissingAndExternalNameServicesAreInvalid) {
+  auto missing = make_export_record("east", service_export("default", "web", "t"), json(), {});
+  EXPECT_FALSE(missing.record.has_value());
+  EXPECT_EQ(missing.invalid_reason, "ServiceNotFound");
+  auto external = make_export_record("east", service_export("default", "web", "t"),
+                                     service("", json::array(), "ExternalName"), {});
+  EXPECT_EQ(external.invalid_reason, "InvalidServiceType");
+}
+
+TEST(PlanImportsTest, MergesPortsAndSlicesPerReachableCluster) {
+  std::vector<ExportRecord> recs{record("west", "2026-01-02T00:00:00Z", false, {{"http", "TCP", 80, ""}}),
+                                 record("north", "2026-01-01T00:00:00Z", false, {{"http", "TCP", 80, ""}, {"grpc", "TCP", 9090, ""}}),
+                                 record("south", "2026-01-03T00:00:00Z", false, {{"http", "TCP", 80, ""}})};
+  auto plan = plan_imports("east", recs, {"east", "west", "north"}, {"default"});
+  ASSERT_EQ(plan.imports.size(), 1U);
+  const auto& imp = plan.imports[0];
+  EXPECT_FALSE(imp.headless);
+  EXPECT_EQ(imp.ports.size(), 2U);
+  ASSERT_EQ(imp.slices.size(), 2U);  // south is not reachable
+  EXPECT_EQ(imp.slices[0].source_cluster, "north");
+  EXPECT_EQ(imp.slices[1].source_cluster, "west");
+  EXPECT_TRUE(plan.conflicts.empty());
+}
+
+TEST(PlanImportsTest, TheOldestExportDecidesTheTypeAndEveryExportHearsOfTheConflict) {
+  std::vector<ExportRecord> recs{record("east", "2026-01-02T00:00:00Z", true, {{"http", "TCP", 80, ""}}),
+                                 record("west", "2026-01-01T00:00:00Z", false, {{"http", "TCP", 80, ""}})};
+  auto plan = plan_imports("east", recs, {"east", "west"}, {"default"});
+  ASSERT_EQ(plan.imports.size(), 1U);
+  EXPECT_FALSE(plan.imports[0].headless);  // west's, the oldest
+  ASSERT_EQ(plan.imports[0].slices.size(), 1U);  // east's headless export does not contribute
+  EXPECT_EQ(plan.imports[0].slices[0].source_cluster, "west");
+  ASSERT_EQ(plan.conflicts.count("default/web"), 1U);
+  EXPECT_NE(plan.conflicts["default/web"].find("oldest export (cluster west)"), std::string::npos) << plan.conflicts["default/web"];
+  // West, the winner, is told of the conflict too.
+  EXPECT_EQ(plan_imports("west", recs, {"east", "west"}, {"default"}).conflicts.count("default/web"), 1U);
+}
+
+TEST(PlanImportsTest, PortConflictsKeepTheOlderPort) {
+  std::vector<ExportRecord> recs{record("east", "2026-01-01T00:00:00Z", false, {{"http", "TCP", 80, ""}}),
+                                 record("west", "2026-01-02T00:00:00Z", false, {{"http", "TCP", 8080, ""}, {"web", "TCP", 80, ""}})};
+  auto plan = plan_imports("west", recs, {"east", "west"}, {"default"});
+  ASSERT_EQ(plan.imports[0].ports.size(), 1U);
+  EXPECT_EQ(plan.imports[0].ports[0].port, 80);
+  ASSERT_EQ(plan.conflicts.count("default/web"), 1U);
+  EXPECT_NE(plan.conflicts["default/web"].find("(and 1 more)"), std::string::npos) << plan.conflicts["default/web"];
+}
+
+TEST(PlanImportsTest, ANamespaceThatDoesNotExistHereIsNotImported) {
+  std::vector<ExportRecord> recs{record("west", "t", false, {{"http", "TCP", 80, ""}}, "shop")};
+  EXPECT_TRUE(plan_imports("east", recs, {"east", "west"}, {"default"}).imports.empty());
+  EXPECT_EQ(plan_imports("east", recs, {"east", "west"}, {"default", "shop"}).imports.size(), 1U);
+}
+
+TEST(PlanImportsTest, TiesAreBrokenByClusterIdSoEveryClusterAgrees) {
+  std::vector<ExportRecord> a{record("west", "t", true, {}), record("east", "t", false, {})};
+  std::vector<ExportRecord> b{record("east", "t", false, {}), record("west", "t", true, {})};
+  EXPECT_EQ(plan_imports("x", a, {"east", "west"}, {"default"}).imports[0].headless,
+            plan_imports("y", b, {"east", "west"}, {"default"}).imports[0].headless);
+}
+
+}  // namespace
+}  // namespace cw::op
