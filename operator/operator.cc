@@ -196,8 +196,9 @@ struct Operator::Impl {
     auto pc = std::make_unique<kube::Controller>(
         kube::ControllerOptions{.name = "peerings", .workers = 2, .on_reconciled = observe},
         [this](const std::string& name) { return reconcile_peering(name); }, clock);
-    (void)cc->start();
-    (void)pc->start();
+    for (auto* c : {cc.get(), pc.get()}) {
+      if (auto r = c->start(); !r) log.error("controller did not start", {{"controller", c->name()}, {"error", r.error().message()}});
+    }
     {
       std::lock_guard lock(mu);
       cluster_controller = std::move(cc);
@@ -380,7 +381,7 @@ struct Operator::Impl {
           plan.assigned.begin(), plan.assigned.end(), [](const auto& kv) { return !kv.second.empty(); }));
       state.advertised = published.ok();
     }
-    update_metrics(*set, all_claims, blocks);
+    update_metrics(*set, all_claims);
     const bool problems_changed = [&] {
       std::lock_guard lock(mu);
       return state.problems != problems;
@@ -496,8 +497,7 @@ struct Operator::Impl {
     return ok_result();
   }
 
-  void update_metrics(const ClusterSetView& set, const std::vector<Claim>& all_claims,
-                      const std::vector<net::Prefix>& blocks) {
+  void update_metrics(const ClusterSetView& set, const std::vector<Claim>& all_claims) {
     if (!metrics) return;
     metrics->gauge("clusterwire_operator_claims_held", "CIDRClaims this cluster holds")
         .Set(static_cast<double>(std::count_if(all_claims.begin(), all_claims.end(),
@@ -516,7 +516,6 @@ struct Operator::Impl {
                      {{"family", f == net::Family::kIPv4 ? "ipv4" : "ipv6"}})
           .Set(static_cast<double>(pool->free_blocks(f, fp->cluster_prefix_length)));
     }
-    (void)blocks;
   }
 
   // ---- peerings
