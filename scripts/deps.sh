@@ -33,6 +33,15 @@ packages=(
   # tests/kernel/run_in_vm.sh: the kernel WireGuard backend in a VM (the host has no module)
   qemu-system-x86      # boots Debian's cloud kernel with TCG
   busybox-static       # the VM's userland and init; depmod and cpio for building it
+  # the DNS server's integration test and benchmark: real clients and a reference server
+  dnsutils             # dig
+  knot-dnsutils        # kdig, a second client implementation (TCP keep-open, pipelining)
+  unbound              # stands in for CoreDNS's forward plugin; the benchmark's baseline
+  dnsperf              # bench/dns_bench.sh: QPS and per-query latency
+  socat                # tests send hostile datagrams with it
+  # tests/fuzz: libFuzzer needs clang (the build itself uses g++); skipped (77) without them
+  clang                # clang++ -fsanitize=fuzzer,address,undefined for dns_message_fuzz
+  libclang-rt-14-dev   # the libFuzzer and sanitizer runtimes clang links
 )
 
 missing=()
