@@ -148,7 +148,7 @@ INSTANTIATE_TEST_SUITE_P(
                  .error = "the source's family differs"},
         PlanCase{.name = "AnInvalidDeviceName",
                  .desired = {"10.1.0.0/16 dev a-name-far-too-long"},
-                 .error = "longer than 15 characters"}),
+                 .error = "is not a network interface name: 1 to 15 characters"}),
     [](const testing::TestParamInfo<PlanCase>& param) { return param.param.name; });
 
 TEST(PlanRoutesTableTest, TableZeroIsRefused) {
