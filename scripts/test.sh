@@ -5,4 +5,12 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${CW_BUILD_DIR:-$root/build}
 "$root/scripts/build.sh"
-ctest --test-dir "$build" --output-on-failure --timeout 600 -j "$(nproc)" "$@"
+status=0
+ctest --test-dir "$build" --output-on-failure --timeout 600 -j "$(nproc)" "$@" || status=$?
+# ctest shows no output for skipped tests: print why each one was skipped.
+log="$build/Testing/Temporary/LastTest.log"
+if [ -f "$log" ] && grep -q "SKIP" "$log"; then
+  echo "Skipped tests said:"
+  grep -h "SKIP" "$log" | sort -u | sed 's/^/  /'
+fi
+exit $status

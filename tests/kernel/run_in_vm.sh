@@ -88,9 +88,14 @@ if [ -n "$kernel_package" ]; then
   if [ -z "$deb" ]; then
     echo "run_in_vm: downloading $kernel_package into $work/cache" >&2
     # apt-get download as root warns that it cannot drop to _apt in this directory; harmless.
-    (cd "$work/cache" && apt-get download -q "$kernel_package" 2>&1 |
-      grep -v '^W: Download is performed unsandboxed' >&2) || true
-    deb=$(ls -t "$work/cache/${kernel_package}"_*.deb 2>/dev/null | head -n 1) || true
+    # A mirror or lock hiccup is not a reason to skip: three tries, a little apart.
+    for attempt in 1 2 3; do
+      (cd "$work/cache" && apt-get download -q "$kernel_package" 2>&1 |
+        grep -v '^W: Download is performed unsandboxed' >&2) || true
+      deb=$(ls -t "$work/cache/${kernel_package}"_*.deb 2>/dev/null | head -n 1) || true
+      [ -n "$deb" ] && break
+      sleep $((attempt * 3))
+    done
     [ -n "$deb" ] ||
       skip "cannot download $kernel_package (apt-get download failed; package lists current?)"
   fi
