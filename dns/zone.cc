@@ -47,7 +47,6 @@ ServiceZone::~ServiceZone() = default;
 
 void ServiceZone::update(const ZoneSnapshot& snapshot) {
   auto index = std::make_shared<Index>();
-  static std::atomic<std::uint32_t> serial{1};
   const std::uint32_t ttl = options_.ttl;
   const std::string apex = apex_.lower();
   auto add = [&](const std::string& owner, std::uint16_t type, RData data) {
@@ -63,7 +62,7 @@ void ServiceZone::update(const ZoneSnapshot& snapshot) {
   };
 
   const Name ns = Name::parse(options_.nameserver);
-  SOA soa{ns, Name::parse("hostmaster." + options_.zone), serial++, 7200, 1800, 86400, ttl};
+  SOA soa{ns, Name::parse("hostmaster." + options_.zone), serial_++, 7200, 1800, 86400, ttl};
   index->soa = {apex_, static_cast<std::uint16_t>(RType::kSOA), kClassIN, ttl, soa};
   add(apex, static_cast<std::uint16_t>(RType::kSOA), soa);
   add(apex, static_cast<std::uint16_t>(RType::kNS), NS{ns});

@@ -90,6 +90,7 @@ class ServiceZone final : public Zone {
   struct Index;
   ZoneOptions options_;
   Name apex_;
+  std::atomic<std::uint32_t> serial_{1};  // the SOA serial: one more per update
   mutable std::mutex mu_;  // guards index_ (the pointer, not the index: it is immutable)
   std::shared_ptr<const Index> index_;
 };
