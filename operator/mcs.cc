@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <tuple>
 
+#include "common/kube/mcs_api.h"
+#include "common/net/ip_address.h"
+
 namespace cw::op {
 namespace {
 
@@ -175,12 +178,142 @@ ImportPlan plan_imports(const std::string& local_cluster_id, const std::vector<E
     for (const auto* r : contributors) {
       if (reachable.count(r->cluster_id) == 0) continue;
       imp.slices.push_back({r->cluster_id, r->service_ips, r->endpoints});
+      imp.precedence.push_back(r->cluster_id);
     }
     std::sort(imp.slices.begin(), imp.slices.end(),
               [](const ImportedSlice& a, const ImportedSlice& b) { return a.source_cluster < b.source_cluster; });
     plan.imports.push_back(std::move(imp));
   }
   return plan;
+}
+
+namespace {
+
+json ports_json(const std::vector<ExportPort>& ports) {
+  json out = json::array();
+  for (const auto& p : ports) {
+    json j{{"protocol", p.protocol}, {"port", p.port}};
+    if (!p.name.empty()) j["name"] = p.name;
+    if (!p.app_protocol.empty()) j["appProtocol"] = p.app_protocol;
+    out.push_back(j);
+  }
+  return out;
+}
+
+// "ipv4", "ipv6", or "" for text that is not an address (left out, never written).
+std::string family_of(const std::string& address) {
+  auto ip = net::IpAddress::parse(address);
+  if (!ip) return "";
+  return ip->family() == net::Family::kIPv4 ? "ipv4" : "ipv6";
+}
+
+}  // namespace
+
+json service_import_for(const PlannedImport& imp, const std::string& local_cluster_id) {
+  json spec{{"type", imp.headless ? "Headless" : "ClusterSetIP"}, {"ports", ports_json(imp.ports)}};
+  if (!imp.headless) {
+    // The preferred cluster: this one when it exports the Service, else by precedence.
+    std::string preferred = imp.precedence.empty() ? "" : imp.precedence.front();
+    for (const auto& s : imp.slices) {
+      if (s.source_cluster == local_cluster_id) preferred = local_cluster_id;
+    }
+    json ips = json::array();
+    std::set<std::string> families;
+    for (const auto& s : imp.slices) {
+      if (s.source_cluster != preferred) continue;
+      for (const auto& ip : s.service_ips) {
+        const std::string f = family_of(ip);
+        if (!f.empty() && families.insert(f).second) ips.push_back(ip);
+      }
+    }
+    if (!ips.empty()) spec["ips"] = ips;
+  }
+  json clusters = json::array();
+  for (const auto& s : imp.slices) clusters.push_back({{"cluster", s.source_cluster}});
+  return {{"apiVersion", kube::mcs::kApiVersion},
+          {"kind", "ServiceImport"},
+          {"metadata", {{"name", imp.name}, {"namespace", imp.ns},
+                        {"labels", {{kube::mcs::kImportManagedByLabel, kube::mcs::kImportManagedBy}}}}},
+          {"spec", spec},
+          {"status", {{"clusters", clusters}}}};
+}
+
+std::vector<json> endpoint_slices_for(const PlannedImport& imp) {
+  std::vector<json> out;
+  for (const auto& s : imp.slices) {
+    // Addresses by family: headless endpoints split per family; ClusterSetIP service IPs.
+    std::map<std::string, json> endpoints;               // family → endpoints
+    std::map<std::string, std::vector<std::string>> ips;  // family → service IPs
+    if (imp.headless) {
+      for (const auto& e : s.endpoints) {
+        std::map<std::string, std::vector<std::string>> by_family;
+        for (const auto& a : e.addresses) {
+          if (const std::string f = family_of(a); !f.empty()) by_family[f].push_back(a);
+        }
+        for (const auto& [f, addresses] : by_family) {
+          json ep{{"addresses", addresses}, {"conditions", {{"ready", e.ready}}}};
+          if (!e.hostname.empty()) ep["hostname"] = e.hostname;
+          endpoints[f].push_back(ep);
+        }
+      }
+    } else {
+      for (const auto& ip : s.service_ips) {
+        if (const std::string f = family_of(ip); !f.empty()) ips[f].push_back(ip);
+      }
+    }
+    std::set<std::string> families;
+    for (const auto& [f, _] : endpoints) families.insert(f);
+    for (const auto& [f, _] : ips) families.insert(f);
+    if (families.empty()) families.insert("ipv4");
+    for (const auto& f : families) {
+      json meta{{"name", imp.name + "-" + s.source_cluster + "-" + f},
+                {"namespace", imp.ns},
+                {"labels", {{kube::mcs::kServiceNameLabel, imp.name},
+                            {kube::mcs::kSourceClusterLabel, s.source_cluster},
+                            {kube::mcs::kManagedByLabel, kube::mcs::kManagedBy}}}};
+      if (!imp.headless) {
+        std::string joined;
+        for (const auto& ip : ips[f]) joined += (joined.empty() ? "" : ",") + ip;
+        meta["annotations"] = {{kube::mcs::kServiceIpsAnnotation, joined}};
+      }
+      out.push_back({{"apiVersion", "discovery.k8s.io/v1"},
+                     {"kind", "EndpointSlice"},
+                     {"metadata", meta},
+                     {"addressType", f == "ipv4" ? "IPv4" : "IPv6"},
+                     {"ports", ports_json(imp.ports)},
+                     {"endpoints", endpoints.count(f) ? endpoints[f] : json::array()}});
+    }
+  }
+  return out;
+}
+
+json export_conditions(const ExportResult& result, const std::string& conflict, std::int64_t generation,
+                       const std::string& now, const json& old_conditions) {
+  auto condition = [&](const char* type, bool status, const std::string& reason, const std::string& message) {
+    json c{{"type", type}, {"status", status ? "True" : "False"}, {"reason", reason}, {"message", message},
+           {"observedGeneration", generation}, {"lastTransitionTime", now}};
+    if (old_conditions.is_array()) {
+      for (const auto& old : old_conditions) {
+        if (old.is_object() && old.value("type", "") == type && old.value("status", "") == c["status"] &&
+            old.contains("lastTransitionTime")) {
+          c["lastTransitionTime"] = old["lastTransitionTime"];
+        }
+      }
+    }
+    return c;
+  };
+  json out = json::array();
+  if (!result.record) {
+    out.push_back(condition("Valid", false, result.invalid_reason, result.invalid_message));
+    return out;
+  }
+  const ExportRecord& r = *result.record;
+  out.push_back(condition("Valid", true, "Exported",
+                          "exported to the clusterset as " + std::string(r.headless ? "Headless" : "ClusterSetIP") +
+                              " with " + std::to_string(r.ports.size()) + " port(s)"));
+  out.push_back(conflict.empty() ? condition("Conflict", false, "NoConflict", "no other cluster exports it differently")
+                                 : condition("Conflict", true, "Conflict", conflict));
+  return out;
 }
 
 }  // namespace cw::op

@@ -79,6 +79,7 @@ struct PlannedImport {
   bool headless = false;
   std::vector<ExportPort> ports;
   std::vector<ImportedSlice> slices;  // one per reachable contributing cluster, sorted
+  std::vector<std::string> precedence;  // those clusters, oldest export first
 };
 
 struct ImportPlan {
@@ -92,5 +93,25 @@ struct ImportPlan {
 // created for an import).
 ImportPlan plan_imports(const std::string& local_cluster_id, const std::vector<ExportRecord>& records,
                         const std::set<std::string>& reachable, const std::set<std::string>& namespaces);
+
+// The objects the sync writes for one planned import (docs/api.md "ServiceExport,
+// ServiceImport"), without resourceVersions:
+// - the ServiceImport: spec.type, spec.ports, and for ClusterSetIP spec.ips, the Service IPs
+//   of the cluster that is preferred (the local one when it exports the Service, else the
+//   first contributing cluster by precedence; at most one per family, as the schema allows);
+//   status.clusters, the contributing clusters;
+// - per contributing cluster and address family, an EndpointSlice "<svc>-<cluster>-ipv4" (or
+//   -ipv6) with the KEP's labels, our managed-by label, the ports, and either the headless
+//   endpoints of that family or, for ClusterSetIP, no endpoints and the Service IPs in the
+//   clusterwire.io/service-ips annotation. A cluster with no address at all still gets its
+//   IPv4 slice, so that it shows as a source.
+json service_import_for(const PlannedImport& import, const std::string& local_cluster_id);
+std::vector<json> endpoint_slices_for(const PlannedImport& import);
+
+// A ServiceExport's status.conditions: Valid (from `result`) and Conflict (`conflict` is the
+// message when the Service is in conflict, "" when not; no Conflict condition while invalid).
+// A condition whose status did not change keeps its lastTransitionTime from `old_conditions`.
+json export_conditions(const ExportResult& result, const std::string& conflict, std::int64_t generation,
+                       const std::string& now, const json& old_conditions);
 
 }  // namespace cw::op

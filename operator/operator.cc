@@ -17,6 +17,7 @@
 #include "operator/cluster_cidr.h"
 #include "operator/model.h"
 #include "operator/peering_status.h"
+#include "operator/service_sync.h"
 
 namespace cw::op {
 namespace {
@@ -91,6 +92,7 @@ struct Operator::Impl {
   std::unique_ptr<kube::Informer> claims;
   std::unique_ptr<kube::Informer> advertisements;
   std::unique_ptr<kube::LeaderElector> elector;
+  std::unique_ptr<ServiceSync> service_sync;  // the MCS ServiceExport → ServiceImport sync
 
   std::mutex mu;  // guards the controllers and state
   std::unique_ptr<kube::Controller> cluster_controller;
@@ -150,14 +152,22 @@ struct Operator::Impl {
         .on_update = [this](const json& old, const json& o) {
           if (old["spec"] != o["spec"]) enqueue_cluster();
           enqueue_peering(name_of(o));
+          service_sync->peerings_changed();  // a phase change changes what is imported
         },
-        .on_delete = [this](const json&) { enqueue_cluster(); },
+        .on_delete = [this](const json&) {
+          enqueue_cluster();
+          service_sync->peerings_changed();
+        },
     });
     auto peerings_of = [this](const json& ad) { enqueue_peerings_of(name_of(ad)); };
     advertisements->add_handlers({.on_add = peerings_of,
                                   .on_update = [this](const json&, const json& ad) { enqueue_peerings_of(name_of(ad)); },
                                   .on_delete = peerings_of});
+    service_sync = std::make_unique<ServiceSync>(
+        ServiceSyncConfig{config.cluster_id, config.broker_namespace, config.resync_period}, local, broker, *peerings,
+        clock, log);
     for (auto* inf : {nodes.get(), peerings.get(), clustersets.get(), claims.get(), advertisements.get()}) inf->start();
+    service_sync->start_informers();
 
     if (!config.leader_election) {
       start_leading();
@@ -183,12 +193,13 @@ struct Operator::Impl {
   void start_leading() {
     log.info("leading: starting controllers");
     auto observe = [this](const std::string& key, Clock::Duration took, const Result<ReconcileResult>& r) {
+      // A failed pass is retried with backoff; say why, or a stuck controller is silent.
+      if (!r) log.warn("reconcile failed; retrying with backoff", {{"key", key}, {"error", r.error().message()}});
       if (!metrics) return;
       metrics->histogram("clusterwire_operator_reconcile_duration_seconds", "Time spent in one reconcile pass",
                          metrics::latency_buckets())
           .Observe(std::chrono::duration<double>(took).count());
       if (!r) metrics->counter("clusterwire_operator_reconcile_errors_total", "Reconcile passes that failed").Increment();
-      (void)key;
     };
     auto cc = std::make_unique<kube::Controller>(
         kube::ControllerOptions{.name = "cluster", .workers = 1, .on_reconciled = observe},
@@ -205,6 +216,7 @@ struct Operator::Impl {
       peering_controller = std::move(pc);
       state.leading = true;
     }
+    service_sync->start_controllers(observe);
     enqueue_cluster();
     enqueue_all_peerings();
   }
@@ -219,12 +231,14 @@ struct Operator::Impl {
     }
     if (cc) cc->stop();
     if (pc) pc->stop();
+    if (service_sync) service_sync->stop_controllers();
     log.info("not leading: controllers stopped");
   }
 
   void stop() {
     if (elector) elector->stop(true);
     stop_leading();
+    if (service_sync) service_sync->stop();
     for (auto* inf : {nodes.get(), peerings.get(), clustersets.get(), claims.get(), advertisements.get()}) {
       if (inf) inf->stop();
     }
@@ -657,6 +671,16 @@ Result<void> Operator::leave(const OperatorConfig& config, kube::Client& broker,
     auto r = broker.remove(resources::kCidrClaims, config.broker_namespace, c->name);
     if (!r && r.error().code() != ErrorCode::kNotFound) return r.error();
     logger.info("released claim", {{"cidr", c->cidr.to_string()}});
+  }
+  auto exported = broker.list(resources::kExportedServices, config.broker_namespace,
+                              {.label_selector = "clusterwire.io/cluster-id=" + config.cluster_id});
+  if (!exported) return exported.error().with_context("listing this cluster's exported Services");
+  for (const auto& item : (*exported)["items"]) {
+    if (item["spec"].value("clusterID", "") != config.cluster_id) continue;  // never someone else's
+    const std::string name = name_of(item);
+    auto r = broker.remove(resources::kExportedServices, config.broker_namespace, name);
+    if (!r && r.error().code() != ErrorCode::kNotFound) return r.error();
+    logger.info("withdrew export", {{"record", name}});
   }
   auto r = broker.remove(resources::kClusterAdvertisements, config.broker_namespace, config.cluster_id);
   if (!r && r.error().code() != ErrorCode::kNotFound) return r.error();

@@ -109,5 +109,112 @@ TEST(PlanImportsTest, TiesAreBrokenByClusterIdSoEveryClusterAgrees) {
             plan_imports("y", b, {"east", "west"}, {"default"}).imports[0].headless);
 }
 
+// ---- the objects written for an import
+
+PlannedImport planned(bool headless, std::vector<ImportedSlice> slices, std::vector<std::string> precedence) {
+  return {"shop", "web", headless, {{"http", "TCP", 80, ""}, {"", "UDP", 53, ""}}, std::move(slices), std::move(precedence)};
+}
+
+TEST(ImportObjectsTest, ClusterSetIpImportTakesThePreferredClustersIpsOnePerFamily) {
+  struct Case {
+    std::string local;
+    std::vector<std::string> precedence;
+    std::vector<std::string> want_ips;
+  };
+  const ImportedSlice west{"west", {"10.112.0.10", "fd00::10"}, {}};
+  const ImportedSlice east{"east", {"10.96.0.10"}, {}};
+  for (const auto& c : std::vector<Case>{
+           {"north", {"west", "east"}, {"10.112.0.10", "fd00::10"}},  // by precedence
+           {"north", {"east", "west"}, {"10.96.0.10"}},
+           {"east", {"west", "east"}, {"10.96.0.10"}},                // the local cluster's, when it exports
+       }) {
+    json imp = service_import_for(planned(false, {east, west}, c.precedence), c.local);
+    EXPECT_EQ(imp["spec"]["type"], "ClusterSetIP");
+    EXPECT_EQ(imp["spec"]["ips"], json(c.want_ips)) << c.local << " " << c.precedence.front();
+    EXPECT_EQ(imp["status"]["clusters"], json::parse(R"([{"cluster":"east"},{"cluster":"west"}])"));
+    EXPECT_EQ(imp["metadata"]["labels"]["app.kubernetes.io/managed-by"], "clusterwire");
+    // An unnamed port has no name field (the schema's name is optional, never "").
+    EXPECT_FALSE(imp["spec"]["ports"][1].contains("name"));
+  }
+}
+
+TEST(ImportObjectsTest, HeadlessImportHasNoIps) {
+  json imp = service_import_for(planned(true, {{"west", {}, {{{"10.80.0.5"}, "db-0", true}}}}, {"west"}), "east");
+  EXPECT_EQ(imp["spec"]["type"], "Headless");
+  EXPECT_FALSE(imp["spec"].contains("ips"));
+}
+
+TEST(ImportObjectsTest, SlicesAreOnePerClusterAndFamilyWithTheKepLabels) {
+  const PlannedImport imp = planned(true,
+                                    {{"east", {}, {}},  // no endpoints at all: still a (IPv4) slice, to show as a source
+                                     {"west", {}, {{{"10.80.0.5", "fd00::5"}, "db-0", true}, {{"10.80.0.6"}, "", false}, {{"bogus"}, "x", true}}}},
+                                    {"west", "east"});
+  const auto slices = endpoint_slices_for(imp);
+  ASSERT_EQ(slices.size(), 3U);
+  EXPECT_EQ(slices[0]["metadata"]["name"], "web-east-ipv4");
+  EXPECT_EQ(slices[0]["endpoints"], json::array());
+  EXPECT_EQ(slices[1]["metadata"]["name"], "web-west-ipv4");
+  EXPECT_EQ(slices[1]["addressType"], "IPv4");
+  EXPECT_EQ(slices[1]["endpoints"], json::parse(R"([{"addresses":["10.80.0.5"],"conditions":{"ready":true},"hostname":"db-0"},
+                                                    {"addresses":["10.80.0.6"],"conditions":{"ready":false}}])"));
+  EXPECT_EQ(slices[2]["metadata"]["name"], "web-west-ipv6");
+  EXPECT_EQ(slices[2]["addressType"], "IPv6");
+  EXPECT_EQ(slices[2]["endpoints"][0]["addresses"], json({"fd00::5"}));
+  const json& labels = slices[1]["metadata"]["labels"];
+  EXPECT_EQ(labels["multicluster.kubernetes.io/service-name"], "web");
+  EXPECT_EQ(labels["multicluster.kubernetes.io/source-cluster"], "west");
+  EXPECT_EQ(labels["endpointslice.kubernetes.io/managed-by"], "clusterwire.io/operator");
+  EXPECT_FALSE(labels.contains("kubernetes.io/service-name"));  // kube-proxy must not take them for a local Service's
+  EXPECT_FALSE(slices[1]["metadata"].contains("annotations"));
+}
+
+TEST(ImportObjectsTest, ClusterSetIpSlicesCarryTheServiceIpsInTheAnnotation) {
+  const auto slices = endpoint_slices_for(planned(false, {{"west", {"10.112.0.10", "fd00::10"}, {}}}, {"west"}));
+  ASSERT_EQ(slices.size(), 2U);
+  EXPECT_EQ(slices[0]["metadata"]["annotations"]["clusterwire.io/service-ips"], "10.112.0.10");
+  EXPECT_EQ(slices[1]["metadata"]["annotations"]["clusterwire.io/service-ips"], "fd00::10");
+  EXPECT_EQ(slices[0]["endpoints"], json::array());
+  EXPECT_EQ(slices[0]["ports"], json::parse(R"([{"name":"http","port":80,"protocol":"TCP"},{"port":53,"protocol":"UDP"}])"));
+}
+
+// ---- a ServiceExport's conditions
+
+TEST(ExportConditionsTest, ValidAndConflictFollowTheResult) {
+  ExportResult valid;
+  valid.record = record("east", "t", false, {{"http", "TCP", 80, ""}});
+  ExportResult invalid;
+  invalid.invalid_reason = "ServiceNotFound";
+  invalid.invalid_message = "there is no Service default/web to export";
+  struct Case {
+    const ExportResult* result;
+    std::string conflict;
+    std::vector<std::string> want;  // type=status(reason)
+  };
+  for (const auto& c : std::vector<Case>{
+           {&valid, "", {"Valid=True(Exported)", "Conflict=False(NoConflict)"}},
+           {&valid, "Conflict: type: ...", {"Valid=True(Exported)", "Conflict=True(Conflict)"}},
+           {&invalid, "", {"Valid=False(ServiceNotFound)"}},
+       }) {
+    json conds = export_conditions(*c.result, c.conflict, 3, "2026-11-21T10:00:00Z", json::array());
+    std::vector<std::string> got;
+    for (const auto& x : conds) {
+      got.push_back(x["type"].get<std::string>() + "=" + x["status"].get<std::string>() + "(" + x["reason"].get<std::string>() + ")");
+      EXPECT_EQ(x["observedGeneration"], 3);
+    }
+    EXPECT_EQ(got, c.want);
+  }
+}
+
+TEST(ExportConditionsTest, AnUnchangedStatusKeepsItsTransitionTime) {
+  ExportResult valid;
+  valid.record = record("east", "t", false, {});
+  json first = export_conditions(valid, "", 1, "2026-11-21T10:00:00Z", json::array());
+  json again = export_conditions(valid, "", 1, "2026-11-21T11:00:00Z", first);
+  EXPECT_EQ(again, first);  // nothing to write
+  json conflicted = export_conditions(valid, "Conflict: x", 1, "2026-11-21T12:00:00Z", first);
+  EXPECT_EQ(conflicted[0]["lastTransitionTime"], "2026-11-21T10:00:00Z");  // Valid did not change
+  EXPECT_EQ(conflicted[1]["lastTransitionTime"], "2026-11-21T12:00:00Z");  // Conflict did
+}
+
 }  // namespace
 }  // namespace cw::op
