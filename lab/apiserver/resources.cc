@@ -72,6 +72,7 @@ ResourceRegistry ResourceRegistry::with_builtins() {
       false, true, {"crd", "crds"});
   add("apps", "v1", "Deployment", "deployments", true, true, {"deploy"});
   add("apps", "v1", "DaemonSet", "daemonsets", true, true, {"ds"});
+  add("batch", "v1", "Job", "jobs", true, true);
   add("rbac.authorization.k8s.io", "v1", "Role", "roles", true, false);
   add("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true, false);
   add("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false, false);
