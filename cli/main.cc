@@ -2,10 +2,24 @@
 // This file only wires subcommands to their implementations.
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <iostream>
 #include <map>
 
+#include "cli/lab/lab.h"
 #include "cli/plan_command.h"
+
+namespace {
+// The build directory this cwctl came from (<build>/cli/cwctl): where the lab finds the other
+// binaries unless --bin-dir says otherwise.
+std::string default_bin_dir() {
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("build") : self.parent_path().parent_path().string();
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"cwctl: plan, run and inspect a clusterwire mesh"};
@@ -23,6 +37,40 @@ int main(int argc, char** argv) {
   plan->add_option("-o,--output", plan_output, "Output format")
       ->check(CLI::IsMember({"text", "json"}));
 
+  cw::lab::LabOptions lab_options;
+  lab_options.bin_dir = default_bin_dir();
+  lab_options.crds_dir = std::string(CW_SOURCE_DIR) + "/crds";
+  auto* lab = app.add_subcommand("lab", "A multi-cluster clusterwire lab on this machine, in network namespaces "
+                                        "(root; docs/lab.md)");
+  lab->require_subcommand(1);
+  lab->add_option("--name", lab_options.name, "The lab's name: prefix of everything it makes")
+      ->capture_default_str();
+  auto* lab_up = lab->add_subcommand("up", "Build the lab: clusters of namespaces running the real binaries");
+  lab_up->add_option("--clusters", lab_options.clusters, "Clusters (2-9)")->capture_default_str();
+  lab_up->add_option("--nodes", lab_options.nodes, "Nodes per cluster (1-9)")->capture_default_str();
+  lab_up->add_option("--bin-dir", lab_options.bin_dir, "Build directory with the binaries")->capture_default_str();
+  lab_up->add_option("--crds-dir", lab_options.crds_dir, "The CRD manifests")->capture_default_str();
+  lab_up->add_option("--cni-dir", lab_options.cni_dir, "The CNI plugins")->capture_default_str();
+  lab_up->add_option("--wireguard-go", lab_options.wireguard_go, "Userspace WireGuard (without kernel WireGuard)")
+      ->capture_default_str();
+  auto* lab_verify = lab->add_subcommand(
+      "verify", "Check the lab end to end; a pass/fail table, exit status 0 only if every check passes");
+  auto* lab_status = lab->add_subcommand("status", "Clusters, CIDRs, peerings, WireGuard peers and handshakes");
+  auto* lab_down = lab->add_subcommand("down", "Remove every namespace, process and file of the lab");
+  std::string restart_process;
+  bool restart_hard = false;
+  auto* lab_restart = lab->add_subcommand("restart", "Stop one of the lab's processes and start it again");
+  lab_restart->add_option("process", restart_process, "e.g. operator-c1, node-agent-c1-n2, dns-c2")->required();
+  lab_restart->add_flag("--kill", restart_hard, "SIGKILL instead of SIGTERM (a crash)");
+  std::string kubectl_cluster;
+  std::vector<std::string> kubectl_args;
+  auto* lab_kubectl = lab->add_subcommand("kubectl", "kubectl against one cluster: cwctl lab kubectl c1 -- get nodes");
+  lab_kubectl->add_option("cluster", kubectl_cluster, "c1, c2, ... (or 1, 2, ...)")->required();
+  lab_kubectl->add_option("args", kubectl_args, "kubectl's arguments (after --)");
+
+  // --name may also follow the action: `cwctl lab up --name x`.
+  for (auto* sub : {lab_up, lab_verify, lab_status, lab_down, lab_restart}) sub->fallthrough();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -35,5 +83,11 @@ int main(int argc, char** argv) {
         plan_output == "json" ? cw::cli::OutputFormat::kJson : cw::cli::OutputFormat::kText;
     return cw::cli::run_plan(plan_file, format, std::cout, std::cerr);
   }
+  if (*lab_up) return cw::lab::lab_up(lab_options, std::cout, std::cerr);
+  if (*lab_verify) return cw::lab::lab_verify(lab_options, std::cout, std::cerr);
+  if (*lab_status) return cw::lab::lab_status(lab_options, std::cout, std::cerr);
+  if (*lab_down) return cw::lab::lab_down(lab_options, std::cout, std::cerr);
+  if (*lab_restart) return cw::lab::lab_restart(lab_options, restart_process, restart_hard, std::cout, std::cerr);
+  if (*lab_kubectl) return cw::lab::lab_kubectl(lab_options, kubectl_cluster, kubectl_args, std::cout, std::cerr);
   return 0;
 }

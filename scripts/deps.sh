@@ -42,6 +42,10 @@ packages=(
   # tests/fuzz: libFuzzer needs clang (the build itself uses g++); skipped (77) without them
   clang                # clang++ -fsanitize=fuzzer,address,undefined for dns_message_fuzz
   libclang-rt-14-dev   # the libFuzzer and sanitizer runtimes clang links
+  # cwctl lab (docs/lab.md): pods from the CNI reference plugins, throughput in bench/lab_bench.sh
+  containernetworking-plugins  # bridge, host-local, loopback under /usr/lib/cni
+  iperf3               # bench/lab_bench.sh: pod-to-pod TCP throughput across clusters
+  procps               # ps: tests/e2e/lab_test.sh checks that no lab process is left
 )
 
 missing=()

@@ -1,0 +1,35 @@
+// `cwctl lab`: a multi-cluster clusterwire lab on one machine, in network namespaces, running
+// the real binaries (docs/lab.md). Each entry point prints to out/err and returns the exit
+// status.
+#pragma once
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace cw::lab {
+
+struct LabOptions {
+  std::string name = "cwlab";
+  int clusters = 2;
+  int nodes = 2;
+  std::string bin_dir;    // the build directory: <bin_dir>/operator/cw-operator, ...
+  std::string crds_dir;   // the CRD manifests (crds/ of the source tree)
+  std::string cni_dir = "/usr/lib/cni";
+  std::string wireguard_go = "wireguard-go";
+};
+
+int lab_up(const LabOptions& options, std::ostream& out, std::ostream& err);
+int lab_verify(const LabOptions& options, std::ostream& out, std::ostream& err);
+int lab_status(const LabOptions& options, std::ostream& out, std::ostream& err);
+int lab_down(const LabOptions& options, std::ostream& out, std::ostream& err);
+// Stops one of the lab's processes (SIGTERM, or SIGKILL with hard) and starts it again with
+// the same command line: what a crash and a Kubernetes restart look like.
+int lab_restart(const LabOptions& options, const std::string& process, bool hard, std::ostream& out,
+                std::ostream& err);
+// Runs kubectl against one cluster's API server (from the underlay namespace); replaces
+// nothing, returns kubectl's exit status.
+int lab_kubectl(const LabOptions& options, const std::string& cluster, const std::vector<std::string>& args,
+                std::ostream& out, std::ostream& err);
+
+}  // namespace cw::lab

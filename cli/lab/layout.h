@@ -1,0 +1,74 @@
+// The lab's names and addresses: a pure function of the lab's name and size, so that `up`,
+// `verify`, `status` and `down` (even after a crash, without a state file) agree on them.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/base/result.h"
+
+namespace cw::lab {
+
+inline constexpr const char* kStateRoot = "/run/clusterwire-lab";
+inline constexpr const char* kUnderlayBridge = "br0";
+inline constexpr const char* kUnderlaySubnet = "192.168.77.0/24";
+inline constexpr const char* kUnderlayGateway = "192.168.77.254";  // the bridge; API servers listen here
+inline constexpr const char* kClusterSetPool = "10.240.0.0/12";     // /16 per cluster, /24 per node
+inline constexpr int kClusterPrefixLength = 16;
+inline constexpr int kNodePrefixLength = 24;
+inline constexpr int kWireGuardPort = 51820;
+inline constexpr int kFirstApiPort = 6443;    // cluster i's API server: kFirstApiPort + i - 1
+inline constexpr int kPodEchoPort = 7000;     // every pod runs a TCP echo server here
+inline constexpr int kDnsServerPort = 5300;   // cw-dns on the first node's loopback
+inline constexpr int kResolverPort = 53;      // unbound on the first node's underlay address
+inline constexpr int kMaxClusters = 9;
+inline constexpr int kMaxNodes = 9;
+
+struct NodeLayout {
+  int cluster = 0;         // 1-based
+  int index = 0;           // 1-based within its cluster
+  std::string node_name;   // the Node object: "c1-n1"
+  std::string netns;       // "<lab>-c1-n1"
+  std::string pod_netns;   // "<lab>-c1-n1-pod"
+  std::string pod_name;    // "c1-n1-pod"
+  std::string underlay_ip; // 192.168.77.<10*cluster+index>
+  std::string underlay_veth;  // the bridge side, in the underlay namespace: "c1n1"
+  std::string wg_interface;   // unique across labs (UAPI sockets are global): "cw<hash>c1n1"
+};
+
+struct ClusterLayout {
+  int index = 0;
+  std::string id;            // the cluster ID: "c1"
+  std::string service_cidr;  // 10.96.<index>.0/24, distinct per cluster
+  int api_port = 0;
+  std::vector<NodeLayout> nodes;
+  const NodeLayout& dns_node() const { return nodes.front(); }  // runs cw-dns and unbound
+};
+
+struct LabLayout {
+  std::string name;
+  std::string underlay_netns;  // "<lab>-underlay"
+  std::string state_dir;       // /run/clusterwire-lab/<lab>
+  std::string interface_prefix;  // "cw<hash>": every WireGuard interface of this lab starts so
+  std::vector<ClusterLayout> clusters;
+
+  std::string kubeconfig(const ClusterLayout& c) const { return state_dir + "/" + c.id + ".kubeconfig"; }
+  std::string log_path(const std::string& process) const { return state_dir + "/logs/" + process + ".log"; }
+  std::string pid_path(const std::string& process) const { return state_dir + "/pids/" + process + ".pid"; }
+  const ClusterLayout* cluster(const std::string& id_or_index) const;
+};
+
+// Lab names: a lowercase letter then up to 11 lowercase letters or digits. No hyphen, so that
+// "<lab>-" never prefixes another lab's names.
+Result<void> validate_name(const std::string& name);
+
+Result<LabLayout> make_layout(const std::string& name, int clusters, int nodes);
+
+// Does this network namespace belong to the lab (by its naming scheme alone)?
+bool is_lab_netns(const std::string& lab, const std::string& netns);
+// Does this UAPI socket file name ("cwab12c1n1.sock") belong to the lab?
+bool is_lab_socket(const std::string& lab, const std::string& file_name);
+
+std::string interface_prefix(const std::string& lab);
+
+}  // namespace cw::lab

@@ -1,0 +1,202 @@
+// `cwctl lab status`: clusters, CIDRs, peerings and their phase (from the API servers, with
+// kubectl -o json), and each node's WireGuard peers with their handshake age (`wg show dump`).
+// Also `cwctl lab restart` and `cwctl lab kubectl`, which read the same state.
+#include <unistd.h>
+
+#include <csignal>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+
+#include "cli/lab/cluster_api.h"
+#include "cli/lab/lab.h"
+#include "cli/lab/layout.h"
+#include "cli/lab/process.h"
+#include "cli/lab/state.h"
+
+namespace cw::lab {
+namespace {
+
+using nlohmann::json;
+
+struct Loaded {
+  LabLayout lab;
+  LabState state;
+};
+
+Result<Loaded> load(const LabOptions& options) {
+  auto probe = make_layout(options.name, 2, 1);
+  if (!probe) return probe.error();
+  auto state = load_state(*probe);
+  if (!state) return state.error();
+  auto lab = make_layout(options.name, state->clusters, state->nodes);
+  if (!lab) return lab.error();
+  return Loaded{*lab, *state};
+}
+
+std::string join(const json& list) {
+  std::string out;
+  if (!list.is_array()) return "-";
+  for (const auto& x : list) out += (out.empty() ? "" : ",") + (x.is_string() ? x.get<std::string>() : x.dump());
+  return out.empty() ? "-" : out;
+}
+
+std::string age(long long handshake) {
+  if (handshake <= 0) return "never";
+  const long long s = static_cast<long long>(std::time(nullptr)) - handshake;
+  return std::to_string(s < 0 ? 0 : s) + "s ago";
+}
+
+}  // namespace
+
+int lab_status(const LabOptions& options, std::ostream& out, std::ostream& err) {
+  if (geteuid() != 0) {
+    err << "cwctl lab status needs root: it reads WireGuard devices inside the lab's namespaces (run it with sudo)\n";
+    return 1;
+  }
+  auto loaded = load(options);
+  if (!loaded) {
+    err << "cwctl lab status: " << loaded.error().message() << "\n";
+    return 1;
+  }
+  const auto& lab = loaded->lab;
+  const auto& s = loaded->state;
+  out << "lab " << lab.name << " (" << s.phase << "): " << lab.clusters.size() << " clusters x " << s.nodes
+      << " nodes, " << (s.backend == "kernel" ? "kernel WireGuard" : "wireguard-go") << ", state " << lab.state_dir
+      << "\n";
+  if (s.convergence_ms >= 0) out << "convergence at up: " << s.convergence_ms << " ms\n";
+  if (!s.notes.empty()) out << "note: " << s.notes << "\n";
+  const auto& broker = lab.clusters.front();
+  auto ads = kubectl_get_json(lab, broker, {"-n", "clusterwire-broker", "clusteradvertisements"});
+  int problems = 0;
+  for (const auto& c : lab.clusters) {
+    std::string pods = "?";
+    if (ads) {
+      for (const auto& a : ads->value("items", json::array())) {
+        if (a["metadata"].value("name", "") == c.id) pods = join(a.value("spec", json::object()).value("podCIDRs", json::array()));
+      }
+    }
+    out << "\ncluster " << c.id << "  pods " << pods << "  services " << c.service_cidr << "  API https://"
+        << kUnderlayGateway << ":" << c.api_port << (c.index == 1 ? " (broker)" : "") << "\n";
+    auto peerings = kubectl_get_json(lab, c, {"clusterpeerings"});
+    if (!peerings) {
+      out << "  peerings: " << peerings.error().message() << "\n";
+      ++problems;
+    } else {
+      for (const auto& p : peerings->value("items", json::array())) {
+        const auto st = p.value("status", json::object());
+        out << "  peering " << p["metadata"].value("name", "") << ": " << st.value("phase", "(no status)")
+            << "  remote pods " << join(st.value("remote", json::object()).value("podCIDRs", json::array())) << "\n";
+      }
+    }
+    auto nodes = kubectl_get_json(lab, c, {"nodes"});
+    for (const auto& n : c.nodes) {
+      std::string cidr = "?";
+      if (nodes) {
+        for (const auto& item : nodes->value("items", json::array())) {
+          if (item["metadata"].value("name", "") != n.node_name) continue;
+          cidr = item["metadata"].value("annotations", json::object()).value("clusterwire.io/pod-cidr", "-");
+        }
+      }
+      auto pod = s.pod_ips.find(n.node_name);
+      out << "  node " << n.node_name << "  " << n.underlay_ip << "  pods " << cidr << "  "
+          << n.pod_name << " " << (pod == s.pod_ips.end() ? "-" : pod->second) << "\n";
+      auto dump = in_netns(n.netns, {"wg", "show", n.wg_interface, "dump"});
+      if (!dump.ok()) {
+        out << "    " << n.wg_interface << ": " << dump.summary() << "\n";
+        ++problems;
+        continue;
+      }
+      std::istringstream in(dump.out);
+      std::string line;
+      bool first = true;
+      int peers = 0;
+      while (std::getline(in, line)) {
+        if (first) {  // the device itself: private key, public key, port, fwmark
+          first = false;
+          continue;
+        }
+        std::istringstream f(line);
+        std::string key, psk, endpoint, allowed;
+        long long handshake = 0, rx = 0, tx = 0;
+        f >> key >> psk >> endpoint >> allowed >> handshake >> rx >> tx;
+        ++peers;
+        out << "    peer " << key.substr(0, 10) << "...  " << endpoint << "  allowed " << allowed << "  handshake "
+            << age(handshake) << "  rx " << rx << " tx " << tx << "\n";
+      }
+      if (peers == 0) out << "    " << n.wg_interface << ": no peers\n";
+    }
+  }
+  return problems == 0 ? 0 : 1;
+}
+
+int lab_restart(const LabOptions& options, const std::string& process, bool hard, std::ostream& out,
+                std::ostream& err) {
+  if (geteuid() != 0) {
+    err << "cwctl lab restart needs root (run it with sudo)\n";
+    return 1;
+  }
+  auto loaded = load(options);
+  if (!loaded) {
+    err << "cwctl lab restart: " << loaded.error().message() << "\n";
+    return 1;
+  }
+  auto& s = loaded->state;
+  auto it = s.processes.find(process);
+  if (it == s.processes.end()) {
+    err << "cwctl lab restart: no process \"" << process << "\"; the lab runs:";
+    for (const auto& [name, p] : s.processes) err << " " << name;
+    err << "\n";
+    return 2;
+  }
+  auto& p = it->second;
+  if (pid_alive(p.pid)) {
+    if (hard) {
+      kill(p.pid, SIGKILL);
+      stop_pids({p.pid}, std::chrono::seconds(2));
+    } else {
+      stop_pids({p.pid}, std::chrono::seconds(5));
+    }
+  }
+  auto pid = spawn_background(p.argv, loaded->lab.log_path(process));
+  if (!pid) {
+    err << "cwctl lab restart: " << pid.error().message() << "\n";
+    return 1;
+  }
+  out << process << ": " << (hard ? "killed" : "stopped") << " pid " << p.pid << ", started pid " << *pid << "\n";
+  p.pid = static_cast<int>(*pid);
+  std::ofstream(loaded->lab.pid_path(process)) << *pid << "\n";
+  if (auto r = save_state(loaded->lab, s); !r) {
+    err << "cwctl lab restart: " << r.error().message() << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+int lab_kubectl(const LabOptions& options, const std::string& cluster, const std::vector<std::string>& args,
+                std::ostream& out, std::ostream& err) {
+  auto loaded = load(options);
+  if (!loaded) {
+    err << "cwctl lab kubectl: " << loaded.error().message() << "\n";
+    return 1;
+  }
+  const auto* c = loaded->lab.cluster(cluster);
+  if (c == nullptr) {
+    err << "cwctl lab kubectl: no cluster \"" << cluster << "\" (c1 ... c" << loaded->lab.clusters.size() << ")\n";
+    return 2;
+  }
+  std::vector<std::string> argv = {"ip", "netns", "exec", loaded->lab.underlay_netns, "kubectl", "--kubeconfig",
+                                   loaded->lab.kubeconfig(*c)};
+  argv.insert(argv.end(), args.begin(), args.end());
+  // kubectl may be interactive (edit, logs -f): hand it the terminal rather than capturing.
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  out.flush();
+  execvp(cargv[0], cargv.data());
+  err << "cwctl lab kubectl: cannot run ip: " << std::strerror(errno) << "\n";
+  return 1;
+}
+
+}  // namespace cw::lab

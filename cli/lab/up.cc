@@ -1,0 +1,637 @@
+// `cwctl lab up`: builds the lab step by step (docs/lab.md has the picture). Every process is
+// started inside a lab namespace and recorded (pidfile and state.json) the moment it starts,
+// so `down` can remove a lab that failed half-way.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "cli/lab/cluster_api.h"
+#include "cli/lab/lab.h"
+#include "cli/lab/layout.h"
+#include "cli/lab/process.h"
+#include "cli/lab/state.h"
+
+namespace cw::lab {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+struct Binaries {
+  std::string apiserver, op, agent, dns;
+  bool have_dns = false;
+};
+
+class LabBuilder {
+ public:
+  LabBuilder(const LabOptions& o, const LabLayout& lab, std::ostream& out)
+      : o_(o), lab_(lab), out_(out), progress_(out, 11) {}
+
+  Result<void> build();
+  const LabState& state() const { return state_; }
+
+ private:
+  Result<void> check_host();
+  Result<void> make_state_dir();
+  Result<void> make_namespaces();
+  Result<void> start_api_servers();
+  Result<void> apply_base_objects();
+  Result<void> start_operators();
+  Result<void> wait_node_cidrs();
+  Result<void> start_wireguard();
+  Result<void> start_node_agents();
+  Result<void> make_pods();
+  Result<void> start_dns();
+  Result<void> apply_demo();
+  Result<void> apply_peerings();
+
+  Result<pid_t> start(const std::string& name, const std::vector<std::string>& argv,
+                      const std::vector<std::string>& env = {});
+  Result<void> ip(std::vector<std::string> args);
+  Result<void> save() { return save_state(lab_, state_); }
+  std::string log_tail(const std::string& process) const;
+
+  const LabOptions& o_;
+  const LabLayout& lab_;
+  std::ostream& out_;
+  Progress progress_;
+  Binaries bin_;
+  LabState state_;
+};
+
+Result<void> fail(const std::string& what) { return Error(ErrorCode::kUnavailable, what); }
+
+bool executable(const std::string& path) { return access(path.c_str(), X_OK) == 0; }
+
+bool on_path(const std::string& tool) {
+  return run({"sh", "-c", "command -v \"$0\" >/dev/null", tool}, {.timeout = seconds(5)}).ok();
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string strip_prefix_length(const std::string& cidr) { return cidr.substr(0, cidr.find('/')); }
+
+Result<pid_t> LabBuilder::start(const std::string& name, const std::vector<std::string>& argv,
+                                const std::vector<std::string>& env) {
+  std::vector<std::string> full = argv;
+  if (!env.empty()) {  // recorded as `env K=V ...` so a restart gets the same environment
+    full.insert(full.begin(), env.begin(), env.end());
+    full.insert(full.begin(), "env");
+  }
+  auto pid = spawn_background(full, lab_.log_path(name));
+  if (!pid) return pid.error().with_context("starting " + name);
+  std::ofstream(lab_.pid_path(name)) << *pid << "\n";
+  state_.processes[name] = {name, static_cast<int>(*pid), full};
+  if (auto r = save(); !r) return r.error();
+  return pid;
+}
+
+Result<void> LabBuilder::ip(std::vector<std::string> args) {
+  args.insert(args.begin(), "ip");
+  auto r = run(args);
+  if (!r.ok()) {
+    std::string cmd;
+    for (const auto& a : args) cmd += (cmd.empty() ? "" : " ") + a;
+    return fail(cmd + ": " + r.summary());
+  }
+  return ok_result();
+}
+
+std::string LabBuilder::log_tail(const std::string& process) const {
+  std::string text = read_file(lab_.log_path(process));
+  std::istringstream in(text);
+  std::vector<std::string> lines;
+  std::string line;
+  while (std::getline(in, line)) lines.push_back(line);
+  std::string out;
+  for (std::size_t i = lines.size() > 3 ? lines.size() - 3 : 0; i < lines.size(); ++i) out += "\n    | " + lines[i];
+  return out + "\n    (log: " + lab_.log_path(process) + ")";
+}
+
+Result<void> LabBuilder::check_host() {
+  if (geteuid() != 0) {
+    return Error(ErrorCode::kPermissionDenied,
+                 "cwctl lab up needs root: it creates network namespaces, links and WireGuard devices "
+                 "(run it with sudo)");
+  }
+  std::vector<std::string> missing;
+  for (const char* tool : {"ip", "kubectl", "wg", "socat", "ping", "unbound", "unbound-checkconf", "dig"}) {
+    if (!on_path(tool)) missing.push_back(tool);
+  }
+  for (const char* plugin : {"bridge", "host-local", "loopback"}) {
+    if (!executable(o_.cni_dir + "/" + plugin)) missing.push_back(o_.cni_dir + "/" + plugin);
+  }
+  bin_.apiserver = o_.bin_dir + "/lab/cw-lab-apiserver";
+  bin_.op = o_.bin_dir + "/operator/cw-operator";
+  bin_.agent = o_.bin_dir + "/node-agent/cw-node-agent";
+  bin_.dns = o_.bin_dir + "/dns/cw-dns";
+  for (const auto& b : {bin_.apiserver, bin_.op, bin_.agent}) {
+    if (!executable(b)) missing.push_back(b);
+  }
+  bin_.have_dns = executable(bin_.dns);
+  if (!fs::exists(o_.crds_dir)) missing.push_back(o_.crds_dir + " (the CRDs; --crds-dir)");
+  if (!missing.empty()) {
+    std::string list;
+    for (const auto& m : missing) list += "\n  " + m;
+    return Error(ErrorCode::kNotFound,
+                 "missing (scripts/deps.sh installs the tools; build the binaries, or point --bin-dir at a "
+                 "build directory):" + list);
+  }
+  for (const auto& ns : list_netns()) {
+    if (is_lab_netns(lab_.name, ns)) {
+      return Error(ErrorCode::kAlreadyExists, "lab \"" + lab_.name + "\" exists (namespace " + ns +
+                                                  "): `cwctl lab down --name " + lab_.name + "` first");
+    }
+  }
+  if (fs::exists(lab_.state_dir)) {
+    return Error(ErrorCode::kAlreadyExists, lab_.state_dir + " exists: `cwctl lab down --name " + lab_.name +
+                                                "` first");
+  }
+  for (const auto& c : lab_.clusters) {
+    for (const auto& n : c.nodes) {
+      const std::string sock = "/var/run/wireguard/" + n.wg_interface + ".sock";
+      if (fs::exists(sock)) {
+        return Error(ErrorCode::kAlreadyExists,
+                     sock + " exists (another lab with the same interface names, or a stale socket): "
+                            "`cwctl lab down --name " + lab_.name + "` removes a stale one");
+      }
+    }
+  }
+  return ok_result();
+}
+
+Result<void> LabBuilder::make_state_dir() {
+  std::error_code ec;
+  fs::create_directories(lab_.state_dir, ec);
+  if (ec) return fail("cannot create " + lab_.state_dir + ": " + ec.message());
+  chmod(lab_.state_dir.c_str(), 0700);  // kubeconfigs and private keys live here
+  for (const char* sub : {"logs", "pids", "keys", "cni", "unbound"}) fs::create_directories(lab_.state_dir + "/" + sub, ec);
+  state_.name = lab_.name;
+  state_.clusters = static_cast<int>(lab_.clusters.size());
+  state_.nodes = static_cast<int>(lab_.clusters.front().nodes.size());
+  state_.phase = "creating";
+  state_.bin_dir = o_.bin_dir;
+  return save();
+}
+
+Result<void> LabBuilder::make_namespaces() {
+  const std::string& u = lab_.underlay_netns;
+  if (auto r = ip({"netns", "add", u}); !r) return r;
+  if (auto r = ip({"-n", u, "link", "set", "lo", "up"}); !r) return r;
+  if (auto r = ip({"-n", u, "link", "add", kUnderlayBridge, "type", "bridge"}); !r) return r;
+  if (auto r = ip({"-n", u, "addr", "add", std::string(kUnderlayGateway) + "/24", "dev", kUnderlayBridge}); !r) return r;
+  if (auto r = ip({"-n", u, "link", "set", kUnderlayBridge, "up"}); !r) return r;
+  for (const auto& c : lab_.clusters) {
+    for (const auto& n : c.nodes) {
+      if (auto r = ip({"netns", "add", n.netns}); !r) return r;
+      if (auto r = ip({"-n", n.netns, "link", "set", "lo", "up"}); !r) return r;
+      // Both ends are created inside lab namespaces: the root namespace never holds a lab link.
+      if (auto r = ip({"-n", u, "link", "add", n.underlay_veth, "type", "veth", "peer", "name", "eth0", "netns", n.netns});
+          !r) {
+        return r;
+      }
+      if (auto r = ip({"-n", u, "link", "set", n.underlay_veth, "master", kUnderlayBridge, "up"}); !r) return r;
+      if (auto r = ip({"-n", n.netns, "addr", "add", n.underlay_ip + "/24", "dev", "eth0"}); !r) return r;
+      if (auto r = ip({"-n", n.netns, "link", "set", "eth0", "up"}); !r) return r;
+      auto s = in_netns(n.netns, {"sysctl", "-qw", "net.ipv4.ip_forward=1"});
+      if (!s.ok()) return fail("ip_forward in " + n.netns + ": " + s.summary());
+      if (auto r = ip({"netns", "add", n.pod_netns}); !r) return r;
+    }
+  }
+  return ok_result();
+}
+
+Result<void> LabBuilder::start_api_servers() {
+  for (const auto& c : lab_.clusters) {
+    auto pid = start("apiserver-" + c.id,
+                     netns_exec(lab_.underlay_netns,
+                                {bin_.apiserver, "--address", kUnderlayGateway, "--port", std::to_string(c.api_port),
+                                 "--name", c.id, "--kubeconfig", lab_.kubeconfig(c), "--ready-file",
+                                 lab_.state_dir + "/" + c.id + ".ready", "--service-cidr", c.service_cidr}));
+    if (!pid) return pid.error();
+  }
+  for (const auto& c : lab_.clusters) {
+    const std::string ready = lab_.state_dir + "/" + c.id + ".ready";
+    if (!wait_until([&] { return fs::exists(ready) && fs::file_size(ready) > 0; }, seconds(20))) {
+      return fail("the API server of " + c.id + " did not start" + log_tail("apiserver-" + c.id));
+    }
+  }
+  return ok_result();
+}
+
+json node_object(const NodeLayout& n) {
+  return {{"apiVersion", "v1"},
+          {"kind", "Node"},
+          {"metadata", {{"name", n.node_name}, {"labels", {{"kubernetes.io/hostname", n.node_name}}}}},
+          {"status",
+           {{"addresses", json::array({{{"type", "InternalIP"}, {"address", n.underlay_ip}},
+                                       {{"type", "Hostname"}, {"address", n.node_name}}})},
+            {"conditions", json::array({{{"type", "Ready"}, {"status", "True"}, {"reason", "KubeletReady"}}})}}}};
+}
+
+Result<void> LabBuilder::apply_base_objects() {
+  for (const auto& c : lab_.clusters) {
+    auto r = kubectl(lab_, c, {"apply", "--validate=false", "-f", o_.crds_dir});
+    if (!r.ok()) return fail("applying the CRDs in " + c.id + ": " + r.summary());
+  }
+  // The first cluster is also the broker: its namespace and the ClusterSet (the address pool).
+  const json broker = json::array(
+      {{{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", "clusterwire-broker"}}}},
+       {{"apiVersion", "clusterwire.io/v1alpha1"},
+        {"kind", "ClusterSet"},
+        {"metadata", {{"name", "default"}, {"namespace", "clusterwire-broker"}}},
+        {"spec",
+         {{"ipv4",
+           {{"pools", json::array({kClusterSetPool})},
+            {"clusterPrefixLength", kClusterPrefixLength},
+            {"nodePrefixLength", kNodePrefixLength}}}}}}});
+  if (auto r = kubectl_apply(lab_, lab_.clusters.front(), broker); !r) return r;
+  for (const auto& c : lab_.clusters) {
+    json objects = json::array({{{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", "demo"}}}}});
+    for (const auto& n : c.nodes) objects.push_back(node_object(n));
+    if (auto r = kubectl_apply(lab_, c, objects); !r) return r;
+  }
+  return ok_result();
+}
+
+Result<void> LabBuilder::start_operators() {
+  const auto& broker = lab_.clusters.front();
+  for (const auto& c : lab_.clusters) {
+    const auto& dns = c.dns_node();
+    auto pid = start("operator-" + c.id,
+                     netns_exec(lab_.underlay_netns,
+                                {bin_.op, "--cluster-id", c.id, "--kubeconfig", lab_.kubeconfig(c),
+                                 "--broker-kubeconfig", lab_.kubeconfig(broker), "--service-cidr", c.service_cidr,
+                                 "--node-cidrs", "allocate", "--dns-endpoint",
+                                 dns.underlay_ip + ":" + std::to_string(kDnsServerPort), "--no-leader-election",
+                                 "--health-address", "127.0.0.1", "--health-port", "0", "--heartbeat-seconds", "5"}));
+    if (!pid) return pid.error();
+  }
+  return ok_result();
+}
+
+Result<void> LabBuilder::wait_node_cidrs() {
+  for (const auto& c : lab_.clusters) {
+    bool done = wait_until(
+        [&] {
+          auto nodes = kubectl_get_json(lab_, c, {"nodes"});
+          if (!nodes) return false;
+          std::size_t have = 0;
+          for (const auto& item : nodes->value("items", json::array())) {
+            const auto annotations = item["metadata"].value("annotations", json::object());
+            auto it = annotations.find("clusterwire.io/pod-cidr");
+            if (it == annotations.end() || !it->is_string()) continue;
+            state_.node_cidrs[item["metadata"].value("name", "")] = it->get<std::string>();
+            ++have;
+          }
+          return have >= c.nodes.size();
+        },
+        seconds(30), milliseconds(200));
+    if (!done) return fail("the operator of " + c.id + " gave no pod CIDR to every Node" + log_tail("operator-" + c.id));
+    progress_.note(c.id + ": " + [&] {
+      std::string s;
+      for (const auto& n : c.nodes) s += (s.empty() ? "" : ", ") + n.node_name + " " + state_.node_cidrs[n.node_name];
+      return s;
+    }());
+  }
+  return save();
+}
+
+Result<void> LabBuilder::start_wireguard() {
+  // The kernel's WireGuard where it has one (probed inside the underlay namespace), else
+  // wireguard-go, started by us so that `down` knows its pid.
+  const std::string probe = lab_.interface_prefix + "probe";
+  if (run({"ip", "-n", lab_.underlay_netns, "link", "add", probe, "type", "wireguard"}).ok()) {
+    (void)run({"ip", "-n", lab_.underlay_netns, "link", "del", probe});
+    state_.backend = "kernel";
+    return save();
+  }
+  state_.backend = "uapi";
+  if (!on_path(o_.wireguard_go) && !executable(o_.wireguard_go)) {
+    return fail("the kernel has no WireGuard and " + o_.wireguard_go + " is not installed (scripts/deps.sh)");
+  }
+  for (const auto& c : lab_.clusters) {
+    for (const auto& n : c.nodes) {
+      auto pid = start("wireguard-go-" + n.node_name, netns_exec(n.netns, {o_.wireguard_go, "-f", n.wg_interface}),
+                       {"WG_PROCESS_FOREGROUND=1"});
+      if (!pid) return pid.error();
+    }
+  }
+  for (const auto& c : lab_.clusters) {
+    for (const auto& n : c.nodes) {
+      const std::string sock = "/var/run/wireguard/" + n.wg_interface + ".sock";
+      if (!wait_until([&] { return fs::exists(sock); }, seconds(10))) {
+        return fail("wireguard-go made no " + sock + log_tail("wireguard-go-" + n.node_name));
+      }
+    }
+  }
+  return save();
+}
+
+Result<void> LabBuilder::start_node_agents() {
+  for (const auto& c : lab_.clusters) {
+    for (const auto& n : c.nodes) {
+      auto pid = start("node-agent-" + n.node_name,
+                       netns_exec(n.netns, {bin_.agent, "--node-name", n.node_name, "--kubeconfig", lab_.kubeconfig(c),
+                                            "--key-path", lab_.state_dir + "/keys/" + n.node_name + "/private.key",
+                                            "--interface", n.wg_interface, "--backend", state_.backend,
+                                            "--wireguard-go", "", "--service-cidr", c.service_cidr,
+                                            "--health-address", "127.0.0.1", "--health-port", "0",
+                                            "--resync-seconds", "10"}));
+      if (!pid) return pid.error();
+    }
+  }
+  for (const auto& c : lab_.clusters) {
+    bool done = wait_until(
+        [&] {
+          auto nodes = kubectl_get_json(lab_, c, {"nodes"});
+          if (!nodes) return false;
+          std::size_t have = 0;
+          for (const auto& item : nodes->value("items", json::array())) {
+            if (item["metadata"].value("annotations", json::object()).contains("clusterwire.io/public-key")) ++have;
+          }
+          return have >= c.nodes.size();
+        },
+        seconds(30), milliseconds(200));
+    if (!done) {
+      return fail("the node agents of " + c.id + " did not publish their keys" +
+                  log_tail("node-agent-" + c.nodes.front().node_name));
+    }
+  }
+  return ok_result();
+}
+
+Result<void> LabBuilder::make_pods() {
+  for (const auto& c : lab_.clusters) {
+    for (const auto& n : c.nodes) {
+      const std::string cidr = state_.node_cidrs[n.node_name];
+      const json bridge = {
+          {"cniVersion", "1.0.0"}, {"name", "cwlab"}, {"type", "bridge"}, {"bridge", "cni0"},
+          {"isGateway", true},     {"ipMasq", false}, {"mtu", 1420},
+          {"ipam",
+           {{"type", "host-local"},
+            {"ranges", json::array({json::array({{{"subnet", cidr}}})})},
+            {"routes", json::array({{{"dst", "0.0.0.0/0"}}})},
+            {"dataDir", lab_.state_dir + "/cni/" + n.node_name}}}};
+      const json loopback = {{"cniVersion", "1.0.0"}, {"name", "cwlab-lo"}, {"type", "loopback"}};
+      auto cni = [&](const std::string& plugin, const std::string& ifname, const json& config) {
+        return run(netns_exec(n.netns, {o_.cni_dir + "/" + plugin}),
+                   {.timeout = seconds(20),
+                    .input = config.dump(),
+                    .env = {"CNI_COMMAND=ADD", "CNI_CONTAINERID=" + lab_.name + "-" + n.pod_name,
+                            "CNI_NETNS=/run/netns/" + n.pod_netns, "CNI_IFNAME=" + ifname, "CNI_PATH=" + o_.cni_dir}});
+      };
+      auto r = cni("bridge", "eth0", bridge);
+      if (!r.ok()) return fail("CNI bridge for " + n.pod_name + ": " + r.summary() + " " + r.out);
+      auto result = json::parse(r.out, nullptr, false);
+      std::string address;
+      if (!result.is_discarded() && result.contains("ips") && !result["ips"].empty()) {
+        address = strip_prefix_length(result["ips"][0].value("address", ""));
+      }
+      if (address.empty()) return fail("CNI bridge for " + n.pod_name + " returned no address: " + r.out);
+      state_.pod_ips[n.node_name] = address;
+      auto lo = cni("loopback", "lo", loopback);
+      if (!lo.ok()) return fail("CNI loopback for " + n.pod_name + ": " + lo.summary());
+      // The pod's resolver is its cluster's unbound (ip netns exec bind-mounts this file).
+      const std::string etc = "/etc/netns/" + n.pod_netns;
+      std::error_code ec;
+      fs::create_directories(etc, ec);
+      std::ofstream(etc + "/resolv.conf") << "nameserver " << c.dns_node().underlay_ip
+                                          << "\nsearch demo.svc.cluster.local svc.cluster.local\n";
+      auto pid = start("echo-" + n.node_name, netns_exec(n.pod_netns, {"socat", "TCP-LISTEN:" + std::to_string(kPodEchoPort) +
+                                                                                     ",fork,reuseaddr",
+                                                                                 "EXEC:cat"}));
+      if (!pid) return pid.error();
+      progress_.note(n.pod_name + " " + address + " on " + n.node_name);
+    }
+  }
+  return save();
+}
+
+Result<void> LabBuilder::start_dns() {
+  for (const auto& c : lab_.clusters) {
+    const auto& n = c.dns_node();
+    const std::string dns_addr = n.underlay_ip + "@" + std::to_string(kDnsServerPort);
+    if (bin_.have_dns) {
+      auto pid = start("dns-" + c.id, netns_exec(n.netns, {bin_.dns, "--cluster-id", c.id, "--kubeconfig",
+                                                           lab_.kubeconfig(c), "--address", n.underlay_ip, "--port",
+                                                           std::to_string(kDnsServerPort), "--threads", "1",
+                                                           "--health-address", "127.0.0.1", "--health-port", "0"}));
+      if (!pid) return pid.error();
+    }
+    const std::string dir = lab_.state_dir + "/unbound";
+    const std::string conf = dir + "/" + c.id + ".conf";
+    std::ofstream(conf) << "server:\n"
+                        << "  interface: " << n.underlay_ip << "@" << kResolverPort << "\n"
+                        << "  do-daemonize: no\n  chroot: \"\"\n  username: \"\"\n"
+                        << "  directory: \"" << dir << "\"\n  pidfile: \"\"\n  use-syslog: no\n  logfile: \"\"\n"
+                        << "  do-ip6: no\n  access-control: 0.0.0.0/0 allow\n  do-not-query-localhost: no\n"
+                        << "  module-config: \"iterator\"\n  domain-insecure: \"clusterset.local.\"\n"
+                        << "  serve-expired: no\n  infra-host-ttl: 5\n"
+                        << "forward-zone:\n  name: \"clusterset.local.\"\n  forward-addr: " << dns_addr << "\n"
+                        << "forward-zone:\n  name: \".\"\n  forward-addr: " << dns_addr << "\n"
+                        << "remote-control:\n  control-enable: no\n";
+    auto check = run({"unbound-checkconf", conf});
+    if (!check.ok()) return fail("unbound-checkconf " + conf + ": " + check.summary());
+    auto pid = start("unbound-" + c.id, netns_exec(n.netns, {"unbound", "-d", "-c", conf}));
+    if (!pid) return pid.error();
+  }
+  for (const auto& c : lab_.clusters) {
+    const auto& n = c.dns_node();
+    if (bin_.have_dns) {
+      const bool listening = wait_until(
+          [&] { return read_file(lab_.log_path("dns-" + c.id)).find("listening on") != std::string::npos; },
+          seconds(10));
+      if (listening) state_.dns = true;
+      else progress_.note("cw-dns of " + c.id + " is not serving:" + log_tail("dns-" + c.id));
+    }
+    const bool up = wait_until(
+        [&] {
+          return in_netns(n.netns, {"dig", "@" + n.underlay_ip, "+time=1", "+tries=1", "localhost", "A"},
+                          seconds(3))
+              .ok();
+        },
+        seconds(10), milliseconds(200));
+    if (!up) return fail("unbound of " + c.id + " does not answer" + log_tail("unbound-" + c.id));
+  }
+  if (!bin_.have_dns) {
+    state_.notes = "cw-dns is not built (" + bin_.dns + " is missing): names in clusterset.local do not resolve";
+    progress_.note(state_.notes);
+  }
+  return save();
+}
+
+Result<void> LabBuilder::apply_demo() {
+  const auto& c = lab_.clusters.front();
+  const auto& n = c.nodes.front();
+  const json port = {{"name", "tcp"}, {"port", kPodEchoPort}, {"protocol", "TCP"}};
+  json service_port = port;
+  service_port["targetPort"] = kPodEchoPort;
+  // There is no kube-controller-manager: the lab writes the EndpointSlice itself.
+  const json objects = json::array(
+      {{{"apiVersion", "v1"},
+        {"kind", "Service"},
+        {"metadata", {{"name", "echo"}, {"namespace", "demo"}}},
+        {"spec", {{"clusterIP", "None"}, {"selector", {{"app", "echo"}}}, {"ports", json::array({service_port})}}}},
+       {{"apiVersion", "discovery.k8s.io/v1"},
+        {"kind", "EndpointSlice"},
+        {"metadata",
+         {{"name", "echo-lab"},
+          {"namespace", "demo"},
+          {"labels", {{"kubernetes.io/service-name", "echo"}, {"endpointslice.kubernetes.io/managed-by", "cwctl-lab"}}}}},
+        {"addressType", "IPv4"},
+        {"endpoints", json::array({{{"addresses", json::array({state_.pod_ips[n.node_name]})},
+                                    {"hostname", n.pod_name},
+                                    {"nodeName", n.node_name},
+                                    {"conditions", {{"ready", true}}}}})},
+        {"ports", json::array({port})}},
+       {{"apiVersion", "multicluster.x-k8s.io/v1alpha1"},
+        {"kind", "ServiceExport"},
+        {"metadata", {{"name", "echo"}, {"namespace", "demo"}}}}});
+  return kubectl_apply(lab_, c, objects);
+}
+
+bool pod_pings(const NodeLayout& from, const std::string& ip, const char* wait = "1") {
+  return in_netns(from.pod_netns, {"ping", "-n", "-q", "-c", "1", "-W", wait, ip}, seconds(5)).ok();
+}
+
+Result<void> LabBuilder::apply_peerings() {
+  // The clock starts when the last apply starts (the API server accepts the object during
+  // kubectl's run, whose own ~0.1 s is therefore included: an upper bound).
+  auto applied = std::chrono::steady_clock::now();
+  for (const auto& c : lab_.clusters) {
+    applied = std::chrono::steady_clock::now();
+    json objects = json::array();
+    for (const auto& other : lab_.clusters) {
+      if (other.id == c.id) continue;
+      objects.push_back({{"apiVersion", "clusterwire.io/v1alpha1"},
+                         {"kind", "ClusterPeering"},
+                         {"metadata", {{"name", other.id}}},
+                         {"spec", {{"remoteClusterID", other.id}}}});
+    }
+    if (auto r = kubectl_apply(lab_, c, objects); !r) return r;
+  }
+  const auto& from = lab_.clusters[0].nodes.front();
+  const std::string to_ip = state_.pod_ips[lab_.clusters[1].nodes.front().node_name];
+  if (!wait_until([&] { return pod_pings(from, to_ip, "0.5"); }, seconds(60), milliseconds(50))) {
+    return fail("no cross-cluster ping from " + from.pod_name + " to " + to_ip + " within 60 s of the peerings" +
+                log_tail("node-agent-" + from.node_name));
+  }
+  state_.convergence_ms =
+      std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - applied).count();
+  // Then every pod to every pod of the other clusters, so that verify starts from a settled lab.
+  for (const auto& c : lab_.clusters) {
+    for (const auto& n : c.nodes) {
+      for (const auto& oc : lab_.clusters) {
+        if (oc.id == c.id) continue;
+        for (const auto& on : oc.nodes) {
+          if (!wait_until([&] { return pod_pings(n, state_.pod_ips[on.node_name]); }, seconds(30), milliseconds(50))) {
+            progress_.note("not yet: " + n.pod_name + " -> " + on.pod_name);
+          }
+        }
+      }
+    }
+  }
+  return save();
+}
+
+Result<void> LabBuilder::build() {
+  struct Step {
+    const char* what;
+    Result<void> (LabBuilder::*run)();
+  };
+  if (auto r = check_host(); !r) return r;
+  if (auto r = make_state_dir(); !r) return r;
+  const Step steps[] = {
+      {"namespaces, underlay bridge and veths", &LabBuilder::make_namespaces},
+      {"lab API servers (one per cluster; c1 is also the broker)", &LabBuilder::start_api_servers},
+      {"CRDs, broker ClusterSet, Nodes (kubectl apply)", &LabBuilder::apply_base_objects},
+      {"operators", &LabBuilder::start_operators},
+      {"node pod CIDRs from the operators", &LabBuilder::wait_node_cidrs},
+      {"WireGuard devices", &LabBuilder::start_wireguard},
+      {"node agents", &LabBuilder::start_node_agents},
+      {"pods (CNI bridge, host-local, loopback) with TCP echo servers", &LabBuilder::make_pods},
+      {"DNS: cw-dns and unbound per cluster", &LabBuilder::start_dns},
+      {"demo Service echo.demo exported from c1", &LabBuilder::apply_demo},
+      {"ClusterPeerings (kubectl apply), waiting for the first cross-cluster packet", &LabBuilder::apply_peerings},
+  };
+  for (const auto& step : steps) {
+    progress_.begin(step.what);
+    auto r = (this->*step.run)();
+    if (!r) {
+      progress_.end("FAILED");
+      return r;
+    }
+    progress_.end(step.run == &LabBuilder::start_wireguard ? "ok, " + std::string(state_.backend == "kernel"
+                                                                                        ? "kernel WireGuard"
+                                                                                        : "wireguard-go (userspace)")
+                  : step.run == &LabBuilder::apply_peerings ? "ok, converged in " + std::to_string(state_.convergence_ms) + " ms"
+                                                            : "ok");
+  }
+  state_.phase = "up";
+  return save();
+}
+
+void print_summary(const LabLayout& lab, const LabState& s, std::ostream& out) {
+  out << "\nlab " << lab.name << " is up: " << lab.clusters.size() << " clusters x " << s.nodes << " nodes, "
+      << (s.backend == "kernel" ? "kernel WireGuard" : "wireguard-go") << ", first cross-cluster packet "
+      << s.convergence_ms << " ms after the last ClusterPeering\n";
+  for (const auto& c : lab.clusters) {
+    out << "  cluster " << c.id << ": services " << c.service_cidr << ", API https://" << kUnderlayGateway << ":"
+        << c.api_port << (c.index == 1 ? " (also the broker)" : "") << ", resolver " << c.dns_node().underlay_ip
+        << "\n";
+    for (const auto& n : c.nodes) {
+      auto cidr = s.node_cidrs.find(n.node_name);
+      auto ip = s.pod_ips.find(n.node_name);
+      out << "    " << n.node_name << "  " << n.underlay_ip << "  pods " << (cidr != s.node_cidrs.end() ? cidr->second : "?")
+          << "  " << n.pod_name << " " << (ip != s.pod_ips.end() ? ip->second : "?") << "  wg " << n.wg_interface << "\n";
+    }
+  }
+  if (!s.notes.empty()) out << "note: " << s.notes << "\n";
+  const auto& c1 = lab.clusters.front();
+  out << "\nkubectl (the API servers listen inside " << lab.underlay_netns << "):\n"
+      << "  cwctl lab kubectl --name " << lab.name << " " << c1.id << " -- get clusterpeerings\n"
+      << "  ip netns exec " << lab.underlay_netns << " kubectl --kubeconfig " << lab.kubeconfig(c1) << " get nodes\n"
+      << "a pod's shell:  ip netns exec " << c1.nodes.front().pod_netns << " bash\n"
+      << "next:  cwctl lab verify --name " << lab.name << "   |   cwctl lab status --name " << lab.name
+      << "   |   cwctl lab down --name " << lab.name << "\n";
+}
+
+}  // namespace
+
+int lab_up(const LabOptions& options, std::ostream& out, std::ostream& err) {
+  auto lab = make_layout(options.name, options.clusters, options.nodes);
+  if (!lab) {
+    err << "cwctl lab up: " << lab.error().message() << "\n";
+    return 2;
+  }
+  out << "cwctl lab up: lab " << lab->name << ", " << options.clusters << " clusters x " << options.nodes
+      << " nodes, state in " << lab->state_dir << "\n";
+  LabBuilder builder(options, *lab, out);
+  auto r = builder.build();
+  if (!r) {
+    err << "cwctl lab up: " << r.error().message() << "\n";
+    if (r.error().code() != ErrorCode::kAlreadyExists && r.error().code() != ErrorCode::kPermissionDenied &&
+        r.error().code() != ErrorCode::kNotFound) {
+      err << "the lab is left as it is for a look (logs in " << lab->state_dir << "/logs); `cwctl lab down --name "
+          << lab->name << "` removes it\n";
+    }
+    return 1;
+  }
+  print_summary(*lab, builder.state(), out);
+  return 0;
+}
+
+}  // namespace cw::lab
