@@ -291,6 +291,19 @@ def check_props(config, rendered, release_ns):
     env = {e['name']: e for e in c.get('env', [])}
     if env.get('NODE_NAME', {}).get('valueFrom', {}).get('fieldRef', {}).get('fieldPath') != 'spec.nodeName':
         p.append('NODE_NAME is not the downward API spec.nodeName')
+    # With the uapi backend, wireguard-go runs in a container of its own (it outlives agent
+    # restarts), with NET_ADMIN only, and the agent is told not to start one.
+    wg_go = [x for x in containers(agent) if x['name'] == 'wireguard-go']
+    uapi = '--backend=uapi' in c.get('args', [])
+    if uapi != bool(wg_go):
+        p.append(f'backend uapi is {uapi} but a wireguard-go container is {"" if wg_go else "not "}there')
+    if wg_go:
+        wcaps = wg_go[0].get('securityContext', {}).get('capabilities', {})
+        if wcaps.get('drop') != ['ALL'] or wcaps.get('add') != ['NET_ADMIN']:
+            p.append(f'wireguard-go capabilities {wcaps}, want drop [ALL], add [NET_ADMIN]')
+        args = c.get('args', [])
+        if '--wireguard-go' not in args or args[args.index('--wireguard-go') + 1:][:1] != ['']:
+            p.append('the agent may start its own wireguard-go beside the container (no --wireguard-go "")')
     report(not p, f'{config}: the node agent: host network, NET_ADMIN only, key on a hostPath, tolerates every taint', p)
 
     # Probes and resources on every long-running container.
@@ -298,6 +311,14 @@ def check_props(config, rendered, release_ns):
     for w in (op, agent, dns):
         for c in containers(w):
             n = f'{w["kind"]} {w["metadata"]["name"]}/{c["name"]}'
+            if c['name'] == 'wireguard-go':
+                # No HTTP server: both probes ask wireguard-go for its device through the UAPI socket.
+                for probe in ('livenessProbe', 'readinessProbe'):
+                    if c.get(probe, {}).get('exec', {}).get('command', [])[:2] != ['wg', 'show']:
+                        p.append(f'{n}: {probe} is not `wg show <interface>`')
+                if not c.get('resources', {}).get('requests', {}).get('memory'):
+                    p.append(f'{n}: no memory request')
+                continue
             if c.get('livenessProbe', {}).get('httpGet', {}).get('path') != '/healthz':
                 p.append(f'{n}: liveness probe is not /healthz')
             if c.get('readinessProbe', {}).get('httpGet', {}).get('path') != '/readyz':
