@@ -30,9 +30,7 @@ pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-passed=0 failed=0
-ok()   { echo "ok   $1"; passed=$((passed+1)); }
-bad()  { echo "FAIL $1"; shift; [ $# -gt 0 ] && printf '%s\n' "$@" | sed 's/^/  | /'; failed=$((failed+1)); }
+. "$(dirname "$0")/../lib/check.sh"
 # expect NAME PATTERN -- COMMAND...: the command succeeds and its output matches PATTERN.
 expect() {
   local name=$1 pattern=$2; shift 3
@@ -575,5 +573,4 @@ fi
 expect "kubectl delete -f crds/" 'clusterpeerings.clusterwire.io" deleted' -- k delete -f "$crds"
 refuse "the kinds are gone" "the server doesn't have a resource type|NotFound" -- k get clusterpeerings
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

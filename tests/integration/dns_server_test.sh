@@ -22,13 +22,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-passed=0 failed=0
-ok()  { echo "ok   $1"; passed=$((passed+1)); }
-bad() {
-  echo "FAIL $1"; shift
-  [ $# -gt 0 ] && printf '%s\n' "$@" | sed 's/^/  | /'
-  failed=$((failed+1))
-}
+. "$(dirname "$0")/../lib/check.sh"
 # expect NAME PATTERN... -- COMMAND...: the output matches every PATTERN (grep -E).
 expect() {
   local name=$1; shift
@@ -46,10 +40,6 @@ reject() {
   local name=$1 pattern=$2; shift 3
   local out; out=$("$@" 2>&1)
   if grep -qE -- "$pattern" <<<"$out"; then bad "$name (has /$pattern/)" "$out"; else ok "$name"; fi
-}
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
 # start_server NAME ARGS...: starts the test server, sets $port.
@@ -360,5 +350,4 @@ stub-zone:
     -- U nope.default.svc.clusterset.local A
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

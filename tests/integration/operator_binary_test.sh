@@ -13,14 +13,11 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-passed=0 failed=0
-ok()  { echo "ok   $1"; passed=$((passed+1)); }
-bad() { echo "FAIL $1"; shift; [ $# -gt 0 ] && printf '%s\n' "$@" | sed 's/^/  | /'; failed=$((failed+1)); }
-wait_until() { local i; for i in $(seq 200); do eval "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
+. "$(dirname "$0")/../lib/check.sh"
 
 "$apiserver" --kubeconfig "$tmp/kc" --ready-file "$tmp/ready" >"$tmp/server.log" 2>&1 &
 server_pid=$!
-wait_until '[ -s "$tmp/ready" ]' || { echo "FAIL: lab API server did not start"; exit 1; }
+wait_for 10 '[ -s "$tmp/ready" ]' || { echo "FAIL: lab API server did not start"; exit 1; }
 export KUBECONFIG=$tmp/kc
 k() { kubectl --request-timeout=10s "$@"; }
 k apply -f "$root/crds/" --validate=false >/dev/null && ok "CRDs applied" || bad "CRDs applied"
@@ -48,13 +45,13 @@ port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1
   --health-port "$port" --heartbeat-seconds 1 --log-format json >"$tmp/op.log" 2>&1 &
 op_pid=$!
 
-if wait_until 'k -n clusterwire-broker get cidrclaim 10-64-0-0-16 -o jsonpath="{.spec.clusterID}" | grep -qx east'; then
+if wait_for 10 'k -n clusterwire-broker get cidrclaim 10-64-0-0-16 -o jsonpath="{.spec.clusterID}" | grep -qx east'; then
   ok "the operator claimed 10.64.0.0/16"; else bad "claim" "$(tail -5 "$tmp/op.log")"; fi
-if wait_until 'k get node node-a -o jsonpath="{.metadata.annotations.clusterwire\.io/pod-cidr}" | grep -qx 10.64.0.0/24'; then
+if wait_for 10 'k get node node-a -o jsonpath="{.metadata.annotations.clusterwire\.io/pod-cidr}" | grep -qx 10.64.0.0/24'; then
   ok "node-a got 10.64.0.0/24"; else bad "node block" "$(tail -5 "$tmp/op.log")"; fi
-if wait_until 'k -n clusterwire-broker get clusteradvertisement east -o jsonpath="{.spec.nodes[0].podCIDRs[0]}" | grep -qx 10.64.0.0/24'; then
+if wait_for 10 'k -n clusterwire-broker get clusteradvertisement east -o jsonpath="{.spec.nodes[0].podCIDRs[0]}" | grep -qx 10.64.0.0/24'; then
   ok "the advertisement lists node-a"; else bad "advertisement"; fi
-if wait_until 'curl -sf http://127.0.0.1:'"$port"'/readyz'; then ok "/readyz is 200"; else bad "/readyz" "$(curl -s http://127.0.0.1:$port/readyz)"; fi
+if wait_for 10 'curl -sf http://127.0.0.1:'"$port"'/readyz'; then ok "/readyz is 200"; else bad "/readyz" "$(curl -s http://127.0.0.1:$port/readyz)"; fi
 if curl -sf "http://127.0.0.1:$port/metrics" | grep -q '^clusterwire_operator_claims_held 2$'; then
   ok "/metrics counts the pod and service claims"; else bad "/metrics" "$(curl -s http://127.0.0.1:$port/metrics | grep clusterwire | head)"; fi
 if grep -q '"msg":"claimed pod block"' "$tmp/op.log"; then ok "JSON logs say what was claimed"; else bad "logs" "$(head -5 "$tmp/op.log")"; fi
@@ -74,5 +71,4 @@ out=$("$operator" --cluster-id east --pod-cidr 10.64.0.1/16 --kubeconfig "$tmp/k
 out=$("$operator" --cluster-id east --kubeconfig "$tmp/missing" 2>&1); rc=$?
 [ $rc -ne 0 ] && grep -q 'missing' <<<"$out" && ok "a missing kubeconfig is refused" || bad "missing kubeconfig ($rc)" "$out"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

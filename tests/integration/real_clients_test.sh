@@ -22,9 +22,7 @@ for _ in $(seq 100); do [ -s "$tmp/ready" ] && break; sleep 0.05; done
 
 export KUBECONFIG=$tmp/kubeconfig
 k() { kubectl --request-timeout=10s "$@"; }
-passed=0 failed=0
-ok()   { echo "ok   $1"; passed=$((passed+1)); }
-bad()  { echo "FAIL $1"; shift; [ $# -gt 0 ] && printf '%s\n' "$@" | sed 's/^/  | /'; failed=$((failed+1)); }
+. "$(dirname "$0")/../lib/check.sh"
 # expect NAME PATTERN -- COMMAND...: the command succeeds and its output matches PATTERN.
 expect() {
   local name=$1 pattern=$2; shift 3
@@ -134,5 +132,4 @@ else
   echo "SKIP: python3-kubernetes is not installed (scripts/deps.sh installs it)"
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -21,18 +21,13 @@ cleanup() {
   [ -n "${KEEP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
 }
 trap cleanup EXIT
-passed=0 failed=0
-ok()  { echo "ok   $1"; passed=$((passed+1)); }
-bad() { echo "FAIL $1"; shift; [ $# -gt 0 ] && printf '%s\n' "$@" | sed 's/^/  | /'; failed=$((failed+1)); }
-# wait_until SECONDS COMMAND: poll every 50 ms.
-wait_until() { local i; for i in $(seq $(($1 * 20))); do eval "$2" >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$(dirname "$0")/../lib/check.sh"
 
 # --- two API servers: east also serves as the broker
 start_server() {  # NAME SERVICE_CIDR
   "$apiserver" --kubeconfig "$tmp/$1.kc" --ready-file "$tmp/$1.ready" --service-cidr "$2" >"$tmp/$1-api.log" 2>&1 &
   pids+=($!)
-  wait_until 10 "[ -s $tmp/$1.ready ]" || { echo "FAIL: the $1 API server did not start"; cat "$tmp/$1-api.log"; exit 1; }
+  wait_for 10 "[ -s $tmp/$1.ready ]" || { echo "FAIL: the $1 API server did not start"; cat "$tmp/$1-api.log"; exit 1; }
 }
 start_server east 10.96.0.0/16
 start_server west 10.97.0.0/16
@@ -88,8 +83,8 @@ P=$(free_port) HP=$(free_port)
 "$dns" --cluster-id west --kubeconfig "$tmp/west.kc" --address 127.0.0.1 --port "$P" --ttl 1 \
   --health-address 127.0.0.1 --health-port "$HP" --threads 1 >"$tmp/dns.log" 2>&1 &
 pids+=($!)
-wait_until 10 'grep -q "listening on" "$tmp/dns.log"' && ok "cw-dns serves" || bad "cw-dns did not start" "$(cat "$tmp/dns.log")"
-wait_until 10 'curl -sf http://127.0.0.1:$HP/readyz' && ok "cw-dns is ready once its caches synced" \
+wait_for 10 'grep -q "listening on" "$tmp/dns.log"' && ok "cw-dns serves" || bad "cw-dns did not start" "$(cat "$tmp/dns.log")"
+wait_for 10 'curl -sf http://127.0.0.1:$HP/readyz' && ok "cw-dns is ready once its caches synced" \
   || bad "cw-dns /readyz" "$(curl -s http://127.0.0.1:$HP/readyz)"
 U=$(free_port)
 mkdir -p "$tmp/unbound"
@@ -118,7 +113,7 @@ EOF
 unbound-checkconf "$tmp/unbound/unbound.conf" >/dev/null || bad "unbound-checkconf" "$(unbound-checkconf "$tmp/unbound/unbound.conf" 2>&1)"
 unbound -d -c "$tmp/unbound/unbound.conf" >"$tmp/unbound/log" 2>&1 &
 pids+=($!)
-wait_until 10 'dig @127.0.0.1 -p $U +time=1 +tries=1 dns-version.clusterset.local TXT | grep -q 1.0.0' \
+wait_for 10 'dig @127.0.0.1 -p $U +time=1 +tries=1 dns-version.clusterset.local TXT | grep -q 1.0.0' \
   && ok "unbound forwards clusterset.local to cw-dns" || bad "unbound did not start" "$(cat "$tmp/unbound/log")"
 # R NAME [TYPE]: west's resolver, as a pod in west would ask it.
 R() { dig @127.0.0.1 -p "$U" +time=2 +tries=1 "$@"; }
@@ -128,7 +123,7 @@ D() { dig @127.0.0.1 -p "$P" +time=2 +tries=1 "$@"; }
 peering() { printf 'apiVersion: clusterwire.io/v1alpha1\nkind: ClusterPeering\nmetadata: {name: %s}\nspec: {remoteClusterID: %s}\n' "$1" "$1"; }
 peering west | E apply --validate=false -f - >/dev/null
 peering east | W apply --validate=false -f - >/dev/null
-if wait_until 20 'W get clusterpeering east -o jsonpath="{.status.phase}" | grep -qx Connected'; then
+if wait_for 20 'W get clusterpeering east -o jsonpath="{.status.phase}" | grep -qx Connected'; then
   ok "the peering is Connected in west"
 else
   bad "peering" "$(W get clusterpeering east -o json | python3 -c 'import json,sys; print(json.load(sys.stdin).get("status"))')"
@@ -184,15 +179,15 @@ YAML
 start=$(date +%s%N)
 E apply --validate=false -f "$tmp/export.yaml" >/dev/null || bad "applying the exports"
 web_ip=$(E -n demo get service web -o jsonpath='{.spec.clusterIP}')
-if wait_until 20 'R web.demo.svc.clusterset.local A +short | grep -qx "$web_ip"'; then
+if wait_for 20 'R web.demo.svc.clusterset.local A +short | grep -qx "$web_ip"'; then
   ok "web.demo.svc.clusterset.local resolves in west to east's service IP $web_ip ($(( ($(date +%s%N) - start) / 1000000 )) ms after the export)"
 else
   bad "web not resolved in west" "$(R web.demo.svc.clusterset.local A | grep -E 'status|IN')" "$(tail -5 "$tmp/east-op.log")" "$(tail -5 "$tmp/west-op.log")"
 fi
 [ -n "${PAUSE:-}" ] && { echo "paused: $tmp"; sleep "$PAUSE"; }
-wait_until 10 'E -n clusterwire-broker get exportedservice east.demo.web' && ok "the broker holds east.demo.web" \
+wait_for 10 'E -n clusterwire-broker get exportedservice east.demo.web' && ok "the broker holds east.demo.web" \
   || bad "no export record" "$(E -n clusterwire-broker get exportedservices 2>&1)"
-if wait_until 10 'E -n demo get serviceexport web -o jsonpath="{.status.conditions[?(@.type==\"Valid\")].status}" | grep -qx True'; then
+if wait_for 10 'E -n demo get serviceexport web -o jsonpath="{.status.conditions[?(@.type==\"Valid\")].status}" | grep -qx True'; then
   ok "east's ServiceExport web is Valid"; else bad "Valid condition" "$(E -n demo get serviceexport web -o jsonpath='{.status}')"; fi
 out=$(W -n demo get serviceimport web -o jsonpath='{.spec.type} {.spec.ports[0].port} {.spec.ips[0]} {.status.clusters[0].cluster}')
 [ "$out" = "ClusterSetIP 80 $web_ip east" ] && ok "west's ServiceImport web: $out" || bad "ServiceImport web" "$out"
@@ -210,12 +205,12 @@ R lonely.only-east.svc.clusterset.local A | grep -q 'status: NXDOMAIN' && ok "no
   || bad "import without namespace" "$(R lonely.only-east.svc.clusterset.local A +short)"
 W -n only-east get serviceimports 2>&1 | grep -q 'lonely' && bad "a ServiceImport appeared in a missing namespace" || ok "and no namespace was created for it"
 printf 'apiVersion: v1\nkind: Namespace\nmetadata: {name: only-east}\n' | W apply --validate=false -f - >/dev/null
-wait_until 10 'D lonely.only-east.svc.clusterset.local A +short | grep -q .' && ok "the import appears once west has the namespace" \
+wait_for 10 'D lonely.only-east.svc.clusterset.local A +short | grep -q .' && ok "the import appears once west has the namespace" \
   || bad "import after namespace" "$(W -n only-east get serviceimports 2>&1)"
 
 # --- the Service changes: the import follows
 E -n demo patch endpointslice db-abcde --type=merge -p '{"endpoints":[{"addresses":["10.64.0.10"],"hostname":"db-0","conditions":{"ready":true}},{"addresses":["10.64.0.11"],"hostname":"db-1","conditions":{"ready":true}}]}' >/dev/null
-wait_until 10 '[ "$(D db.demo.svc.clusterset.local A +short | sort | tr "\n" " ")" = "10.64.0.10 10.64.0.11 " ]' \
+wait_for 10 '[ "$(D db.demo.svc.clusterset.local A +short | sort | tr "\n" " ")" = "10.64.0.10 10.64.0.11 " ]' \
   && ok "an endpoint turning ready is served in west" || bad "endpoint update" "$(D db.demo.svc.clusterset.local A +short)"
 
 # --- a conflict: west exports db too, but as a ClusterSetIP Service
@@ -233,8 +228,8 @@ YAML
 sleep 1  # a later creationTimestamp (one-second resolution): east's export stays the oldest
 W apply --validate=false -f "$tmp/west-db.yaml" >/dev/null
 cond='{.status.conditions[?(@.type=="Conflict")].status}'
-if wait_until 10 'W -n demo get serviceexport db -o jsonpath="$cond" | grep -qx True' &&
-   wait_until 10 'E -n demo get serviceexport db -o jsonpath="$cond" | grep -qx True'; then
+if wait_for 10 'W -n demo get serviceexport db -o jsonpath="$cond" | grep -qx True' &&
+   wait_for 10 'E -n demo get serviceexport db -o jsonpath="$cond" | grep -qx True'; then
   ok "a type conflict sets Conflict=True on both exports"
   msg=$(W -n demo get serviceexport db -o jsonpath='{.status.conditions[?(@.type=="Conflict")].message}')
   grep -q 'cluster east' <<<"$msg" && ok "  and says the oldest export (east's) is used: $msg" || bad "conflict message" "$msg"
@@ -244,7 +239,7 @@ fi
 out=$(W -n demo get serviceimport db -o jsonpath='{.spec.type}')
 [ "$out" = "Headless" ] && ok "the import keeps the oldest export's type" || bad "type after conflict" "$out"
 W -n demo delete serviceexport db --wait=false >/dev/null
-wait_until 10 'E -n demo get serviceexport db -o jsonpath="$cond" | grep -qx False' && ok "removing west's export clears east's Conflict" \
+wait_for 10 'E -n demo get serviceexport db -o jsonpath="$cond" | grep -qx False' && ok "removing west's export clears east's Conflict" \
   || bad "conflict not cleared" "$(E -n demo get serviceexport db -o jsonpath='{.status}')"
 
 # --- bad input: a malformed record on the broker is reported, and nothing else changes
@@ -265,23 +260,23 @@ fi
 
 # --- the peering goes: west no longer resolves east's Services
 W delete clusterpeering east >/dev/null
-wait_until 10 'R web.demo.svc.clusterset.local A | grep -q "status: NXDOMAIN"' && ok "deleting west's peering makes web NXDOMAIN in west" \
+wait_for 10 'R web.demo.svc.clusterset.local A | grep -q "status: NXDOMAIN"' && ok "deleting west's peering makes web NXDOMAIN in west" \
   || bad "name still served without a peering" "$(R web.demo.svc.clusterset.local A +short)"
-wait_until 10 '! W -n demo get serviceimport web' && ok "and its ServiceImport is removed" || bad "import kept"
+wait_for 10 '! W -n demo get serviceimport web' && ok "and its ServiceImport is removed" || bad "import kept"
 peering east | W apply --validate=false -f - >/dev/null
-wait_until 20 'R web.demo.svc.clusterset.local A +short | grep -qx "$web_ip"' && ok "re-applying it brings the name back" \
+wait_for 20 'R web.demo.svc.clusterset.local A +short | grep -qx "$web_ip"' && ok "re-applying it brings the name back" \
   || bad "name not back" "$(W get clusterpeering east -o jsonpath='{.status.phase}')"
 
 # --- unexport: the name goes NXDOMAIN in west
 start=$(date +%s%N)
 E -n demo delete serviceexport web >/dev/null
-if wait_until 15 'R web.demo.svc.clusterset.local A | grep -q "status: NXDOMAIN"'; then
+if wait_for 15 'R web.demo.svc.clusterset.local A | grep -q "status: NXDOMAIN"'; then
   ok "unexporting web makes it NXDOMAIN in west ($(( ($(date +%s%N) - start) / 1000000 )) ms, resolver TTL 1 s)"
 else
   bad "still resolvable after unexport" "$(R web.demo.svc.clusterset.local A +short)"
 fi
-wait_until 10 '! E -n clusterwire-broker get exportedservice east.demo.web' && ok "the broker record is gone" || bad "record kept"
-wait_until 10 '! W -n demo get endpointslice web-east-ipv4' && ok "west's imported slice is gone" || bad "slice kept"
+wait_for 10 '! E -n clusterwire-broker get exportedservice east.demo.web' && ok "the broker record is gone" || bad "record kept"
+wait_for 10 '! W -n demo get endpointslice web-east-ipv4' && ok "west's imported slice is gone" || bad "slice kept"
 R db.demo.svc.clusterset.local A +short | grep -q 10.64.0.10 && ok "the other export is untouched" || bad "db lost"
 
 # --- leave withdraws the cluster's exports
@@ -292,5 +287,4 @@ E -n clusterwire-broker get exportedservices -o name | grep -q . && bad "exports
 
 token=$(sed -n 's/^ *token: *//p' "$tmp/west.kc" | head -1)
 [ -n "$token" ] && ! grep -qF "$token" "$tmp/dns.log" "$tmp/west-op.log" && ok "the API token never appears in the logs" || bad "token in logs (or none found)"
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -1,0 +1,31 @@
+# Shared by the shell tests: source it, then report each check with ok/bad and end with
+# finish, which prints the counts and exits non-zero if any check failed.
+#
+#   ok "what held"
+#   bad "what did not" ["detail line" ...]     # details are indented under the failure
+#   wait_for SECONDS 'shell condition'          # polls every 50 ms; status 0 once it holds
+#   port=$(free_port)                           # a free TCP port on 127.0.0.1 (racy, as all are)
+#   finish
+passed=0 failed=0
+ok()  { echo "ok   $1"; passed=$((passed + 1)); }
+bad() {
+  echo "FAIL $1"; shift
+  [ $# -gt 0 ] && printf '%s\n' "$@" | sed 's/^/  | /'
+  failed=$((failed + 1))
+}
+wait_for() {
+  local i
+  for i in $(seq $(($1 * 20))); do
+    eval "$2" >/dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  return 1
+}
+free_port() {
+  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+finish() {
+  echo "$passed passed, $failed failed"
+  [ "$failed" -eq 0 ] && exit 0
+  exit 1
+}
