@@ -126,4 +126,55 @@ std::vector<std::uint8_t> handle(std::span<const std::uint8_t> request, bool tcp
   return finish(reply, limit_for(query, tcp, options));
 }
 
+namespace {
+
+// A request whose response depends on its bytes alone (ID aside): a plain query with one
+// question, no compression in it and no upper-case letter in the name; at most one
+// additional record (the OPT).
+bool cacheable(std::span<const std::uint8_t> r) {
+  if (r.size() < 17 || r.size() > kMinUdpPayload) return false;
+  if ((r[2] & 0x80) != 0 || ((r[2] >> 3) & 0x0F) != kOpcodeQuery) return false;  // QR, opcode
+  if (r[4] != 0 || r[5] != 1 || r[6] != 0 || r[7] != 0 || r[8] != 0 || r[9] != 0 || r[10] != 0 || r[11] > 1) {
+    return false;
+  }
+  std::size_t i = 12;
+  while (i < r.size() && r[i] != 0) {
+    const std::size_t len = r[i];
+    if (len > 63 || i + 1 + len > r.size()) return false;  // a pointer, or a bad label
+    for (std::size_t j = i + 1; j <= i + len; ++j) {
+      if (r[j] >= 'A' && r[j] <= 'Z') return false;
+    }
+    i += 1 + len;
+  }
+  return i + 5 <= r.size();  // the root label, type and class
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> AnswerCache::answer(std::span<const std::uint8_t> request, bool tcp, const Zone& zone,
+                                              const HandlerOptions& options) {
+  const std::optional<std::uint64_t> version = zone.version();
+  if (!version || !cacheable(request)) return handle(request, tcp, zone, options);
+  if (&zone != zone_ || *version != version_) {
+    entries_.clear();
+    zone_ = &zone;
+    version_ = *version;
+  }
+  key_.assign(request.begin() + 2, request.end());
+  key_.push_back(tcp ? 't' : 'u');
+  if (auto it = entries_.find(key_); it != entries_.end()) {
+    ++hits_;
+    std::vector<std::uint8_t> response = it->second;
+    response[0] = request[0];
+    response[1] = request[1];
+    return response;
+  }
+  std::vector<std::uint8_t> response = handle(request, tcp, zone, options);
+  if (response.size() >= 12) {
+    if (entries_.size() >= max_entries_) entries_.clear();
+    entries_.emplace(key_, response);
+  }
+  return response;
+}
+
 }  // namespace cw::dns

@@ -22,6 +22,8 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "dns/records.h"
@@ -45,6 +47,32 @@ std::vector<std::uint8_t> handle(std::span<const std::uint8_t> request, bool tcp
 // The most a response may hold, from the transport and the query's EDNS size (nullopt: no OPT).
 std::size_t response_limit(bool tcp, std::optional<std::uint16_t> client_udp_size,
                            const HandlerOptions& options);
+
+// Responses already made, for requests that will get the same bytes again: the same request
+// (after its ID), the same transport, and a zone whose version() has not changed. Only
+// requests with one all-lower-case question and no compression are kept (a mixed-case name,
+// as resolvers using 0x20 send, must be echoed as sent); at most `max_entries`, cleared
+// whole when full or when the zone changes. Not thread-safe: one per worker thread.
+class AnswerCache {
+ public:
+  explicit AnswerCache(std::size_t max_entries = 4096) : max_entries_(max_entries) {}
+
+  // The response to `request`: from the cache when it holds one (the request's ID set in
+  // it), else from handle(), kept for next time when it may be.
+  std::vector<std::uint8_t> answer(std::span<const std::uint8_t> request, bool tcp, const Zone& zone,
+                                   const HandlerOptions& options);
+
+  std::uint64_t hits() const { return hits_; }
+  std::size_t size() const { return entries_.size(); }
+
+ private:
+  std::size_t max_entries_;
+  const Zone* zone_ = nullptr;
+  std::uint64_t version_ = 0;
+  std::uint64_t hits_ = 0;
+  std::string key_;  // reused: no allocation per lookup
+  std::unordered_map<std::string, std::vector<std::uint8_t>> entries_;
+};
 
 // The RCODE of a response `handle` produced, for metrics: the header's 4 bits only (so
 // BADVERS, 16, reads as NOERROR); nullopt if it is shorter than a header.

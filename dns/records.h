@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -113,6 +114,10 @@ class Zone {
  public:
   virtual ~Zone() = default;
   virtual Answer lookup(const Question& question) const = 0;
+  // A number that changes whenever an answer may have changed, raised only once the new
+  // answers are visible; nullopt: answers may change at any time, never reuse one (the
+  // server's answer cache, handler.h, relies on this).
+  virtual std::optional<std::uint64_t> version() const { return std::nullopt; }
 };
 
 }  // namespace cw::dns

@@ -49,7 +49,9 @@ std::vector<std::uint8_t> answer(const Shared& shared, std::span<const std::uint
   const auto start = shared.options.observer ? Clock::now() : Clock::time_point{};
   std::vector<std::uint8_t> response;
   try {
-    response = handle(request, transport == Transport::kTcp, *shared.zone, shared.options.handler);
+    // One cache per worker thread (a thread serves one server): no locks on the hot path.
+    thread_local AnswerCache cache;
+    response = cache.answer(request, transport == Transport::kTcp, *shared.zone, shared.options.handler);
   } catch (const std::exception&) {
     // Out of memory and the like: this query is lost, the server goes on.
     response.clear();

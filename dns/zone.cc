@@ -118,7 +118,10 @@ void ServiceZone::update(const ZoneSnapshot& snapshot) {
   }
   std::lock_guard lock(mu_);
   index_ = std::move(index);
+  version_.fetch_add(1, std::memory_order_release);
 }
+
+std::optional<std::uint64_t> ServiceZone::version() const { return version_.load(std::memory_order_acquire); }
 
 Answer ServiceZone::lookup(const Question& q) const {
   std::shared_ptr<const Index> index;

@@ -82,6 +82,7 @@ class ServiceZone final : public Zone {
 
   void update(const ZoneSnapshot& snapshot);
   Answer lookup(const Question& question) const override;
+  std::optional<std::uint64_t> version() const override;
 
   // Names with records, for tests and `cwctl` (lower case, sorted).
   std::vector<std::string> names() const;
@@ -93,6 +94,7 @@ class ServiceZone final : public Zone {
   std::atomic<std::uint32_t> serial_{1};  // the SOA serial: one more per update
   mutable std::mutex mu_;  // guards index_ (the pointer, not the index: it is immutable)
   std::shared_ptr<const Index> index_;
+  std::atomic<std::uint64_t> version_{0};  // raised after index_ is swapped
 };
 
 }  // namespace cw::dns

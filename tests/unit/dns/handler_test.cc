@@ -24,6 +24,7 @@
 #include "dns/handler.h"
 #include "dns/message.h"
 #include "dns/server.h"
+#include "dns/zone.h"
 
 namespace cw::dns {
 namespace {
@@ -377,6 +378,92 @@ TEST(DnsResponseRcodeTest, ReadsTheHeader) {
   EXPECT_FALSE(response_rcode({}).has_value());
   const Reply r = run(make_query(QuerySpec{.name = "nope.clusterset.local"}), false);
   EXPECT_EQ(response_rcode(r.wire), Rcode::kNXDomain);
+}
+
+// ---- the answer cache
+
+std::shared_ptr<ServiceZone> service_zone(const std::string& ip) {
+  auto zone = std::make_shared<ServiceZone>();
+  ZoneSnapshot snap;
+  snap.local_cluster_id = "east";
+  snap.services.push_back({"web", "default", false, {{"http", "TCP", 80}},
+                           {{"west", true, {net::IpAddress::parse(ip).value()}, {}}}});
+  zone->update(snap);
+  return zone;
+}
+
+TEST(AnswerCacheTest, AnswersAgainWithTheRequestsIdAndTheSameBytesAsHandle) {
+  auto zone = service_zone("10.112.0.10");
+  AnswerCache cache;
+  const HandlerOptions options;
+  for (const std::uint16_t id : std::vector<std::uint16_t>{0x1111, 0x2222, 0xfffe}) {
+    const Bytes q = make_query(QuerySpec{.id = id, .edns_size = 1232});
+    EXPECT_EQ(cache.answer(q, false, *zone, options), handle(q, false, *zone, options)) << id;
+  }
+  EXPECT_EQ(cache.hits(), 2U);
+  EXPECT_EQ(cache.size(), 1U);
+}
+
+TEST(AnswerCacheTest, KeepsOnlyWhatDependsOnTheRequestBytes) {
+  auto zone = service_zone("10.112.0.10");
+  const HandlerOptions options;
+  struct Uncacheable {
+    const char* why;
+    Bytes query;
+  };
+  for (const auto& c : std::vector<Uncacheable>{
+           {"mixed case must be echoed as sent (0x20)", make_query(QuerySpec{.name = "Web.default.svc.clusterset.local"})},
+           {"two questions", make_query(QuerySpec{.qdcount = 2})},
+           {"a response", make_query(QuerySpec{.qr = true})},
+           {"not a QUERY", make_query(QuerySpec{.opcode = 2})},
+           {"too short", Bytes{0x12, 0x34, 0x01}},
+       }) {
+    AnswerCache cache;
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(cache.answer(c.query, false, *zone, options), handle(c.query, false, *zone, options)) << c.why;
+    EXPECT_EQ(cache.hits(), 0U) << c.why;
+  }
+  // The mixed-case answer still echoes the question's case.
+  AnswerCache cache;
+  const Bytes mixed = make_query(QuerySpec{.name = "WEB.default.svc.clusterset.local"});
+  auto parsed = parse(cache.answer(mixed, false, *zone, options));
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_EQ(parsed->questions.at(0).name.to_string(), "WEB.default.svc.clusterset.local.");
+}
+
+TEST(AnswerCacheTest, AZoneUpdateOrAnotherTransportIsAMiss) {
+  auto zone = service_zone("10.112.0.10");
+  AnswerCache cache;
+  const HandlerOptions options;
+  const Bytes q = make_query(QuerySpec{});
+  const Bytes before = cache.answer(q, false, *zone, options);
+  EXPECT_EQ(cache.answer(q, true, *zone, options), handle(q, true, *zone, options));  // TCP: its own entry
+  EXPECT_EQ(cache.hits(), 0U);
+  ZoneSnapshot snap;
+  snap.local_cluster_id = "east";
+  snap.services.push_back({"web", "default", false, {}, {{"west", true, {net::IpAddress::parse("10.112.0.99").value()}, {}}}});
+  zone->update(snap);
+  const Bytes after = cache.answer(q, false, *zone, options);
+  EXPECT_NE(after, before);
+  EXPECT_EQ(after, handle(q, false, *zone, options));
+  EXPECT_EQ(cache.hits(), 0U);
+}
+
+TEST(AnswerCacheTest, AZoneWithoutAVersionIsNeverCached) {
+  const FakeZone zone;
+  AnswerCache cache;
+  const Bytes q = make_query(QuerySpec{});
+  for (int i = 0; i < 3; ++i) (void)cache.answer(q, false, zone, HandlerOptions{});
+  EXPECT_EQ(cache.hits(), 0U);
+  EXPECT_EQ(cache.size(), 0U);
+}
+
+TEST(AnswerCacheTest, StaysBounded) {
+  auto zone = service_zone("10.112.0.10");
+  AnswerCache cache(8);
+  for (int i = 0; i < 100; ++i) {
+    (void)cache.answer(make_query(QuerySpec{.name = "n" + std::to_string(i) + ".clusterset.local"}), false, *zone, HandlerOptions{});
+    EXPECT_LE(cache.size(), 8U);
+  }
 }
 
 // Random damage to valid queries: the handler never crashes, never answers a response,
