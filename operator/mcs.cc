@@ -287,8 +287,8 @@ std::vector<json> endpoint_slices_for(const PlannedImport& imp) {
   return out;
 }
 
-json export_conditions(const ExportResult& result, const std::string& conflict, std::int64_t generation,
-                       const std::string& now, const json& old_conditions) {
+json export_conditions(const ExportResult& result, const std::string& publish_error, const std::string& conflict,
+                       std::int64_t generation, const std::string& now, const json& old_conditions) {
   auto condition = [&](const char* type, bool status, const std::string& reason, const std::string& message) {
     json c{{"type", type}, {"status", status ? "True" : "False"}, {"reason", reason}, {"message", message},
            {"observedGeneration", generation}, {"lastTransitionTime", now}};
@@ -305,12 +305,17 @@ json export_conditions(const ExportResult& result, const std::string& conflict, 
   json out = json::array();
   if (!result.record) {
     out.push_back(condition("Valid", false, result.invalid_reason, result.invalid_message));
+    out.push_back(condition("Ready", false, "Invalid", "not exported: see the Valid condition"));
     return out;
   }
   const ExportRecord& r = *result.record;
   out.push_back(condition("Valid", true, "Exported",
                           "exported to the clusterset as " + std::string(r.headless ? "Headless" : "ClusterSetIP") +
                               " with " + std::to_string(r.ports.size()) + " port(s)"));
+  out.push_back(publish_error.empty()
+                    ? condition("Ready", true, "Published", "the broker holds this cluster's export record")
+                    : condition("Ready", false, "BrokerUnavailable",
+                                "the export record could not be written to the broker (retrying): " + publish_error));
   out.push_back(conflict.empty() ? condition("Conflict", false, "NoConflict", "no other cluster exports it differently")
                                  : condition("Conflict", true, "Conflict", conflict));
   return out;

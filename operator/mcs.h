@@ -108,10 +108,14 @@ ImportPlan plan_imports(const std::string& local_cluster_id, const std::vector<E
 json service_import_for(const PlannedImport& import, const std::string& local_cluster_id);
 std::vector<json> endpoint_slices_for(const PlannedImport& import);
 
-// A ServiceExport's status.conditions: Valid (from `result`) and Conflict (`conflict` is the
-// message when the Service is in conflict, "" when not; no Conflict condition while invalid).
+// A ServiceExport's status.conditions:
+//   Valid     from `result`;
+//   Ready     whether the broker holds the current record (`publish_error`: why it could
+//             not be written, "" when it was); False while invalid;
+//   Conflict  `conflict` is the message when the Service is in conflict, "" when not; no
+//             Conflict condition while invalid.
 // A condition whose status did not change keeps its lastTransitionTime from `old_conditions`.
-json export_conditions(const ExportResult& result, const std::string& conflict, std::int64_t generation,
-                       const std::string& now, const json& old_conditions);
+json export_conditions(const ExportResult& result, const std::string& publish_error, const std::string& conflict,
+                       std::int64_t generation, const std::string& now, const json& old_conditions);
 
 }  // namespace cw::op

@@ -258,7 +258,7 @@ struct ServiceSync::Impl {
     const auto svc = services->get(ns, name);
     const ExportResult result = make_export_record(config.cluster_id, *exp, svc ? *svc : json(), service_slices);
 
-    std::string conflict;
+    std::string conflict, publish_error;
     if (result.record) {
       json desired{{"apiVersion", kGroupVersion},
                    {"kind", "ExportedService"},
@@ -267,14 +267,17 @@ struct ServiceSync::Impl {
                    {"spec", to_json(*result.record)}};
       if (!current) {
         auto r = broker.create(resources::kExportedServices, config.broker_namespace, desired);
-        if (!r && r.error().code() != ErrorCode::kAlreadyExists) return r.error();
-        log.info("exported", {{"service", key}, {"record", record_name}});
+        if (r) {
+          log.info("exported", {{"service", key}, {"record", record_name}});
+        } else if (r.error().code() != ErrorCode::kAlreadyExists) {
+          publish_error = r.error().message();
+        }
       } else if ((*current)["spec"] != desired["spec"]) {
         desired["metadata"]["resourceVersion"] = meta(*current)["resourceVersion"];
         auto r = broker.update(resources::kExportedServices, config.broker_namespace, desired);
         if (!r) {
           if (r.error().code() == ErrorCode::kConflict) return ReconcileResult{.requeue = true};
-          return r.error();
+          publish_error = r.error().message();
         }
       }
       // The Conflict condition, from every cluster's record of this Service with ours as it is now.
@@ -298,8 +301,9 @@ struct ServiceSync::Impl {
 
     // The conditions, written only when they change.
     const json old_status = exp->value("status", json::object());
-    const json conditions = export_conditions(result, conflict, meta(*exp).value("generation", std::int64_t{1}),
-                                              rfc3339(clock.wall_now()), old_status.value("conditions", json::array()));
+    const json conditions =
+        export_conditions(result, publish_error, conflict, meta(*exp).value("generation", std::int64_t{1}),
+                          rfc3339(clock.wall_now()), old_status.value("conditions", json::array()));
     if (old_status.value("conditions", json::array()) != conditions) {
       json updated = *exp;
       updated["status"]["conditions"] = conditions;
@@ -310,6 +314,8 @@ struct ServiceSync::Impl {
       }
       if (!conflict.empty()) log.warn("export in conflict", {{"service", key}, {"conflict", conflict}});
     }
+    // Said in the Ready condition; the error makes the controller retry with backoff.
+    if (!publish_error.empty()) return Error(ErrorCode::kUnavailable, "publishing " + record_name + ": " + publish_error);
     return ReconcileResult{};
   }
 

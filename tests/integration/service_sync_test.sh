@@ -258,6 +258,43 @@ else
   bad "could not apply a ghost record"
 fi
 
+# --- the broker fails: the export says so (Ready=False, with the error), and recovers
+server=$(sed -n 's/^ *server: *//p' "$tmp/east.kc" | head -1)
+etoken=$(sed -n 's/^ *token: *//p' "$tmp/east.kc" | head -1)
+faults() { curl -sfk -H "Authorization: Bearer $etoken" -X POST "$server/lab/faults" -d "$1" >/dev/null; }
+faults '{"failNext": {"count": 100000, "code": 503, "pathPrefix": "/apis/clusterwire.io/v1alpha1/namespaces/clusterwire-broker/exportedservices"}}' \
+  || bad "could not inject faults into the broker"
+cat >"$tmp/api.yaml" <<'YAML'
+apiVersion: v1
+kind: Service
+metadata: {name: api, namespace: demo}
+spec:
+  ports: [{name: grpc, protocol: TCP, port: 9090}]
+---
+apiVersion: multicluster.x-k8s.io/v1alpha1
+kind: ServiceExport
+metadata: {name: api, namespace: demo}
+YAML
+E apply --validate=false -f "$tmp/api.yaml" >/dev/null
+ready='{.status.conditions[?(@.type=="Ready")].status} {.status.conditions[?(@.type=="Ready")].reason}'
+if wait_for 10 'E -n demo get serviceexport api -o jsonpath="$ready" | grep -qx "False BrokerUnavailable"'; then
+  msg=$(E -n demo get serviceexport api -o jsonpath='{.status.conditions[?(@.type=="Ready")].message}')
+  grep -q '503' <<<"$msg" && ok "a broker that fails: the export is Ready=False BrokerUnavailable, with the error" \
+    || bad "Ready message lacks the error" "$msg"
+else
+  bad "no Ready=False while the broker fails" "$(E -n demo get serviceexport api -o jsonpath='{.status}')"
+fi
+out=$(R web.demo.svc.clusterset.local A +short)
+[ "$out" = "$web_ip" ] && ok "  and what was exported before is still served in west" || bad "old export lost during the fault" "$out"
+faults '{"failNext": {"count": 0}}'
+E -n demo annotate serviceexport api retry=now --overwrite >/dev/null  # wake it now rather than after its backoff
+wait_for 10 'E -n demo get serviceexport api -o jsonpath="$ready" | grep -qx "True Published"' \
+  && wait_for 10 'R api.demo.svc.clusterset.local A +short | grep -q .' \
+  && ok "once the broker answers again: Ready=True, and api resolves in west" \
+  || bad "no recovery" "$(E -n demo get serviceexport api -o jsonpath='{.status}')"
+grep -q 'reconcile failed; retrying with backoff.*key=demo/api' "$tmp/east-op.log" \
+  && ok "  the operator logged the failed passes with the key and the error" || bad "no log of the failed passes"
+
 # --- the peering goes: west no longer resolves east's Services
 W delete clusterpeering east >/dev/null
 wait_for 10 'R web.demo.svc.clusterset.local A | grep -q "status: NXDOMAIN"' && ok "deleting west's peering makes web NXDOMAIN in west" \

@@ -187,15 +187,17 @@ TEST(ExportConditionsTest, ValidAndConflictFollowTheResult) {
   invalid.invalid_message = "there is no Service default/web to export";
   struct Case {
     const ExportResult* result;
+    std::string publish_error;
     std::string conflict;
     std::vector<std::string> want;  // type=status(reason)
   };
   for (const auto& c : std::vector<Case>{
-           {&valid, "", {"Valid=True(Exported)", "Conflict=False(NoConflict)"}},
-           {&valid, "Conflict: type: ...", {"Valid=True(Exported)", "Conflict=True(Conflict)"}},
-           {&invalid, "", {"Valid=False(ServiceNotFound)"}},
+           {&valid, "", "", {"Valid=True(Exported)", "Ready=True(Published)", "Conflict=False(NoConflict)"}},
+           {&valid, "", "Conflict: type: ...", {"Valid=True(Exported)", "Ready=True(Published)", "Conflict=True(Conflict)"}},
+           {&valid, "connection refused", "", {"Valid=True(Exported)", "Ready=False(BrokerUnavailable)", "Conflict=False(NoConflict)"}},
+           {&invalid, "", "", {"Valid=False(ServiceNotFound)", "Ready=False(Invalid)"}},
        }) {
-    json conds = export_conditions(*c.result, c.conflict, 3, "2026-11-21T10:00:00Z", json::array());
+    json conds = export_conditions(*c.result, c.publish_error, c.conflict, 3, "2026-11-21T10:00:00Z", json::array());
     std::vector<std::string> got;
     for (const auto& x : conds) {
       got.push_back(x["type"].get<std::string>() + "=" + x["status"].get<std::string>() + "(" + x["reason"].get<std::string>() + ")");
@@ -208,12 +210,12 @@ TEST(ExportConditionsTest, ValidAndConflictFollowTheResult) {
 TEST(ExportConditionsTest, AnUnchangedStatusKeepsItsTransitionTime) {
   ExportResult valid;
   valid.record = record("east", "t", false, {});
-  json first = export_conditions(valid, "", 1, "2026-11-21T10:00:00Z", json::array());
-  json again = export_conditions(valid, "", 1, "2026-11-21T11:00:00Z", first);
+  json first = export_conditions(valid, "", "", 1, "2026-11-21T10:00:00Z", json::array());
+  json again = export_conditions(valid, "", "", 1, "2026-11-21T11:00:00Z", first);
   EXPECT_EQ(again, first);  // nothing to write
-  json conflicted = export_conditions(valid, "Conflict: x", 1, "2026-11-21T12:00:00Z", first);
+  json conflicted = export_conditions(valid, "", "Conflict: x", 1, "2026-11-21T12:00:00Z", first);
   EXPECT_EQ(conflicted[0]["lastTransitionTime"], "2026-11-21T10:00:00Z");  // Valid did not change
-  EXPECT_EQ(conflicted[1]["lastTransitionTime"], "2026-11-21T12:00:00Z");  // Conflict did
+  EXPECT_EQ(conflicted[2]["lastTransitionTime"], "2026-11-21T12:00:00Z");  // Conflict did
 }
 
 }  // namespace
