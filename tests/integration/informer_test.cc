@@ -111,6 +111,14 @@ TEST_F(InformerTest, SyncsThenFollowsEventsInOrder) {
   put("cm-3", "2");
   ASSERT_TRUE(client_->remove(res::kConfigMaps, "default", "cm-4").ok());
   ASSERT_TRUE(converges(inf));
+  // The cache is updated before the handlers run (on the dispatcher): wait for them too.
+  for (int i = 0; i < 500; ++i) {
+    {
+      std::lock_guard l(mu);
+      if (seen.size() >= 3) break;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
   std::lock_guard l(mu);
   EXPECT_EQ(seen, (std::vector<std::string>{"add new", "update cm-3", "delete cm-4"}));
   EXPECT_EQ(inf.get("default", "cm-3").value()["data"]["v"], "2");
@@ -123,12 +131,15 @@ TEST_F(InformerTest, ConvergesAfterDroppedWatches) {
   ASSERT_TRUE(inf.wait_for_sync(10s));
   for (int round = 0; round < 10; ++round) {
     // Wait for the informer to be watching again, so that every round really drops a watch.
-    for (int i = 0; i < 500 && server_->store().watcher_count() == 0; ++i) std::this_thread::sleep_for(2ms);
+    // (Generous: on a loaded 2-core machine a reconnect can take a while.)
+    for (int i = 0; i < 5000 && server_->store().watcher_count() == 0; ++i) std::this_thread::sleep_for(2ms);
     ASSERT_EQ(server_->store().watcher_count(), 1U) << "round " << round;
     for (int i = 0; i < 5; ++i) put("cm-" + std::to_string(i), std::to_string(round));
     server_->store().drop_watches();
   }
   ASSERT_TRUE(converges(inf)) << inf.stats().last_error;
+  // The cache can be whole before the watch after the last drop has started: wait for it.
+  for (int i = 0; i < 5000 && inf.stats().watches < 11; ++i) std::this_thread::sleep_for(2ms);
   EXPECT_GE(inf.stats().watches, 11U);
   EXPECT_EQ(inf.stats().lists, 1U);  // resumed from the last version, never relisted
 }
