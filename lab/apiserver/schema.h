@@ -25,6 +25,8 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+
+#include "lab/apiserver/gofmt.h"
 #include <string>
 #include <vector>
 
@@ -114,22 +116,5 @@ nlohmann::json invalid_details(const std::string& group, const std::string& kind
 // the CRD: "spec.versions[0].schema.openAPIV3Schema".
 std::vector<FieldError> validate_crd_schema(const nlohmann::json& schema,
                                             const std::string& root_path = "");
-
-// Go's renderings of an unstructured value, which the messages and table cells of
-// kube-apiserver are made of.
-namespace gofmt {
-// strconv.Quote: "a\"b".
-std::string quote(const std::string& s);
-// fmt's %v of a float64: 1.5, 1e+06, 1e-05.
-std::string float_v(double value);
-// fmt.Sprint of a decoded JSON value: strings bare, lists "[a b]", objects "map[k:v]",
-// null "<nil>".
-std::string sprint(const nlohmann::json& value);
-// fmt's %#v of a decoded JSON value: "a" quoted, map[string]interface {}{"k":1},
-// []interface {}{"a", 1}, interface {}(nil).
-std::string sharp_v(const nlohmann::json& value);
-// encoding/json's Marshal of a decoded JSON value (keys sorted, floats as Go writes them).
-std::string marshal(const nlohmann::json& value);
-}  // namespace gofmt
 
 }  // namespace cw::lab
