@@ -53,6 +53,8 @@ int main(int argc, char** argv) {
   lab_up->add_option("--cni-dir", lab_options.cni_dir, "The CNI plugins")->capture_default_str();
   lab_up->add_option("--wireguard-go", lab_options.wireguard_go, "Userspace WireGuard (without kernel WireGuard)")
       ->capture_default_str();
+  lab_up->add_flag("--keep-on-failure", lab_options.keep_on_failure,
+                   "Leave a lab whose up failed as it is, for a look (default: remove it)");
   auto* lab_verify = lab->add_subcommand(
       "verify", "Check the lab end to end; a pass/fail table, exit status 0 only if every check passes");
   auto* lab_status = lab->add_subcommand("status", "Clusters, CIDRs, peerings, WireGuard peers and handshakes");
@@ -69,7 +71,7 @@ int main(int argc, char** argv) {
   lab_kubectl->add_option("args", kubectl_args, "kubectl's arguments (after --)");
 
   // --name may also follow the action: `cwctl lab up --name x`.
-  for (auto* sub : {lab_up, lab_verify, lab_status, lab_down, lab_restart}) sub->fallthrough();
+  for (auto* sub : {lab_up, lab_verify, lab_status, lab_down, lab_restart, lab_kubectl}) sub->fallthrough();
 
   try {
     app.parse(argc, argv);

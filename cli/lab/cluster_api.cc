@@ -49,14 +49,15 @@ bool wait_until(const std::function<bool()>& check, std::chrono::milliseconds de
   const auto end = std::chrono::steady_clock::now() + deadline;
   while (true) {
     if (check()) return true;
-    if (std::chrono::steady_clock::now() >= end) return false;
+    if (std::chrono::steady_clock::now() >= end || interrupt_signal() != 0) return false;
     std::this_thread::sleep_for(every);
   }
 }
 
-std::vector<std::string> list_netns() {
+Result<std::vector<std::string>> list_netns() {
   std::vector<std::string> out;
-  auto r = run({"ip", "netns", "list"});
+  auto r = run({"ip", "netns", "list"}, {.timeout = std::chrono::seconds(10)});
+  if (!r.ok()) return Error(ErrorCode::kUnavailable, "ip netns list: " + r.summary());
   std::istringstream in(r.out);
   std::string line;
   while (std::getline(in, line)) {
@@ -67,9 +68,10 @@ std::vector<std::string> list_netns() {
   return out;
 }
 
-std::vector<pid_t> netns_pids(const std::string& netns) {
+Result<std::vector<pid_t>> netns_pids(const std::string& netns) {
   std::vector<pid_t> out;
-  auto r = run({"ip", "netns", "pids", netns});
+  auto r = run({"ip", "netns", "pids", netns}, {.timeout = std::chrono::seconds(10)});
+  if (!r.ok()) return Error(ErrorCode::kUnavailable, "ip netns pids " + netns + ": " + r.summary());
   std::istringstream in(r.out);
   long pid = 0;
   while (in >> pid) {

@@ -30,14 +30,16 @@ CommandResult in_netns(const std::string& netns, std::vector<std::string> argv,
 // The argv prefix that runs a command inside a namespace: {"ip", "netns", "exec", netns}.
 std::vector<std::string> netns_exec(const std::string& netns, std::vector<std::string> argv);
 
-// Polls until check() is true or the deadline passes; checks every `every`.
+// Polls until check() is true or the deadline passes (or cwctl is interrupted: see
+// catch_interrupts); checks every `every`.
 bool wait_until(const std::function<bool()>& check, std::chrono::milliseconds deadline,
                 std::chrono::milliseconds every = std::chrono::milliseconds(100));
 
-std::vector<std::string> list_netns();  // `ip netns list`, names only
+// `ip netns list`, names only; an error when ip fails.
+Result<std::vector<std::string>> list_netns();
 
-// `ip netns pids`: every process living in that namespace.
-std::vector<pid_t> netns_pids(const std::string& netns);
+// `ip netns pids`: every process living in that namespace; an error when ip fails.
+Result<std::vector<pid_t>> netns_pids(const std::string& netns);
 
 // Progress lines for long steps: "[ 3/12] starting the operators ... ok (0.4 s)".
 class Progress {

@@ -17,8 +17,11 @@ struct LabOptions {
   std::string crds_dir;   // the CRD manifests (crds/ of the source tree)
   std::string cni_dir = "/usr/lib/cni";
   std::string wireguard_go = "wireguard-go";
+  bool keep_on_failure = false;  // up: leave a failed lab for a look instead of removing it
 };
 
+// Builds the lab; when a step fails (or SIGINT/SIGTERM arrive) it removes what it made, as
+// down would, unless options.keep_on_failure (an interrupt always cleans up).
 int lab_up(const LabOptions& options, std::ostream& out, std::ostream& err);
 int lab_verify(const LabOptions& options, std::ostream& out, std::ostream& err);
 int lab_status(const LabOptions& options, std::ostream& out, std::ostream& err);

@@ -16,14 +16,18 @@ Result<void> validate_name(const std::string& name) {
 }
 
 std::string interface_prefix(const std::string& lab) {
-  // FNV-1a, folded to 16 bits: short enough for 15-character interface names, and it keeps
-  // two labs' UAPI sockets (/var/run/wireguard/<if>.sock, shared by all namespaces) apart.
+  // FNV-1a, folded to 24 bits: "cw" + 6 hex digits + "c<i>n<j>" is 12 characters, within the
+  // 15 of an interface name, and keeps two labs' UAPI sockets (/var/run/wireguard/<if>.sock,
+  // shared by all namespaces) apart. A collision is still possible (one in 16 million pairs):
+  // down removes only sockets nobody listens on (down.cc), and up refuses an existing one.
   std::uint32_t h = 2166136261u;
   for (char ch : lab) h = (h ^ static_cast<unsigned char>(ch)) * 16777619u;
   char buf[8];
-  std::snprintf(buf, sizeof buf, "%04x", static_cast<unsigned>((h ^ (h >> 16)) & 0xffffu));
+  std::snprintf(buf, sizeof buf, "%06x", static_cast<unsigned>((h ^ (h >> 24)) & 0xffffffu));
   return std::string("cw") + buf;
 }
+
+std::string state_dir_for(const std::string& lab) { return std::string(kStateRoot) + "/" + lab; }
 
 Result<LabLayout> make_layout(const std::string& name, int clusters, int nodes) {
   if (auto r = validate_name(name); !r) return r.error();
@@ -36,7 +40,7 @@ Result<LabLayout> make_layout(const std::string& name, int clusters, int nodes) 
   LabLayout lab;
   lab.name = name;
   lab.underlay_netns = name + "-underlay";
-  lab.state_dir = std::string(kStateRoot) + "/" + name;
+  lab.state_dir = state_dir_for(name);
   lab.interface_prefix = interface_prefix(name);
   for (int c = 1; c <= clusters; ++c) {
     ClusterLayout cl;

@@ -33,7 +33,7 @@ struct NodeLayout {
   std::string pod_name;    // "c1-n1-pod"
   std::string underlay_ip; // 192.168.77.<10*cluster+index>
   std::string underlay_veth;  // the bridge side, in the underlay namespace: "c1n1"
-  std::string wg_interface;   // unique across labs (UAPI sockets are global): "cw<hash>c1n1"
+  std::string wg_interface;   // unique across labs (UAPI sockets are global): "cw<hash6>c1n1"
 };
 
 struct ClusterLayout {
@@ -66,9 +66,12 @@ Result<LabLayout> make_layout(const std::string& name, int clusters, int nodes);
 
 // Does this network namespace belong to the lab (by its naming scheme alone)?
 bool is_lab_netns(const std::string& lab, const std::string& netns);
-// Does this UAPI socket file name ("cwab12c1n1.sock") belong to the lab?
+// Does this UAPI socket file name ("cwab12cdc1n1.sock") belong to the lab?
 bool is_lab_socket(const std::string& lab, const std::string& file_name);
 
+// "cw" and 6 hex digits of a hash of the lab's name.
 std::string interface_prefix(const std::string& lab);
+// /run/clusterwire-lab/<lab>: the state directory, also for a lab whose size is unknown.
+std::string state_dir_for(const std::string& lab);
 
 }  // namespace cw::lab

@@ -6,7 +6,6 @@
 #include <csignal>
 #include <cstring>
 #include <ctime>
-#include <fstream>
 #include <sstream>
 
 #include "cli/lab/cluster_api.h"
@@ -14,26 +13,12 @@
 #include "cli/lab/layout.h"
 #include "cli/lab/process.h"
 #include "cli/lab/state.h"
+#include "cli/lab/text.h"
 
 namespace cw::lab {
 namespace {
 
 using nlohmann::json;
-
-struct Loaded {
-  LabLayout lab;
-  LabState state;
-};
-
-Result<Loaded> load(const LabOptions& options) {
-  auto probe = make_layout(options.name, 2, 1);
-  if (!probe) return probe.error();
-  auto state = load_state(*probe);
-  if (!state) return state.error();
-  auto lab = make_layout(options.name, state->clusters, state->nodes);
-  if (!lab) return lab.error();
-  return Loaded{*lab, *state};
-}
 
 std::string join(const json& list) {
   std::string out;
@@ -51,11 +36,12 @@ std::string age(long long handshake) {
 }  // namespace
 
 int lab_status(const LabOptions& options, std::ostream& out, std::ostream& err) {
+  ignore_sigpipe();
   if (geteuid() != 0) {
     err << "cwctl lab status needs root: it reads WireGuard devices inside the lab's namespaces (run it with sudo)\n";
     return 1;
   }
-  auto loaded = load(options);
+  auto loaded = load_lab(options.name);
   if (!loaded) {
     err << "cwctl lab status: " << loaded.error().message() << "\n";
     return 1;
@@ -133,11 +119,12 @@ int lab_status(const LabOptions& options, std::ostream& out, std::ostream& err) 
 
 int lab_restart(const LabOptions& options, const std::string& process, bool hard, std::ostream& out,
                 std::ostream& err) {
+  ignore_sigpipe();
   if (geteuid() != 0) {
     err << "cwctl lab restart needs root (run it with sudo)\n";
     return 1;
   }
-  auto loaded = load(options);
+  auto loaded = load_lab(options.name);
   if (!loaded) {
     err << "cwctl lab restart: " << loaded.error().message() << "\n";
     return 1;
@@ -151,22 +138,32 @@ int lab_restart(const LabOptions& options, const std::string& process, bool hard
     return 2;
   }
   auto& p = it->second;
-  if (pid_alive(p.pid)) {
-    if (hard) {
-      kill(p.pid, SIGKILL);
-      stop_pids({p.pid}, std::chrono::seconds(2));
-    } else {
-      stop_pids({p.pid}, std::chrono::seconds(5));
+  // Only the process the lab started is signalled: pid and start time, since the pid alone may
+  // belong to an unrelated process by now.
+  std::string before;
+  if (same_process(p.started())) {
+    if (hard) signal_process(p.started(), SIGKILL);
+    const auto left = stop_processes({p.started()}, hard ? std::chrono::seconds(2) : std::chrono::seconds(5));
+    if (!left.empty()) {
+      err << "cwctl lab restart: " << process << " (pid " << p.pid << ") would not die\n";
+      return 1;
     }
+    before = std::string(hard ? "killed" : "stopped") + " pid " + std::to_string(p.pid);
+  } else {
+    before = "was not running (pid " + std::to_string(p.pid) + " is gone or another process now)";
   }
-  auto pid = spawn_background(p.argv, loaded->lab.log_path(process));
-  if (!pid) {
-    err << "cwctl lab restart: " << pid.error().message() << "\n";
+  auto started = spawn_background(p.argv, loaded->lab.log_path(process));
+  if (!started) {
+    err << "cwctl lab restart: " << started.error().message() << "\n";
     return 1;
   }
-  out << process << ": " << (hard ? "killed" : "stopped") << " pid " << p.pid << ", started pid " << *pid << "\n";
-  p.pid = static_cast<int>(*pid);
-  std::ofstream(loaded->lab.pid_path(process)) << *pid << "\n";
+  out << process << ": " << before << ", started pid " << started->pid << "\n";
+  p.pid = static_cast<int>(started->pid);
+  p.start_ticks = started->start_ticks;
+  if (auto r = write_pid_file(loaded->lab, process, *started); !r) {
+    err << "cwctl lab restart: " << r.error().message() << "\n";
+    return 1;
+  }
   if (auto r = save_state(loaded->lab, s); !r) {
     err << "cwctl lab restart: " << r.error().message() << "\n";
     return 1;
@@ -176,7 +173,12 @@ int lab_restart(const LabOptions& options, const std::string& process, bool hard
 
 int lab_kubectl(const LabOptions& options, const std::string& cluster, const std::vector<std::string>& args,
                 std::ostream& out, std::ostream& err) {
-  auto loaded = load(options);
+  if (geteuid() != 0) {
+    err << "cwctl lab kubectl needs root: the API servers listen inside the lab's network namespace "
+           "(run it with sudo)\n";
+    return 1;
+  }
+  auto loaded = load_lab(options.name);
   if (!loaded) {
     err << "cwctl lab kubectl: " << loaded.error().message() << "\n";
     return 1;
@@ -194,6 +196,7 @@ int lab_kubectl(const LabOptions& options, const std::string& cluster, const std
   for (auto& a : argv) cargv.push_back(a.data());
   cargv.push_back(nullptr);
   out.flush();
+  std::signal(SIGPIPE, SIG_DFL);  // as any child of cwctl gets it (process.cc)
   execvp(cargv[0], cargv.data());
   err << "cwctl lab kubectl: cannot run ip: " << std::strerror(errno) << "\n";
   return 1;

@@ -1,20 +1,28 @@
 // `cwctl lab up`: builds the lab step by step (docs/lab.md has the picture). Every process is
-// started inside a lab namespace and recorded (pidfile and state.json) the moment it starts,
-// so `down` can remove a lab that failed half-way.
+// started inside a lab namespace and recorded (pidfile and state.json, pid and start time) the
+// moment it starts, so `down` can remove a lab that failed half-way; up itself does so when a
+// step fails or it is interrupted (SIGINT, SIGTERM), unless --keep-on-failure.
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <thread>
 
 #include "cli/lab/cluster_api.h"
+#include "cli/lab/down.h"
 #include "cli/lab/lab.h"
 #include "cli/lab/layout.h"
 #include "cli/lab/process.h"
 #include "cli/lab/state.h"
+#include "cli/lab/text.h"
 
 namespace cw::lab {
 namespace {
@@ -36,6 +44,8 @@ class LabBuilder {
 
   Result<void> build();
   const LabState& state() const { return state_; }
+  // Whether build() got as far as making anything (a failure before that leaves nothing).
+  bool created_anything() const { return created_; }
 
  private:
   Result<void> check_host();
@@ -52,6 +62,11 @@ class LabBuilder {
   Result<void> apply_demo();
   Result<void> apply_peerings();
 
+  // Waits until every Node of the cluster has the annotation; returns node name -> value.
+  Result<std::map<std::string, std::string>> wait_node_annotation(const ClusterLayout& c, const std::string& key,
+                                                                  const std::string& waiting_for,
+                                                                  const std::string& log_of);
+
   Result<pid_t> start(const std::string& name, const std::vector<std::string>& argv,
                       const std::vector<std::string>& env = {});
   Result<void> ip(std::vector<std::string> args);
@@ -64,6 +79,7 @@ class LabBuilder {
   Progress progress_;
   Binaries bin_;
   LabState state_;
+  bool created_ = false;
 };
 
 Result<void> fail(const std::string& what) { return Error(ErrorCode::kUnavailable, what); }
@@ -74,11 +90,13 @@ bool on_path(const std::string& tool) {
   return run({"sh", "-c", "command -v \"$0\" >/dev/null", tool}, {.timeout = seconds(5)}).ok();
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+// Writes a whole small file (configuration for a tool the lab starts).
+Result<void> write_text(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::trunc);
+  out << text;
+  out.flush();
+  if (!out) return Error(ErrorCode::kInternal, "cannot write " + path);
+  return ok_result();
 }
 
 std::string strip_prefix_length(const std::string& cidr) { return cidr.substr(0, cidr.find('/')); }
@@ -90,17 +108,17 @@ Result<pid_t> LabBuilder::start(const std::string& name, const std::vector<std::
     full.insert(full.begin(), env.begin(), env.end());
     full.insert(full.begin(), "env");
   }
-  auto pid = spawn_background(full, lab_.log_path(name));
-  if (!pid) return pid.error().with_context("starting " + name);
-  std::ofstream(lab_.pid_path(name)) << *pid << "\n";
-  state_.processes[name] = {name, static_cast<int>(*pid), full};
+  auto started = spawn_background(full, lab_.log_path(name));
+  if (!started) return started.error().with_context("starting " + name);
+  state_.processes[name] = {name, static_cast<int>(started->pid), started->start_ticks, full};
+  if (auto r = write_pid_file(lab_, name, *started); !r) return r.error();
   if (auto r = save(); !r) return r.error();
-  return pid;
+  return started->pid;
 }
 
 Result<void> LabBuilder::ip(std::vector<std::string> args) {
   args.insert(args.begin(), "ip");
-  auto r = run(args);
+  auto r = run(args, {.timeout = seconds(15)});
   if (!r.ok()) {
     std::string cmd;
     for (const auto& a : args) cmd += (cmd.empty() ? "" : " ") + a;
@@ -110,7 +128,7 @@ Result<void> LabBuilder::ip(std::vector<std::string> args) {
 }
 
 std::string LabBuilder::log_tail(const std::string& process) const {
-  std::string text = read_file(lab_.log_path(process));
+  std::string text = read_file_or_empty(lab_.log_path(process));
   std::istringstream in(text);
   std::vector<std::string> lines;
   std::string line;
@@ -127,7 +145,9 @@ Result<void> LabBuilder::check_host() {
                  "(run it with sudo)");
   }
   std::vector<std::string> missing;
-  for (const char* tool : {"ip", "kubectl", "wg", "socat", "ping", "unbound", "unbound-checkconf", "dig"}) {
+  // tcpdump: verify records the underlay with it; sysctl: ip_forward in the node namespaces.
+  for (const char* tool :
+       {"ip", "kubectl", "wg", "socat", "ping", "unbound", "unbound-checkconf", "dig", "tcpdump", "sysctl"}) {
     if (!on_path(tool)) missing.push_back(tool);
   }
   for (const char* plugin : {"bridge", "host-local", "loopback"}) {
@@ -149,7 +169,9 @@ Result<void> LabBuilder::check_host() {
                  "missing (scripts/deps.sh installs the tools; build the binaries, or point --bin-dir at a "
                  "build directory):" + list);
   }
-  for (const auto& ns : list_netns()) {
+  auto namespaces = list_netns();
+  if (!namespaces) return namespaces.error();
+  for (const auto& ns : *namespaces) {
     if (is_lab_netns(lab_.name, ns)) {
       return Error(ErrorCode::kAlreadyExists, "lab \"" + lab_.name + "\" exists (namespace " + ns +
                                                   "): `cwctl lab down --name " + lab_.name + "` first");
@@ -173,11 +195,17 @@ Result<void> LabBuilder::check_host() {
 }
 
 Result<void> LabBuilder::make_state_dir() {
+  created_ = true;
   std::error_code ec;
   fs::create_directories(lab_.state_dir, ec);
   if (ec) return fail("cannot create " + lab_.state_dir + ": " + ec.message());
-  chmod(lab_.state_dir.c_str(), 0700);  // kubeconfigs and private keys live here
-  for (const char* sub : {"logs", "pids", "keys", "cni", "unbound"}) fs::create_directories(lab_.state_dir + "/" + sub, ec);
+  if (chmod(lab_.state_dir.c_str(), 0700) != 0) {  // kubeconfigs and private keys live here
+    return fail("chmod 0700 " + lab_.state_dir + ": " + std::strerror(errno));
+  }
+  for (const char* sub : {"logs", "pids", "keys", "cni", "unbound"}) {
+    fs::create_directories(lab_.state_dir + "/" + sub, ec);
+    if (ec) return fail("cannot create " + lab_.state_dir + "/" + sub + ": " + ec.message());
+  }
   state_.name = lab_.name;
   state_.clusters = static_cast<int>(lab_.clusters.size());
   state_.nodes = static_cast<int>(lab_.clusters.front().nodes.size());
@@ -205,7 +233,7 @@ Result<void> LabBuilder::make_namespaces() {
       if (auto r = ip({"-n", u, "link", "set", n.underlay_veth, "master", kUnderlayBridge, "up"}); !r) return r;
       if (auto r = ip({"-n", n.netns, "addr", "add", n.underlay_ip + "/24", "dev", "eth0"}); !r) return r;
       if (auto r = ip({"-n", n.netns, "link", "set", "eth0", "up"}); !r) return r;
-      auto s = in_netns(n.netns, {"sysctl", "-qw", "net.ipv4.ip_forward=1"});
+      auto s = in_netns(n.netns, {"sysctl", "-qw", "net.ipv4.ip_forward=1"}, seconds(10));
       if (!s.ok()) return fail("ip_forward in " + n.netns + ": " + s.summary());
       if (auto r = ip({"netns", "add", n.pod_netns}); !r) return r;
     }
@@ -282,29 +310,46 @@ Result<void> LabBuilder::start_operators() {
   return ok_result();
 }
 
+Result<std::map<std::string, std::string>> LabBuilder::wait_node_annotation(const ClusterLayout& c,
+                                                                              const std::string& key,
+                                                                              const std::string& waiting_for,
+                                                                              const std::string& log_of) {
+  std::map<std::string, std::string> values;
+  const bool done = wait_until(
+      [&] {
+        auto nodes = kubectl_get_json(lab_, c, {"nodes"});
+        if (!nodes) return false;
+        values.clear();
+        for (const auto& item : nodes->value("items", json::array())) {
+          const auto annotations = item["metadata"].value("annotations", json::object());
+          auto it = annotations.find(key);
+          if (it != annotations.end() && it->is_string()) values[item["metadata"].value("name", "")] = it->get<std::string>();
+        }
+        return std::all_of(c.nodes.begin(), c.nodes.end(), [&](const NodeLayout& n) { return values.count(n.node_name) > 0; });
+      },
+      seconds(30), milliseconds(200));
+  if (!done) {
+    std::string missing;
+    for (const auto& n : c.nodes) {
+      if (!values.count(n.node_name)) missing += (missing.empty() ? "" : ", ") + n.node_name;
+    }
+    return Error(ErrorCode::kUnavailable,
+                 waiting_for + " in " + c.id + " within 30 s: no " + key + " on " + missing + log_tail(log_of));
+  }
+  return values;
+}
+
 Result<void> LabBuilder::wait_node_cidrs() {
   for (const auto& c : lab_.clusters) {
-    bool done = wait_until(
-        [&] {
-          auto nodes = kubectl_get_json(lab_, c, {"nodes"});
-          if (!nodes) return false;
-          std::size_t have = 0;
-          for (const auto& item : nodes->value("items", json::array())) {
-            const auto annotations = item["metadata"].value("annotations", json::object());
-            auto it = annotations.find("clusterwire.io/pod-cidr");
-            if (it == annotations.end() || !it->is_string()) continue;
-            state_.node_cidrs[item["metadata"].value("name", "")] = it->get<std::string>();
-            ++have;
-          }
-          return have >= c.nodes.size();
-        },
-        seconds(30), milliseconds(200));
-    if (!done) return fail("the operator of " + c.id + " gave no pod CIDR to every Node" + log_tail("operator-" + c.id));
-    progress_.note(c.id + ": " + [&] {
-      std::string s;
-      for (const auto& n : c.nodes) s += (s.empty() ? "" : ", ") + n.node_name + " " + state_.node_cidrs[n.node_name];
-      return s;
-    }());
+    auto cidrs = wait_node_annotation(c, "clusterwire.io/pod-cidr", "the operator gave no pod CIDR to every Node",
+                                      "operator-" + c.id);
+    if (!cidrs) return cidrs.error();
+    std::string line;
+    for (const auto& n : c.nodes) {
+      state_.node_cidrs[n.node_name] = cidrs->at(n.node_name);
+      line += (line.empty() ? "" : ", ") + n.node_name + " " + cidrs->at(n.node_name);
+    }
+    progress_.note(c.id + ": " + line);
   }
   return save();
 }
@@ -313,8 +358,8 @@ Result<void> LabBuilder::start_wireguard() {
   // The kernel's WireGuard where it has one (probed inside the underlay namespace), else
   // wireguard-go, started by us so that `down` knows its pid.
   const std::string probe = lab_.interface_prefix + "probe";
-  if (run({"ip", "-n", lab_.underlay_netns, "link", "add", probe, "type", "wireguard"}).ok()) {
-    (void)run({"ip", "-n", lab_.underlay_netns, "link", "del", probe});
+  if (run({"ip", "-n", lab_.underlay_netns, "link", "add", probe, "type", "wireguard"}, {.timeout = seconds(10)}).ok()) {
+    (void)run({"ip", "-n", lab_.underlay_netns, "link", "del", probe}, {.timeout = seconds(10)});
     state_.backend = "kernel";
     return save();
   }
@@ -354,21 +399,9 @@ Result<void> LabBuilder::start_node_agents() {
     }
   }
   for (const auto& c : lab_.clusters) {
-    bool done = wait_until(
-        [&] {
-          auto nodes = kubectl_get_json(lab_, c, {"nodes"});
-          if (!nodes) return false;
-          std::size_t have = 0;
-          for (const auto& item : nodes->value("items", json::array())) {
-            if (item["metadata"].value("annotations", json::object()).contains("clusterwire.io/public-key")) ++have;
-          }
-          return have >= c.nodes.size();
-        },
-        seconds(30), milliseconds(200));
-    if (!done) {
-      return fail("the node agents of " + c.id + " did not publish their keys" +
-                  log_tail("node-agent-" + c.nodes.front().node_name));
-    }
+    auto keys = wait_node_annotation(c, "clusterwire.io/public-key", "the node agents did not publish their keys",
+                                     "node-agent-" + c.nodes.front().node_name);
+    if (!keys) return keys.error();
   }
   return ok_result();
 }
@@ -408,8 +441,12 @@ Result<void> LabBuilder::make_pods() {
       const std::string etc = "/etc/netns/" + n.pod_netns;
       std::error_code ec;
       fs::create_directories(etc, ec);
-      std::ofstream(etc + "/resolv.conf") << "nameserver " << c.dns_node().underlay_ip
-                                          << "\nsearch demo.svc.cluster.local svc.cluster.local\n";
+      if (ec) return fail("cannot create " + etc + ": " + ec.message());
+      if (auto w = write_text(etc + "/resolv.conf", "nameserver " + c.dns_node().underlay_ip +
+                                                        "\nsearch demo.svc.cluster.local svc.cluster.local\n");
+          !w) {
+        return w;
+      }
       auto pid = start("echo-" + n.node_name, netns_exec(n.pod_netns, {"socat", "TCP-LISTEN:" + std::to_string(kPodEchoPort) +
                                                                                      ",fork,reuseaddr",
                                                                                  "EXEC:cat"}));
@@ -433,7 +470,8 @@ Result<void> LabBuilder::start_dns() {
     }
     const std::string dir = lab_.state_dir + "/unbound";
     const std::string conf = dir + "/" + c.id + ".conf";
-    std::ofstream(conf) << "server:\n"
+    std::ostringstream text;
+    text << "server:\n"
                         << "  interface: " << n.underlay_ip << "@" << kResolverPort << "\n"
                         << "  do-daemonize: no\n  chroot: \"\"\n  username: \"\"\n"
                         << "  directory: \"" << dir << "\"\n  pidfile: \"\"\n  use-syslog: no\n  logfile: \"\"\n"
@@ -443,7 +481,8 @@ Result<void> LabBuilder::start_dns() {
                         << "forward-zone:\n  name: \"clusterset.local.\"\n  forward-addr: " << dns_addr << "\n"
                         << "forward-zone:\n  name: \".\"\n  forward-addr: " << dns_addr << "\n"
                         << "remote-control:\n  control-enable: no\n";
-    auto check = run({"unbound-checkconf", conf});
+    if (auto w = write_text(conf, text.str()); !w) return w;
+    auto check = run({"unbound-checkconf", conf}, {.timeout = seconds(10)});
     if (!check.ok()) return fail("unbound-checkconf " + conf + ": " + check.summary());
     auto pid = start("unbound-" + c.id, netns_exec(n.netns, {"unbound", "-d", "-c", conf}));
     if (!pid) return pid.error();
@@ -452,7 +491,7 @@ Result<void> LabBuilder::start_dns() {
     const auto& n = c.dns_node();
     if (bin_.have_dns) {
       const bool listening = wait_until(
-          [&] { return read_file(lab_.log_path("dns-" + c.id)).find("listening on") != std::string::npos; },
+          [&] { return read_file_or_empty(lab_.log_path("dns-" + c.id)).find("listening on") != std::string::npos; },
           seconds(10));
       if (listening) state_.dns = true;
       else progress_.note("cw-dns of " + c.id + " is not serving:" + log_tail("dns-" + c.id));
@@ -508,8 +547,11 @@ bool pod_pings(const NodeLayout& from, const std::string& ip, const char* wait =
 }
 
 Result<void> LabBuilder::apply_peerings() {
-  // The clock starts when the last apply starts (the API server accepts the object during
-  // kubectl's run, whose own ~0.1 s is therefore included: an upper bound).
+  // Every cluster peers with every other; the pair that becomes complete last is (any cluster,
+  // the last one), when the last cluster's ClusterPeerings are applied. The clock starts when
+  // that apply starts (the API server accepts the objects during kubectl's run, whose own
+  // ~0.1 s is therefore included: an upper bound) and stops at the first ping reply from
+  // c1-n1's pod to the last cluster's first pod.
   auto applied = std::chrono::steady_clock::now();
   for (const auto& c : lab_.clusters) {
     applied = std::chrono::steady_clock::now();
@@ -523,27 +565,40 @@ Result<void> LabBuilder::apply_peerings() {
     }
     if (auto r = kubectl_apply(lab_, c, objects); !r) return r;
   }
-  const auto& from = lab_.clusters[0].nodes.front();
-  const std::string to_ip = state_.pod_ips[lab_.clusters[1].nodes.front().node_name];
+  const auto& from = lab_.clusters.front().nodes.front();
+  const auto& to = lab_.clusters.back().nodes.front();
+  const std::string to_ip = state_.pod_ips[to.node_name];
   if (!wait_until([&] { return pod_pings(from, to_ip, "0.5"); }, seconds(60), milliseconds(50))) {
-    return fail("no cross-cluster ping from " + from.pod_name + " to " + to_ip + " within 60 s of the peerings" +
-                log_tail("node-agent-" + from.node_name));
+    return fail("no ping from " + from.pod_name + " to " + to.pod_name + " (" + to_ip +
+                ") within 60 s of the peerings" + log_tail("node-agent-" + from.node_name));
   }
   state_.convergence_ms =
       std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - applied).count();
   // Then every pod to every pod of the other clusters, so that verify starts from a settled lab.
+  std::vector<std::pair<const NodeLayout*, const NodeLayout*>> pending;
   for (const auto& c : lab_.clusters) {
     for (const auto& n : c.nodes) {
       for (const auto& oc : lab_.clusters) {
         if (oc.id == c.id) continue;
-        for (const auto& on : oc.nodes) {
-          if (!wait_until([&] { return pod_pings(n, state_.pod_ips[on.node_name]); }, seconds(30), milliseconds(50))) {
-            progress_.note("not yet: " + n.pod_name + " -> " + on.pod_name);
-          }
-        }
+        for (const auto& on : oc.nodes) pending.emplace_back(&n, &on);
       }
     }
   }
+  const std::size_t pairs = pending.size();
+  wait_until(
+      [&] {
+        std::erase_if(pending, [&](const auto& p) { return pod_pings(*p.first, state_.pod_ips[p.second->node_name]); });
+        return pending.empty();
+      },
+      seconds(30), milliseconds(100));
+  if (!pending.empty()) {
+    std::string list;
+    for (const auto& [a, b] : pending) list += "\n    " + a->pod_name + " -> " + b->pod_name;
+    return fail(std::to_string(pending.size()) + " of " + std::to_string(pairs) +
+                " cross-cluster pod pairs do not reach each other 30 s after the first did:" + list +
+                log_tail("node-agent-" + pending.front().first->node_name));
+  }
+  progress_.note("every pod pings every pod of the other clusters (" + std::to_string(pairs) + " pairs)");
   return save();
 }
 
@@ -570,6 +625,10 @@ Result<void> LabBuilder::build() {
   for (const auto& step : steps) {
     progress_.begin(step.what);
     auto r = (this->*step.run)();
+    if (const int sig = interrupt_signal(); sig != 0) {
+      progress_.end("INTERRUPTED");
+      return Error(ErrorCode::kUnavailable, std::string("interrupted by ") + (sig == SIGINT ? "SIGINT" : "SIGTERM"));
+    }
     if (!r) {
       progress_.end("FAILED");
       return r;
@@ -586,8 +645,8 @@ Result<void> LabBuilder::build() {
 
 void print_summary(const LabLayout& lab, const LabState& s, std::ostream& out) {
   out << "\nlab " << lab.name << " is up: " << lab.clusters.size() << " clusters x " << s.nodes << " nodes, "
-      << (s.backend == "kernel" ? "kernel WireGuard" : "wireguard-go") << ", first cross-cluster packet "
-      << s.convergence_ms << " ms after the last ClusterPeering\n";
+      << (s.backend == "kernel" ? "kernel WireGuard" : "wireguard-go") << ", first ping " << lab.clusters.front().id
+      << " -> " << lab.clusters.back().id << " " << s.convergence_ms << " ms after the last ClusterPeering apply\n";
   for (const auto& c : lab.clusters) {
     out << "  cluster " << c.id << ": services " << c.service_cidr << ", API https://" << kUnderlayGateway << ":"
         << c.api_port << (c.index == 1 ? " (also the broker)" : "") << ", resolver " << c.dns_node().underlay_ip
@@ -612,23 +671,32 @@ void print_summary(const LabLayout& lab, const LabState& s, std::ostream& out) {
 }  // namespace
 
 int lab_up(const LabOptions& options, std::ostream& out, std::ostream& err) {
+  ignore_sigpipe();
   auto lab = make_layout(options.name, options.clusters, options.nodes);
   if (!lab) {
     err << "cwctl lab up: " << lab.error().message() << "\n";
     return 2;
   }
+  catch_interrupts();  // from here, SIGINT and SIGTERM end up in the clean-up below
   out << "cwctl lab up: lab " << lab->name << ", " << options.clusters << " clusters x " << options.nodes
       << " nodes, state in " << lab->state_dir << "\n";
   LabBuilder builder(options, *lab, out);
   auto r = builder.build();
+  const int sig = interrupt_signal();
+  release_interrupts();  // a second Ctrl-C during the clean-up stops cwctl at once
   if (!r) {
     err << "cwctl lab up: " << r.error().message() << "\n";
-    if (r.error().code() != ErrorCode::kAlreadyExists && r.error().code() != ErrorCode::kPermissionDenied &&
-        r.error().code() != ErrorCode::kNotFound) {
-      err << "the lab is left as it is for a look (logs in " << lab->state_dir << "/logs); `cwctl lab down --name "
-          << lab->name << "` removes it\n";
+    if (!builder.created_anything()) return 1;  // refused before making anything (exists, root, tools)
+    if (options.keep_on_failure && sig == 0) {
+      err << "the lab is left as it is for a look (--keep-on-failure; logs in " << lab->state_dir
+          << "/logs); `cwctl lab --name " << lab->name << " down` removes it\n";
+      return 1;
     }
-    return 1;
+    err << "removing what up made" << (sig != 0 ? "" : " (--keep-on-failure keeps it for a look)") << ":\n";
+    if (remove_lab(lab->name, err, err) != 0) {
+      err << "cwctl lab up: the clean-up was incomplete: `cwctl lab --name " << lab->name << " down` again\n";
+    }
+    return sig != 0 ? 128 + sig : 1;
   }
   print_summary(*lab, builder.state(), out);
   return 0;

@@ -1,16 +1,16 @@
-// `cwctl lab verify`: checks the running lab end to end and prints a pass/fail table.
-// Exit status 0 only when every row passes.
+// `cwctl lab verify`: checks the running lab end to end and prints a table, a row as soon as
+// its check is done. Rows PASS or FAIL; SKIP (nothing to check, with the reason) and INFO (a
+// figure, not a check) count as neither. Exit status 0 only when no row fails.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <set>
-
-#include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <random>
 #include <regex>
@@ -22,6 +22,7 @@
 #include "cli/lab/layout.h"
 #include "cli/lab/process.h"
 #include "cli/lab/state.h"
+#include "cli/lab/text.h"
 
 namespace cw::lab {
 namespace {
@@ -29,10 +30,45 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
+enum class Outcome { kPass, kFail, kSkip, kInfo };
+
+const char* outcome_name(Outcome o) {
+  switch (o) {
+    case Outcome::kPass: return "PASS";
+    case Outcome::kFail: return "FAIL";
+    case Outcome::kSkip: return "SKIP";
+    case Outcome::kInfo: return "INFO";
+  }
+  return "?";
+}
+
 struct Row {
   std::string check, from, to;
-  bool pass = false;
+  Outcome outcome = Outcome::kFail;
   std::string detail;
+};
+
+// Prints the table a row at a time; column widths come from the layout so that they are known
+// before the first row.
+class Table {
+ public:
+  Table(const LabLayout& lab, std::ostream& out) : out_(out) {
+    for (const auto& c : lab.clusters) {
+      for (const auto& n : c.nodes) w_[1] = std::max(w_[1], n.pod_name.size());
+    }
+    w_[2] = std::max(w_[1] + 5, std::string("echo.demo.svc.clusterset.local").size());
+  }
+  void header() { line("CHECK", "FROM", "TO", "RESULT", "DETAIL"); }
+  void row(const Row& r) { line(r.check, r.from, r.to, outcome_name(r.outcome), r.detail); }
+
+ private:
+  void line(const std::string& a, const std::string& b, const std::string& c, const std::string& d,
+            const std::string& e) {
+    out_ << std::left << std::setw(static_cast<int>(w_[0] + 2)) << a << std::setw(static_cast<int>(w_[1] + 2)) << b
+         << std::setw(static_cast<int>(w_[2] + 2)) << c << std::setw(8) << d << e << std::endl;
+  }
+  std::ostream& out_;
+  std::size_t w_[3] = {11, 8, 8};
 };
 
 struct Pair {
@@ -68,15 +104,19 @@ std::pair<bool, std::string> tcp_echo(const NodeLayout& from, const std::string&
   return {false, r.ok() ? "connected, but no echo" : r.summary()};
 }
 
-// Sum of every peer's received and sent bytes on the node's WireGuard device.
-long long wg_bytes(const NodeLayout& n) {
-  auto r = in_netns(n.netns, {"wg", "show", n.wg_interface, "transfer"});
+// Sum of every peer's received and sent bytes on the node's WireGuard device; nullopt when
+// the device cannot be read.
+std::optional<long long> wg_bytes(const NodeLayout& n) {
+  auto r = in_netns(n.netns, {"wg", "show", n.wg_interface, "transfer"}, seconds(10));
+  if (!r.ok()) return std::nullopt;
   std::istringstream in(r.out);
   std::string key;
   long long rx = 0, tx = 0, sum = 0;
   while (in >> key >> rx >> tx) sum += rx + tx;
-  return r.ok() ? sum : -1;
+  return sum;
 }
+
+std::string unreadable(const NodeLayout& n) { return "cannot read " + n.wg_interface + " on " + n.node_name + " (wg show transfer)"; }
 
 bool in_pool(const std::string& ip) {  // 10.240.0.0/12: every pod address of the lab
   unsigned a = 0, b = 0;
@@ -85,7 +125,7 @@ bool in_pool(const std::string& ip) {  // 10.240.0.0/12: every pod address of th
 
 class Verifier {
  public:
-  Verifier(const LabLayout& lab, const LabState& s) : lab_(lab), s_(s) {
+  Verifier(const LabLayout& lab, const LabState& s, Table& table) : lab_(lab), s_(s), table_(table) {
     for (const auto& c : lab.clusters) {
       for (const auto& n : c.nodes) {
         for (const auto& oc : lab.clusters) {
@@ -98,8 +138,8 @@ class Verifier {
     }
   }
 
-  std::vector<Row> run_all(std::ostream& out) {
-    out << "verifying lab " << lab_.name << " ..." << std::endl;
+  std::vector<Row> run_all() {
+    table_.header();
     peerings();
     cross_cluster();
     in_cluster();
@@ -115,8 +155,12 @@ class Verifier {
     return it == s_.pod_ips.end() ? "" : it->second;
   }
 
+  void add(std::string check, std::string from, std::string to, Outcome outcome, std::string detail) {
+    rows_.push_back({std::move(check), std::move(from), std::move(to), outcome, one_line(std::move(detail))});
+    table_.row(rows_.back());
+  }
   void add(std::string check, std::string from, std::string to, bool pass, std::string detail) {
-    rows_.push_back({std::move(check), std::move(from), std::move(to), pass, std::move(detail)});
+    add(std::move(check), std::move(from), std::move(to), pass ? Outcome::kPass : Outcome::kFail, std::move(detail));
   }
 
   void peerings() {
@@ -140,9 +184,23 @@ class Verifier {
   }
 
   void cross_cluster() {
+    // A ping through the tunnel moves the source node's WireGuard counters: they are read
+    // before and after, and the row says what they did.
     for (const auto& p : cross_) {
+      const auto before = wg_bytes(*p.from);
       auto r = ping(*p.from, ip_of(*p.to));
-      add("ping", p.from->pod_name, p.to->pod_name, r.ok(), r.ok() ? ping_avg(r.out) + ", via WireGuard" : r.summary());
+      const auto after = wg_bytes(*p.from);
+      if (!before || !after) {
+        add("ping", p.from->pod_name, p.to->pod_name, false,
+            (r.ok() ? ping_avg(r.out) : "ping: " + r.summary()) + "; " + unreadable(*p.from));
+        continue;
+      }
+      const long long moved = *after - *before;
+      const std::string counters = p.from->wg_interface + " on " + p.from->node_name + " moved " +
+                                   std::to_string(moved) + " bytes";
+      add("ping", p.from->pod_name, p.to->pod_name, r.ok() && moved > 0,
+          r.ok() ? ping_avg(r.out) + ", " + counters + (moved > 0 ? " (through WireGuard)" : " (NOT through WireGuard)")
+                 : "ping: " + r.summary() + ", " + counters);
     }
     for (const auto& p : cross_) {
       auto [ok, detail] = tcp_echo(*p.from, ip_of(*p.to), token());
@@ -152,24 +210,31 @@ class Verifier {
 
   void in_cluster() {
     if (in_cluster_.empty()) {
-      add("in-cluster", "-", "-", true, "one node per cluster: nothing to check");
+      add("in-cluster", "-", "-", Outcome::kSkip, "one node per cluster: no in-cluster pair to check");
       return;
     }
     for (const auto& p : in_cluster_) {
       const std::string dst = ip_of(*p.to);
-      auto route = in_netns(p.from->netns, {"ip", "-o", "route", "get", dst});
+      auto route = in_netns(p.from->netns, {"ip", "-o", "route", "get", dst}, seconds(10));
       const bool plain = route.ok() && route.out.find("dev eth0") != std::string::npos &&
                          route.out.find(p.from->wg_interface) == std::string::npos &&
                          route.out.find("via " + p.to->underlay_ip) != std::string::npos;
-      const long long before = wg_bytes(*p.from) + wg_bytes(*p.to);
+      const auto from_before = wg_bytes(*p.from), to_before = wg_bytes(*p.to);
       auto r = ping(*p.from, dst, 5);
-      const long long after = wg_bytes(*p.from) + wg_bytes(*p.to);
-      const bool untouched = before >= 0 && before == after;
+      const auto from_after = wg_bytes(*p.from), to_after = wg_bytes(*p.to);
       std::string detail = plain ? "route via " + p.to->underlay_ip + " dev eth0" : "route: " + route.out + route.err;
-      detail += untouched ? ", WireGuard counters unchanged" : ", WireGuard counters moved (" + std::to_string(after - before) + " bytes)";
+      bool untouched = false;
+      if (!from_before || !from_after) {
+        detail += ", " + unreadable(*p.from);
+      } else if (!to_before || !to_after) {
+        detail += ", " + unreadable(*p.to);
+      } else {
+        const long long moved = (*from_after - *from_before) + (*to_after - *to_before);
+        untouched = moved == 0;
+        detail += untouched ? ", WireGuard counters of both nodes unchanged"
+                            : ", WireGuard counters moved (" + std::to_string(moved) + " bytes)";
+      }
       detail += r.ok() ? ", " + ping_avg(r.out) : ", ping: " + r.summary();
-      while (!detail.empty() && detail.back() == '\n') detail.pop_back();
-      std::replace(detail.begin(), detail.end(), '\n', ' ');
       add("in-cluster", p.from->pod_name, p.to->pod_name, plain && untouched && r.ok(), detail);
     }
   }
@@ -182,39 +247,33 @@ class Verifier {
     const std::string log = lab_.log_path("verify-tcpdump");
     std::filesystem::remove(pcap);
     std::filesystem::remove(log);
-    auto pid = spawn_background(netns_exec(lab_.underlay_netns, {"tcpdump", "-i", kUnderlayBridge, "-n", "-U", "-w", pcap}),
-                                log);
-    if (!pid) {
-      add("underlay", "*", "*", false, pid.error().message());
+    auto tcpdump = spawn_background(
+        netns_exec(lab_.underlay_netns, {"tcpdump", "-i", kUnderlayBridge, "-n", "-U", "-w", pcap}), log);
+    if (!tcpdump) {
+      add("underlay", "capture", kUnderlayBridge, false, tcpdump.error().message());
       return;
     }
-    auto read_log = [&] {
-      std::ifstream in(log);
-      std::stringstream ss;
-      ss << in.rdbuf();
-      return ss.str();
-    };
-    if (!wait_until([&] { return read_log().find("listening on") != std::string::npos; }, seconds(10))) {
-      stop_pids({*pid}, seconds(2));
-      add("underlay", "*", "*", false, "tcpdump did not start: " + read_log());
+    if (!wait_until([&] { return read_file_or_empty(log).find("listening on") != std::string::npos; }, seconds(10))) {
+      stop_processes({*tcpdump}, seconds(2));
+      add("underlay", "capture", kUnderlayBridge, false, "tcpdump did not start: " + read_file_or_empty(log));
       return;
     }
     const std::string marker = token();
-    int sent = 0;
+    int pinged = 0, markers_sent = 0, markers_echoed = 0;
     for (const auto& p : cross_) {
-      if (ping(*p.from, ip_of(*p.to), 2).ok()) ++sent;
-      if (tcp_echo(*p.from, ip_of(*p.to), marker).first) ++sent;
+      if (ping(*p.from, ip_of(*p.to), 2).ok()) ++pinged;
+      ++markers_sent;
+      if (tcp_echo(*p.from, ip_of(*p.to), marker).first) ++markers_echoed;
     }
     std::this_thread::sleep_for(milliseconds(300));
-    kill(*pid, SIGINT);
-    stop_pids({*pid}, seconds(3));
+    signal_process(*tcpdump, SIGINT);  // tcpdump flushes the file on SIGINT
+    stop_processes({*tcpdump}, seconds(3));
     auto text = run({"tcpdump", "-n", "-r", pcap}, {.timeout = seconds(20)});
-    std::ifstream raw(pcap, std::ios::binary);
-    std::stringstream bytes;
-    bytes << raw.rdbuf();
-    const bool marker_seen = bytes.str().find(marker) != std::string::npos;
+    auto bytes = read_file(pcap);
+    const bool marker_seen = bytes && bytes->find(marker) != std::string::npos;
     static const std::regex ip_re(R"(^\S+ IP (\d+\.\d+\.\d+\.\d+)\.(\d+) > (\d+\.\d+\.\d+\.\d+)\.(\d+): (\S+))");
     static const std::regex addr_re(R"((\d+\.\d+\.\d+\.\d+))");
+    static const std::regex housekeeping_re(R"(^\S+ (ARP,|IP6 ))");  // ARP; IPv6 neighbour discovery
     int wireguard = 0, api = 0, clear = 0, other = 0, housekeeping = 0;
     std::string example;
     std::istringstream in(text.out);
@@ -240,16 +299,22 @@ class Verifier {
           ++other;
           if (example.empty()) example = line;
         }
-      } else {
+      } else if (std::regex_search(line, housekeeping_re)) {
         ++housekeeping;  // ARP, IPv6 neighbour discovery of the veths
+      } else {
+        ++other;  // IPv4 without ports (ICMP, fragments) or anything else: not explained, fails
+        if (example.empty()) example = line;
       }
     }
-    const bool pass = text.ok() && wireguard > 0 && clear == 0 && other == 0 && !marker_seen && sent > 0;
+    const bool pass = text.ok() && bytes && wireguard > 0 && clear == 0 && other == 0 && !marker_seen &&
+                      markers_echoed > 0;
     std::ostringstream d;
-    d << wireguard << " WireGuard UDP packets, " << clear << " with a pod address, " << other << " other IPv4, "
-      << api << " to the API servers, " << housekeeping << " ARP/IPv6; payload marker "
-      << (marker_seen ? "FOUND in clear" : "not seen");
+    d << wireguard << " WireGuard UDP packets, " << clear << " with a pod address, " << other << " other, " << api
+      << " to the API servers, " << housekeeping << " ARP/IPv6; " << pinged << "/" << cross_.size() << " pings, "
+      << markers_echoed << "/" << markers_sent << " marker echoes; payload marker "
+      << (markers_echoed == 0 ? "never echoed (nothing to look for)" : marker_seen ? "FOUND in clear" : "not seen");
     if (!text.ok()) d << "; tcpdump -r: " << text.summary();
+    if (!bytes) d << "; " << bytes.error().message();
     if (!example.empty()) d << "; e.g. " << example;
     add("underlay", "capture", kUnderlayBridge, pass, d.str());
   }
@@ -263,7 +328,7 @@ class Verifier {
       const auto& from = c.nodes.back();
       const std::string resolver = c.dns_node().underlay_ip;
       std::string answer, last;
-      wait_until(
+      (void)wait_until(
           [&] {
             auto r = in_netns(from.pod_netns, {"dig", "@" + resolver, "+time=2", "+tries=1", "+short", name, "A"}, seconds(5));
             last = r.ok() ? r.out : r.summary();
@@ -275,8 +340,7 @@ class Verifier {
             return r.ok() && !answer.empty();
           },
           s_.dns ? seconds(10) : seconds(1), milliseconds(500));
-      while (!last.empty() && last.back() == '\n') last.pop_back();
-      std::replace(last.begin(), last.end(), '\n', ' ');
+      last = one_line(last);
       std::string why;
       if (answer.empty()) {
         why = (s_.dns ? "" : "cw-dns is not running in this lab (" + s_.notes + "); ") + "unbound " + resolver +
@@ -293,64 +357,49 @@ class Verifier {
     }
   }
 
+  // A figure, not a check: up measured it once, and no bound would be honest on every machine.
   void convergence() {
-    const bool ok = s_.convergence_ms >= 0;
-    add("convergence", "peerings", "first packet", ok,
-        ok ? std::to_string(s_.convergence_ms) + " ms from the start of the last ClusterPeering's kubectl apply to the first cross-cluster ping reply (measured by up)"
-           : "not measured: up did not finish");
+    const auto& last = lab_.clusters.back();
+    add("convergence", "peerings", "first packet", Outcome::kInfo,
+        s_.convergence_ms >= 0
+            ? std::to_string(s_.convergence_ms) + " ms from the start of " + last.id +
+                  "'s ClusterPeerings kubectl apply to the first ping reply " + lab_.clusters.front().nodes.front().pod_name +
+                  " -> " + last.nodes.front().pod_name + " (measured by up)"
+            : "not measured: up did not finish");
   }
 
   const LabLayout& lab_;
   const LabState& s_;
+  Table& table_;
   std::vector<Pair> cross_, in_cluster_;
   std::vector<Row> rows_;
 };
 
-void print_table(const std::vector<Row>& rows, std::ostream& out) {
-  std::size_t w[3] = {5, 4, 2};
-  for (const auto& r : rows) {
-    w[0] = std::max(w[0], r.check.size());
-    w[1] = std::max(w[1], r.from.size());
-    w[2] = std::max(w[2], r.to.size());
-  }
-  auto line = [&](const std::string& a, const std::string& b, const std::string& c, const std::string& d,
-                  const std::string& e) {
-    out << std::left << std::setw(static_cast<int>(w[0] + 2)) << a << std::setw(static_cast<int>(w[1] + 2)) << b
-        << std::setw(static_cast<int>(w[2] + 2)) << c << std::setw(8) << d << e << "\n";
-  };
-  line("CHECK", "FROM", "TO", "RESULT", "DETAIL");
-  for (const auto& r : rows) line(r.check, r.from, r.to, r.pass ? "PASS" : "FAIL", r.detail);
-  const auto failed = std::count_if(rows.begin(), rows.end(), [](const Row& r) { return !r.pass; });
-  out << rows.size() - static_cast<std::size_t>(failed) << " passed, " << failed << " failed\n";
-}
-
 }  // namespace
 
 int lab_verify(const LabOptions& options, std::ostream& out, std::ostream& err) {
+  ignore_sigpipe();
   if (geteuid() != 0) {
     err << "cwctl lab verify needs root: it runs commands inside the lab's network namespaces (run it with sudo)\n";
     return 1;
   }
-  auto probe = make_layout(options.name, 2, 1);
-  if (!probe) {
-    err << "cwctl lab verify: " << probe.error().message() << "\n";
-    return 2;
+  auto loaded = load_lab(options.name);
+  if (!loaded) {
+    err << "cwctl lab verify: " << loaded.error().message() << "\n";
+    return loaded.error().code() == ErrorCode::kInvalidArgument ? 2 : 1;
   }
-  auto state = load_state(*probe);
-  if (!state) {
-    err << "cwctl lab verify: " << state.error().message() << "\n";
-    return 1;
-  }
-  auto lab = make_layout(options.name, state->clusters, state->nodes);
-  if (!lab) {
-    err << "cwctl lab verify: " << lab.error().message() << "\n";
-    return 1;
-  }
-  if (state->phase != "up") out << "note: lab " << lab->name << " is in phase \"" << state->phase << "\" (up did not finish)\n";
-  Verifier v(*lab, *state);
-  const auto rows = v.run_all(out);
-  print_table(rows, out);
-  return std::all_of(rows.begin(), rows.end(), [](const Row& r) { return r.pass; }) ? 0 : 1;
+  const auto& lab = loaded->lab;
+  const auto& state = loaded->state;
+  if (state.phase != "up") out << "note: lab " << lab.name << " is in phase \"" << state.phase << "\" (up did not finish)\n";
+  out << "verifying lab " << lab.name << " ..." << std::endl;
+  Table table(lab, out);
+  Verifier v(lab, state, table);
+  const auto rows = v.run_all();
+  auto count = [&](Outcome o) { return std::count_if(rows.begin(), rows.end(), [o](const Row& r) { return r.outcome == o; }); };
+  const auto passed = count(Outcome::kPass), failed = count(Outcome::kFail);
+  out << passed << " passed, " << failed << " failed, " << count(Outcome::kSkip) << " skipped, " << count(Outcome::kInfo)
+      << " info\n";
+  return failed == 0 && passed > 0 ? 0 : 1;
 }
 
 }  // namespace cw::lab

@@ -3,49 +3,81 @@
 # the issue's checks: deleting a ClusterPeering removes the tunnel and routes while in-cluster
 # traffic keeps flowing, re-applying it brings traffic back; a node agent restart breaks no
 # established cross-cluster TCP connection; an operator killed with SIGKILL and restarted
-# changes no CIDR; finally `down` leaves nothing with the lab's prefix behind.
-# Everything is named cwt<pid> (its own lab), removed on exit even on failure.
+# changes no CIDR; finally `down` leaves nothing of the lab behind, also after up was killed
+# half-way, and up interrupted with SIGTERM removes what it made itself.
+# Everything is named cwt<pid of this script> (its own lab), removed on exit even on failure.
+# Labs cwt<pid> left by an earlier run whose script is dead (killed by a timeout, which runs no
+# trap) are removed first. Every command has a timeout, and none may run past the test's
+# budget (600 s; a normal run takes about a minute): the worst case is the budget plus the
+# clean-up's 65 s, well under the ctest TIMEOUT of 900 s (tests/CMakeLists.txt).
 # Usage: lab_test.sh BUILD_DIR   (BUILD_DIR holds cli/cwctl and the other binaries)
-set -u
+set -u -o pipefail
 build=$1
 cwctl=$build/cli/cwctl
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root (network namespaces)"; exit 77; }
-for tool in ip wg kubectl ping socat unbound dig tcpdump; do
+for tool in ip wg kubectl ping socat unbound dig tcpdump timeout unshare python3; do
   command -v $tool >/dev/null || { echo "SKIP: $tool is not installed (scripts/deps.sh installs it)"; exit 77; }
 done
 for plugin in bridge host-local loopback; do
   [ -x /usr/lib/cni/$plugin ] || { echo "SKIP: /usr/lib/cni/$plugin missing (containernetworking-plugins; scripts/deps.sh)"; exit 77; }
 done
-if ! ip link add cwt$$probe type wireguard 2>/dev/null; then
+# Kernel WireGuard? Probed in a network namespace of its own (unshare -n), gone when ip exits:
+# the test never adds a link to the root namespace.
+if ! timeout 10 unshare -n ip link add cwprobe type wireguard 2>/dev/null; then
   command -v wireguard-go >/dev/null || { echo "SKIP: no kernel WireGuard and no wireguard-go (scripts/deps.sh)"; exit 77; }
-else
-  ip link del cwt$$probe
 fi
 for b in cli/cwctl lab/cw-lab-apiserver operator/cw-operator node-agent/cw-node-agent; do
   [ -x "$build/$b" ] || { echo "FAIL: $build/$b is not built"; exit 1; }
 done
 
+# t SECONDS CMD...: every external command runs under a deadline (SIGKILL 5 s after SIGTERM),
+# cut to what is left of the test's budget.
+budget_end=$((SECONDS + 600))
+t() {
+  local s=$1 left=$((budget_end - SECONDS)); shift
+  [ "$left" -lt 1 ] && left=1
+  [ "$s" -gt "$left" ] && s=$left
+  timeout -k 5 "$s" "$@"
+}
+
+# Leftovers of earlier runs: a lab cwt<pid> whose creating script no longer runs.
+for old in $( { ip netns list 2>/dev/null | sed -n 's/^\(cwt[0-9][0-9]*\)-.*/\1/p'
+                ls /run/clusterwire-lab 2>/dev/null | grep -x 'cwt[0-9][0-9]*'; } | sort -u); do
+  creator=${old#cwt}
+  if kill -0 "$creator" 2>/dev/null && grep -qa lab_test.sh "/proc/$creator/cmdline" 2>/dev/null; then
+    continue  # its test is still running
+  fi
+  echo "removing lab $old left by an earlier run (pid $creator is gone)"
+  t 60 "$cwctl" lab --name "$old" down || echo "warning: could not remove lab $old"
+done
+
 name="cwt$$"
 state=/run/clusterwire-lab/$name
+tmp=$(mktemp -d)
 started=$(date +%s)
 passed=0 failed=0
 ok()  { echo "ok   $1"; passed=$((passed+1)); }
 bad() { echo "FAIL $1"; shift; [ $# -gt 0 ] && printf '%s\n' "$@" | sed 's/^/  | /'; failed=$((failed+1)); }
-wait_until() { local i; for i in $(seq "${2:-200}"); do eval "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
-lab() { "$cwctl" lab --name "$name" "$@"; }
-kc() { local c=$1; shift; ip netns exec "$name-underlay" kubectl --kubeconfig "$state/$c.kubeconfig" --request-timeout=10s "$@"; }
+# wait_until 'CMD' SECONDS: polls CMD (which must carry its own timeouts) until it succeeds.
+wait_until() { local end=$((SECONDS + $2)); [ $end -gt $budget_end ] && end=$budget_end; while [ $SECONDS -lt $end ]; do eval "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
+lab() { local s=$1; shift; t "$s" "$cwctl" lab --name "$name" "$@"; }
+kc() { local c=$1; shift; t 15 ip netns exec "$name-underlay" kubectl --kubeconfig "$state/$c.kubeconfig" --request-timeout=10s "$@"; }
+pod() { t 15 ip netns exec "$name-$1-pod" "${@:2}"; }
 coproc_pid=""
 cleanup() {
   [ -n "$coproc_pid" ] && kill "$coproc_pid" 2>/dev/null
   if [ "$failed" -gt 0 ] && [ -d "$state/logs" ]; then
     for f in "$state"/logs/*.log; do echo "--- $(basename "$f") (last lines)"; tail -5 "$f"; done
   fi
-  lab down >/dev/null 2>&1
+  timeout -k 5 60 "$cwctl" lab --name "$name" down >/dev/null 2>&1 || echo "warning: cwctl lab --name $name down failed"
+  rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
-# --- up
-if out=$(timeout 150 "$cwctl" lab --name "$name" up 2>&1); then
+# --- up (normally a few seconds; SIGTERM at the limit makes it clean up)
+if out=$(t 150 "$cwctl" lab --name "$name" up 2>&1); then
   ok "cwctl lab up (2 x 2) in $(( $(date +%s) - started )) s"
 else
   bad "cwctl lab up" "$out"; echo "$passed passed, $failed failed"; exit 1
@@ -54,21 +86,24 @@ grep -q "kubectl --kubeconfig $state/c1.kubeconfig" <<<"$out" && grep -q "cwctl 
   && ok "up prints how to point kubectl at each cluster" || bad "kubectl hint" "$out"
 grep -q '^\[ *[0-9]*/[0-9]*\]' <<<"$out" && ok "up reports progress step by step" || bad "progress" "$out"
 
-pod_ip() { /usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["podIPs"][sys.argv[2]])' "$state/state.json" "$1"; }
-pod() { ip netns exec "$name-$1-pod" "${@:2}"; }
+pod_ip() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["podIPs"][sys.argv[2]])' "$state/state.json" "$1"; }
 c1n1=$(pod_ip c1-n1) c1n2=$(pod_ip c1-n2) c2n1=$(pod_ip c2-n1) c2n2=$(pod_ip c2-n2)
-if1=$(ip -n "$name-c1-n1" -o link | grep -o 'cw[0-9a-f]\{4\}c1n1' | head -1)
+if1=$(t 10 ip -n "$name-c1-n1" -o link | grep -o 'cw[0-9a-f]\{6\}c1n1' | head -1)
+[ -n "$if1" ] && ok "c1-n1 has its WireGuard device $if1" || bad "no WireGuard device cw<hash>c1n1 in $name-c1-n1"
 
-# --- verify
-vout=$(lab verify 2>&1); vrc=$?
+# --- verify (normally about 20 s)
+vout=$(lab 150 verify 2>&1); vrc=$?
 echo "$vout" | sed 's/^/    /'
-for check in peering ping tcp in-cluster underlay convergence; do
-  if grep -E "^$check " <<<"$vout" | grep -q FAIL; then bad "verify: $check rows" "$(grep -E "^$check " <<<"$vout" | grep FAIL)"
-  elif grep -qE "^$check " <<<"$vout"; then ok "verify: every $check row passes"
-  else bad "verify: no $check row"; fi
+for check in peering ping tcp in-cluster underlay; do
+  rows=$(grep -E "^$check " <<<"$vout" || true)
+  if [ -z "$rows" ]; then bad "verify: no $check row"
+  elif grep -vqE '^\S+ +\S+ +\S+ +PASS ' <<<"$rows"; then bad "verify: $check rows" "$(grep -vE '^\S+ +\S+ +\S+ +PASS ' <<<"$rows")"
+  else ok "verify: every $check row passes ($(wc -l <<<"$rows"))"; fi
 done
+grep -qE '^convergence +peerings +first packet +INFO +[0-9]+ ms' <<<"$vout" \
+  && ok "verify: convergence is an INFO row with the figure" || bad "verify: convergence row" "$(grep -E '^convergence' <<<"$vout")"
 if [ -x "$build/dns/cw-dns" ]; then
-  [ $vrc -eq 0 ] && ok "verify exits 0 (every row, DNS included)" || bad "verify exit status $vrc" "$(grep FAIL <<<"$vout")"
+  [ $vrc -eq 0 ] && ok "verify exits 0 (no row fails, DNS included)" || bad "verify exit status $vrc" "$(grep FAIL <<<"$vout")"
 else
   echo "note: $build/dns/cw-dns is not built: the DNS rows are expected to fail"
   grep -E '^dns ' <<<"$vout" | grep -q 'cw-dns is not running' && ok "verify explains the DNS rows' failure" \
@@ -76,19 +111,24 @@ else
 fi
 
 # --- status
-sout=$(lab status 2>&1) && grep -q "peering c2: Connected" <<<"$sout" && grep -q "handshake [0-9]*s ago" <<<"$sout" \
+sout=$(lab 30 status 2>&1) && grep -q "peering c2: Connected" <<<"$sout" && grep -q "handshake [0-9]*s ago" <<<"$sout" \
   && ok "status: peerings Connected, peers with handshake ages" || bad "status" "$sout"
+kout=$(t 30 "$cwctl" lab kubectl --name "$name" c1 -- get clusterpeerings 2>&1) && grep -q Connected <<<"$kout" \
+  && ok "cwctl lab kubectl --name NAME c1 -- get clusterpeerings" || bad "lab kubectl" "$kout"
 
 # --- delete a ClusterPeering: tunnel and routes go, in-cluster traffic keeps flowing
+# Each probe fails when its command fails: an error is never read as "nothing left".
+no_peers() { local p; p=$(t 5 ip netns exec "$name-c1-n1" wg show "$if1" peers) || return 1; [ -z "$p" ]; }
+no_tunnel_routes() { local r; r=$(t 5 ip -n "$name-c1-n1" route show proto 119) || return 1; ! grep -q " dev $if1" <<<"$r"; }
 kc c1 delete clusterpeering c2 >/dev/null || bad "kubectl delete clusterpeering"
-if wait_until '! ip netns exec $name-c1-n1 wg show $if1 peers | grep -q .' 150; then
-  ok "peering deleted: c1-n1 has no WireGuard peer left"; else bad "peers left" "$(ip netns exec $name-c1-n1 wg show $if1)"; fi
-if wait_until '! ip -n $name-c1-n1 route show proto 119 | grep -q " dev $if1"' 150; then
-  ok "peering deleted: no route through the tunnel left"; else bad "tunnel routes left" "$(ip -n $name-c1-n1 route show proto 119)"; fi
+if wait_until no_peers 15; then
+  ok "peering deleted: c1-n1 has no WireGuard peer left"; else bad "peers left" "$(t 5 ip netns exec "$name-c1-n1" wg show "$if1" 2>&1)"; fi
+if wait_until no_tunnel_routes 15; then
+  ok "peering deleted: no route through the tunnel left"; else bad "tunnel routes left" "$(t 5 ip -n "$name-c1-n1" route show proto 119 2>&1)"; fi
 pod c1-n1 ping -c 2 -W 1 "$c2n1" >/dev/null 2>&1 && bad "cross-cluster ping still works without the peering" \
   || ok "cross-cluster traffic stopped"
 pod c1-n1 ping -c 3 -i 0.2 -W 1 "$c1n2" >/dev/null && ok "in-cluster ping (c1-n1 -> c1-n2) keeps working" \
-  || bad "in-cluster ping without the peering" "$(ip -n $name-c1-n1 route)"
+  || bad "in-cluster ping without the peering" "$(t 5 ip -n "$name-c1-n1" route 2>&1)"
 cat <<YAML | kc c1 apply --validate=false -f - >/dev/null || bad "re-apply the peering"
 apiVersion: clusterwire.io/v1alpha1
 kind: ClusterPeering
@@ -96,20 +136,20 @@ metadata: {name: c2}
 spec: {remoteClusterID: c2}
 YAML
 t0=$(date +%s%N)
-if wait_until 'pod c1-n1 ping -c 1 -W 0.5 $c2n1' 300; then
+if wait_until 'pod c1-n1 ping -c 1 -W 0.5 $c2n1' 30; then
   ok "peering re-applied: traffic back after $(( ($(date +%s%N) - t0) / 1000000 )) ms"
 else bad "no traffic after re-applying the peering"; fi
-wait_until 'pod c1-n2 ping -c 1 -W 0.5 $c2n2' 200 && wait_until 'pod c2-n2 ping -c 1 -W 0.5 $c1n1' 200 \
+wait_until 'pod c1-n2 ping -c 1 -W 0.5 $c2n2' 20 && wait_until 'pod c2-n2 ping -c 1 -W 0.5 $c1n1' 20 \
   && ok "and between every node" || bad "not every pair came back"
 
 # --- a node agent restart keeps an established cross-cluster TCP connection
-coproc CONN { ip netns exec "$name-c1-n1-pod" socat - TCP:$c2n1:7000; }
+coproc CONN { exec timeout -k 5 60 ip netns exec "$name-c1-n1-pod" socat - TCP:$c2n1:7000,connect-timeout=5; }
 coproc_pid=$CONN_PID
 echo "before" >&"${CONN[1]}"
-read -r -t 5 line <&"${CONN[0]}"; [ "${line:-}" = before ] && ok "a TCP connection c1-n1-pod -> c2-n1-pod is established" \
+line=""; read -r -t 5 line <&"${CONN[0]}"; [ "${line:-}" = before ] && ok "a TCP connection c1-n1-pod -> c2-n1-pod is established" \
   || bad "TCP connection" "got '${line:-}'"
-rout=$(lab restart node-agent-c1-n1 2>&1) || bad "lab restart node-agent-c1-n1" "$rout"
-rout=$(lab restart node-agent-c2-n1 2>&1) || bad "lab restart node-agent-c2-n1" "$rout"
+rout=$(lab 30 restart node-agent-c1-n1 2>&1) || bad "lab restart node-agent-c1-n1" "$rout"
+rout=$(lab 30 restart node-agent-c2-n1 2>&1) || bad "lab restart node-agent-c2-n1" "$rout"
 sleep 3
 echo "after" >&"${CONN[1]}"
 line=""; read -r -t 5 line <&"${CONN[0]}"
@@ -123,34 +163,63 @@ snapshot() {
     kc c1 -n clusterwire-broker get clusteradvertisements -o jsonpath='{range .items[*]}{.metadata.name}={.spec.podCIDRs}{"\n"}{end}'
   } | sort
 }
-before=$(snapshot)
-rout=$(lab restart --kill operator-c2 2>&1) || bad "lab restart --kill operator-c2" "$rout"
-rout=$(lab restart --kill operator-c1 2>&1) || bad "lab restart --kill operator-c1" "$rout"
+before=$(snapshot) || bad "reading claims, node CIDRs and advertisements before the restart"
+rout=$(lab 30 restart --kill operator-c2 2>&1) || bad "lab restart --kill operator-c2" "$rout"
+rout=$(lab 30 restart --kill operator-c1 2>&1) || bad "lab restart --kill operator-c1" "$rout"
 sleep 6  # more than a heartbeat: the restarted operators have made their passes
-after=$(snapshot)
+after=$(snapshot) || bad "reading claims, node CIDRs and advertisements after the restart"
 if [ -n "$before" ] && [ "$before" = "$after" ]; then ok "operators killed and restarted: claims, node CIDRs, advertisements unchanged"
 else bad "CIDRs changed across an operator restart" "before: $before" "after: $after"; fi
-wait_until 'kc c1 get clusterpeering c2 -o jsonpath="{.status.phase}" | grep -qx Connected' 100 \
-  && pod c2-n2 ping -c 1 -W 1 "$c1n2" >/dev/null && ok "and the mesh still works" || bad "mesh after operator restart"
+if wait_until 'kc c1 get clusterpeering c2 -o jsonpath="{.status.phase}" | grep -qx Connected' 30; then
+  ok "the peering is Connected again after the operator restarts"
+else bad "peering after operator restart" "$(kc c1 get clusterpeering c2 -o yaml 2>&1)"; fi
+wait_until 'pod c2-n2 ping -c 1 -W 1 $c1n2' 15 && ok "and the mesh still works (c2-n2 -> c1-n2)" \
+  || bad "mesh after operator restart" "$(pod c2-n2 ping -c 2 -W 1 "$c1n2" 2>&1)" "$(t 5 ip netns exec "$name-c2-n2" wg show 2>&1)"
 
 # --- down leaves nothing
-dout=$(lab down 2>&1) && ok "cwctl lab down" || bad "down" "$dout"
+# The lab's processes as recorded (pid and start time), read before down removes the record.
+cp "$state/state.json" "$tmp/state.json" || bad "no state.json to read the lab's processes from"
+recorded=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["processes"]))' "$tmp/state.json" 2>/dev/null || echo 0)
+[ "$recorded" -gt 0 ] && ok "state.json records $recorded processes" || bad "state.json records no process"
+dout=$(lab 60 down 2>&1) && ok "cwctl lab down" || bad "down" "$dout"
 left=$(ip netns list | grep -E "^$name-" || true)
 [ -z "$left" ] && ok "no namespace with the prefix left" || bad "namespaces left" "$left"
 [ ! -e "$state" ] && ok "state dir removed" || bad "state dir left"
+# A recorded process is still there if its pid runs with the recorded start time (field 22 of
+# /proc/<pid>/stat): a reused pid is another process.
+alive=$(python3 - "$tmp/state.json" <<'PY'
+import json, sys
+for name, p in json.load(open(sys.argv[1]))["processes"].items():
+    try:
+        stat = open("/proc/%d/stat" % p["pid"]).read()
+    except OSError:
+        continue
+    fields = stat[stat.rindex(")") + 2:].split()
+    if fields[0] != "Z" and int(fields[19]) == p["startTicks"]:
+        print("%s pid %d" % (name, p["pid"]))
+PY
+) || bad "checking the recorded processes"
+[ -z "$alive" ] && ok "none of the $recorded recorded processes is left" || bad "recorded processes left" "$alive"
 procs=$(ps -eo pid,args | grep -F -- "$state" | grep -v grep || true)
-[ -z "$procs" ] && ok "no process of the lab left" || bad "processes left" "$procs"
+[ -z "$procs" ] && ok "no process naming the state dir left" || bad "processes left" "$procs"
 ls /var/run/wireguard/ 2>/dev/null | grep -q "^${if1:-none}" && bad "UAPI socket left" || ok "no UAPI socket left"
 ls /etc/netns 2>/dev/null | grep -q "^$name-" && bad "/etc/netns entries left" || ok "no /etc/netns entry left"
-out=$(lab down 2>&1) && grep -q "nothing left" <<<"$out" && ok "a second down is a no-op" || bad "second down" "$out"
+out=$(lab 60 down 2>&1) && grep -q "nothing left" <<<"$out" && ok "a second down is a no-op" || bad "second down" "$out"
 
 # --- down after a crash half-way through up (killed while the operators start)
-( timeout -s KILL 1 "$cwctl" lab --name "$name" up >/dev/null 2>&1 )
+{ ( timeout -s KILL 1 "$cwctl" lab --name "$name" up >/dev/null 2>&1 ); } 2>/dev/null
 ip netns list | grep -q "^$name-" && ok "up killed after 1 s left a half-built lab" || bad "up killed after 1 s left nothing to test with"
-dout=$(lab down 2>&1) && ok "down after up was killed half-way" || bad "down after a crash" "$dout"
+dout=$(lab 60 down 2>&1) && ok "down after up was killed half-way" || bad "down after a crash" "$dout"
 left=$(ip netns list | grep -E "^$name-" || true)
 procs=$(ps -eo pid,args | grep -F -- "$state" | grep -v grep || true)
 [ -z "$left$procs" ] && [ ! -e "$state" ] && ok "and nothing is left" || bad "left after crash+down" "$left" "$procs"
+
+# --- up interrupted (SIGTERM after 1 s) removes what it made itself
+( timeout --preserve-status -k 30 1 "$cwctl" lab --name "$name" up >"$tmp/term.log" 2>&1 ); trc=$?
+left=$(ip netns list | grep -E "^$name-" || true)
+procs=$(ps -eo pid,args | grep -F -- "$state" | grep -v grep || true)
+if [ "$trc" -eq 143 ] && [ -z "$left$procs" ] && [ ! -e "$state" ]; then ok "up stopped by SIGTERM removed what it had made"
+else bad "up stopped by SIGTERM (exit $trc)" "$(cat "$tmp/term.log")" "$left" "$procs"; fi
 
 echo "$passed passed, $failed failed ($(( $(date +%s) - started )) s)"
 [ "$failed" -eq 0 ]
