@@ -53,7 +53,7 @@ for i in $(seq "$rounds"); do
   elif [ "$converged" = 0 ]; then echo "round $i: no ping reply within 30 s: not counted"; failed_rounds=$((failed_rounds+1)); fi
 done
 echo
-echo "convergence, last ClusterPeering applied -> first cross-cluster ping reply ($rounds rounds; includes kubectl's own ~0.1 s):"
+echo "convergence, last ClusterPeering applied -> first cross-cluster ping reply ($rounds rounds; timed from the start of the last kubectl apply, its start-up included):"
 if [ "${#figures[@]}" -gt 0 ]; then
   sorted=($(printf '%s\n' "${figures[@]}" | sort -n))
   echo "  min ${sorted[0]} ms, median ${sorted[$(( ${#sorted[@]} / 2 ))]} ms, max ${sorted[-1]} ms   (all: ${figures[*]}; at up: $at_up ms)"
