@@ -2,6 +2,7 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "common/kube/informer.h"
@@ -29,6 +30,7 @@ struct ApiSource::Impl {
   bool was_synced = false;
   ApiSourceStats stats;
   std::string last_skipped;
+  std::optional<ZoneSnapshot> last_snapshot;  // the rebuild thread's only
   std::thread rebuilder;
 
   Impl(kube::Client& l, std::shared_ptr<ServiceZone> z, ApiSourceOptions o, Clock& c, log::Logger lg)
@@ -98,7 +100,12 @@ struct ApiSource::Impl {
   void rebuild() {
     SnapshotInput in{options.cluster_id, imports->list(), slices->list(), peerings->list()};
     BuiltSnapshot built = build_snapshot(in);
-    zone->update(built.snapshot);
+    // An informer's resync replays everything: an unchanged snapshot must not bump the SOA
+    // serial or empty every worker's answer cache.
+    if (!last_snapshot || !(*last_snapshot == built.snapshot)) {
+      zone->update(built.snapshot);
+      last_snapshot = built.snapshot;
+    }
     std::string skipped;
     for (const auto& s : built.skipped) skipped += s + "\n";
     std::lock_guard lock(mu);

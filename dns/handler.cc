@@ -170,7 +170,10 @@ std::vector<std::uint8_t> AnswerCache::answer(std::span<const std::uint8_t> requ
     return response;
   }
   std::vector<std::uint8_t> response = handle(request, tcp, zone, options);
-  if (response.size() >= 12) {
+  // Not kept: SERVFAIL (a failure, not the zone's answer) and large responses (a few big
+  // TCP answers must not hold megabytes per worker).
+  const bool servfail = response.size() >= 12 && (response[3] & 0x0F) == 2;
+  if (response.size() >= 12 && response.size() <= kMaxCachedResponse && !servfail) {
     if (entries_.size() >= max_entries_) entries_.clear();
     entries_.emplace(key_, response);
   }

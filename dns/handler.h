@@ -51,10 +51,14 @@ std::size_t response_limit(bool tcp, std::optional<std::uint16_t> client_udp_siz
 // Responses already made, for requests that will get the same bytes again: the same request
 // (after its ID), the same transport, and a zone whose version() has not changed. Only
 // requests with one all-lower-case question and no compression are kept (a mixed-case name,
-// as resolvers using 0x20 send, must be echoed as sent); at most `max_entries`, cleared
-// whole when full or when the zone changes. Not thread-safe: one per worker thread.
+// as resolvers using 0x20 send, must be echoed as sent), and only responses of at most
+// kMaxCachedResponse bytes that are not SERVFAIL; at most `max_entries` (so at most 4096 x
+// 1232 bytes, about 5 MiB, per worker by default), cleared whole when full or when the zone
+// changes. Not thread-safe: one per worker thread.
 class AnswerCache {
  public:
+  static constexpr std::size_t kMaxCachedResponse = 1232;
+
   explicit AnswerCache(std::size_t max_entries = 4096) : max_entries_(max_entries) {}
 
   // The response to `request`: from the cache when it holds one (the request's ID set in

@@ -51,7 +51,9 @@ BuiltSnapshot build_snapshot(const SnapshotInput& in) {
 
   std::set<std::string> connected;
   for (const auto& p : in.peerings) {
-    if (str(obj(p, "status"), "phase") == "Connected") connected.insert(str(obj(p, "spec"), "remoteClusterID"));
+    // Degraded (a late heartbeat) keeps the routes up, so its Services stay answered.
+    const std::string phase = str(obj(p, "status"), "phase");
+    if (phase == "Connected" || phase == "Degraded") connected.insert(str(obj(p, "spec"), "remoteClusterID"));
   }
 
   // Slices by "<ns>/<service>", then by source cluster.

@@ -10,7 +10,7 @@
 //   to the part of its source cluster: Service IPs (ClusterSetIP) or endpoints (headless);
 //   slices without a source-cluster label, and addresses that do not parse, are skipped;
 // - a part is reachable when it is the local cluster's, or a ClusterPeering naming its
-//   cluster has phase Connected;
+//   cluster has phase Connected or Degraded (the node agents keep the routes of both);
 // - anything malformed is skipped and counted in `skipped`, never fatal: one bad object must
 //   not take the other names down.
 #pragma once

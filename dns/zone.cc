@@ -76,7 +76,11 @@ void ServiceZone::update(const ZoneSnapshot& snapshot) {
       if (p.reachable) parts.push_back(&p);
     }
     const bool local_has = std::any_of(parts.begin(), parts.end(), [&](const ClusterPart* p) {
-      return p->cluster_id == snapshot.local_cluster_id && (!p->service_ips.empty() || !p->endpoints.empty());
+      // Only when ours can answer: a local headless export with no ready pod must not hide
+      // the ready endpoints of the other clusters.
+      return p->cluster_id == snapshot.local_cluster_id &&
+             (!p->service_ips.empty() ||
+              std::any_of(p->endpoints.begin(), p->endpoints.end(), [](const ExportedEndpoint& e) { return e.ready; }));
     });
     if (local_has) {
       parts.erase(std::remove_if(parts.begin(), parts.end(),

@@ -16,8 +16,9 @@
 // need; an unknown name is NXDOMAIN and a known name without the type NODATA, both with the
 // SOA in authority (RFC 2308); anything outside the zone is REFUSED.
 //
-// Clusters whose peering is not Connected are skipped; when the local cluster exports the
-// Service too, only its own addresses are given (traffic stays in the cluster).
+// Parts marked unreachable are skipped (dns/snapshot.h: a peering neither Connected nor
+// Degraded); when the local cluster exports the Service too and has something to answer
+// with, only its own addresses are given (traffic stays in the cluster).
 //
 // update() swaps in a new snapshot, indexed once; lookup() is a hash lookup and safe from
 // any thread.
@@ -40,20 +41,23 @@ struct ServicePort {
   std::string name;      // SRV records exist only for named ports
   std::string protocol;  // "TCP", "UDP", "SCTP"
   std::uint16_t port = 0;
+  friend bool operator==(const ServicePort&, const ServicePort&) = default;
 };
 
 struct ExportedEndpoint {
   std::vector<net::IpAddress> addresses;
   std::string hostname;  // headless: gets its own name when set
   bool ready = true;
+  friend bool operator==(const ExportedEndpoint&, const ExportedEndpoint&) = default;
 };
 
 // What one source cluster contributes to an imported Service.
 struct ClusterPart {
   std::string cluster_id;
-  bool reachable = true;  // local, or its peering is Connected
+  bool reachable = true;  // local, or its peering is Connected or Degraded
   std::vector<net::IpAddress> service_ips;  // ClusterSetIP
   std::vector<ExportedEndpoint> endpoints;  // headless
+  friend bool operator==(const ClusterPart&, const ClusterPart&) = default;
 };
 
 struct ImportedService {
@@ -62,11 +66,13 @@ struct ImportedService {
   bool headless = false;
   std::vector<ServicePort> ports;
   std::vector<ClusterPart> clusters;
+  friend bool operator==(const ImportedService&, const ImportedService&) = default;
 };
 
 struct ZoneSnapshot {
   std::string local_cluster_id;
   std::vector<ImportedService> services;
+  friend bool operator==(const ZoneSnapshot&, const ZoneSnapshot&) = default;
 };
 
 struct ZoneOptions {

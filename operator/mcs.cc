@@ -15,6 +15,20 @@ std::string str(const json& j, const char* key) {
 
 std::string key(const std::string& ns, const std::string& name) { return ns + "/" + name; }
 
+// The port number a headless Service's pods listen on, for its Service port `p`.
+int headless_port(const ExportPort& port, const json& p, const std::vector<json>& slices) {
+  for (const auto& slice : slices) {
+    for (const auto& q : slice.value("ports", json::array())) {
+      const std::string protocol = str(q, "protocol").empty() ? "TCP" : str(q, "protocol");
+      if (str(q, "name") == port.name && protocol == port.protocol && q.contains("port") && q["port"].is_number_integer()) {
+        return q["port"].get<int>();
+      }
+    }
+  }
+  if (p.contains("targetPort") && p["targetPort"].is_number_integer()) return p["targetPort"].get<int>();
+  return port.port;
+}
+
 }  // namespace
 
 ExportResult make_export_record(const std::string& cluster_id, const json& service_export, const json& service,
@@ -44,6 +58,12 @@ ExportResult make_export_record(const std::string& cluster_id, const json& servi
   for (const auto& p : spec.value("ports", json::array())) {
     ExportPort port{str(p, "name"), str(p, "protocol").empty() ? "TCP" : str(p, "protocol"),
                     p.value("port", 0), str(p, "appProtocol")};
+    if (r.headless) {
+      // Headless endpoints are pods: clients connect to the pod's port, the targetPort. The
+      // Service's own EndpointSlices hold it resolved (a named targetPort needs the pods);
+      // else a numeric targetPort says it; else it is the port itself.
+      port.port = headless_port(port, p, slices);
+    }
     if (port.port > 0) r.ports.push_back(port);
   }
   if (!r.headless) {
@@ -122,6 +142,56 @@ Result<ExportRecord> parse_export_record(const json& spec) {
   return r;
 }
 
+namespace {
+
+// What the exports of one Service (sorted oldest first) add up to by the KEP's rules: the
+// type of the oldest, the ports merged by name and then by protocol and number, the exports
+// that contribute (those of that type), and every disagreement, said for a human.
+struct Merged {
+  bool headless = false;
+  std::vector<ExportPort> ports;
+  std::vector<const ExportRecord*> contributors;
+  std::vector<std::string> problems;
+};
+
+Merged merge_exports(const std::vector<const ExportRecord*>& recs) {
+  Merged m;
+  const ExportRecord& oldest = *recs.front();
+  m.headless = oldest.headless;
+  for (const auto* r : recs) {
+    if (r->headless != oldest.headless) {
+      m.problems.push_back("type: cluster " + r->cluster_id + " exports it " + (r->headless ? "Headless" : "ClusterSetIP") +
+                           ", the oldest export (cluster " + oldest.cluster_id + ") " +
+                           (oldest.headless ? "Headless" : "ClusterSetIP") + ", which is used");
+      continue;
+    }
+    m.contributors.push_back(r);
+    for (const auto& p : r->ports) {
+      auto same_name = std::find_if(m.ports.begin(), m.ports.end(), [&](const ExportPort& q) { return q.name == p.name; });
+      if (same_name != m.ports.end()) {
+        if (same_name->protocol != p.protocol || same_name->port != p.port) {
+          m.problems.push_back("port \"" + p.name + "\": cluster " + r->cluster_id + " has " + p.protocol + "/" +
+                               std::to_string(p.port) + ", an older export " + same_name->protocol + "/" +
+                               std::to_string(same_name->port) + ", which is used");
+        }
+        continue;
+      }
+      auto same_port = std::find_if(m.ports.begin(), m.ports.end(), [&](const ExportPort& q) {
+        return q.protocol == p.protocol && q.port == p.port;
+      });
+      if (same_port != m.ports.end()) {
+        m.problems.push_back(p.protocol + "/" + std::to_string(p.port) + ": cluster " + r->cluster_id + " names it \"" +
+                             p.name + "\", an older export \"" + same_port->name + "\", which is used");
+        continue;
+      }
+      m.ports.push_back(p);
+    }
+  }
+  return m;
+}
+
+}  // namespace
+
 ImportPlan plan_imports(const std::string& local_cluster_id, const std::vector<ExportRecord>& records,
                         const std::set<std::string>& reachable, const std::set<std::string>& namespaces) {
   ImportPlan plan;
@@ -133,50 +203,25 @@ ImportPlan plan_imports(const std::string& local_cluster_id, const std::vector<E
     std::sort(recs.begin(), recs.end(), [](const ExportRecord* a, const ExportRecord* b) {
       return std::tie(a->exported_at, a->cluster_id) < std::tie(b->exported_at, b->cluster_id);
     });
-    const ExportRecord& oldest = *recs.front();
-    std::vector<std::string> problems;
-    std::vector<ExportPort> ports;
-    std::vector<const ExportRecord*> contributors;
-    for (const auto* r : recs) {
-      if (r->headless != oldest.headless) {
-        problems.push_back("type: cluster " + r->cluster_id + " exports it " + (r->headless ? "Headless" : "ClusterSetIP") +
-                           ", the oldest export (cluster " + oldest.cluster_id + ") " +
-                           (oldest.headless ? "Headless" : "ClusterSetIP") + ", which is used");
-        continue;
-      }
-      contributors.push_back(r);
-      for (const auto& p : r->ports) {
-        auto same_name = std::find_if(ports.begin(), ports.end(), [&](const ExportPort& q) { return q.name == p.name; });
-        if (same_name != ports.end()) {
-          if (same_name->protocol != p.protocol || same_name->port != p.port) {
-            problems.push_back("port \"" + p.name + "\": cluster " + r->cluster_id + " has " + p.protocol + "/" +
-                               std::to_string(p.port) + ", an older export " + same_name->protocol + "/" +
-                               std::to_string(same_name->port) + ", which is used");
-          }
-          continue;
-        }
-        auto same_port = std::find_if(ports.begin(), ports.end(), [&](const ExportPort& q) {
-          return q.protocol == p.protocol && q.port == p.port;
-        });
-        if (same_port != ports.end()) {
-          problems.push_back(p.protocol + "/" + std::to_string(p.port) + ": cluster " + r->cluster_id + " names it \"" +
-                             p.name + "\", an older export \"" + same_port->name + "\", which is used");
-          continue;
-        }
-        ports.push_back(p);
-      }
-    }
-    if (!problems.empty()) {
-      std::string message = "Conflict: " + problems.front();
-      if (problems.size() > 1) message += " (and " + std::to_string(problems.size() - 1) + " more)";
+    // Conflicts are the clusterset's: every export counts, reachable from here or not.
+    const Merged all = merge_exports(recs);
+    if (!all.problems.empty()) {
+      std::string message = "Conflict: " + all.problems.front();
+      if (all.problems.size() > 1) message += " (and " + std::to_string(all.problems.size() - 1) + " more)";
       for (const auto* r : recs) {
         if (r->cluster_id == local_cluster_id) plan.conflicts[k] = message;
       }
     }
-    if (namespaces.count(oldest.ns) == 0) continue;  // never create a namespace for an import
-    PlannedImport imp{oldest.ns, oldest.name, oldest.headless, ports, {}};
-    for (const auto* r : contributors) {
-      if (reachable.count(r->cluster_id) == 0) continue;
+    // The import is what can be reached: a cluster that is gone (or not peered) and never
+    // withdrew its record must not decide the type or the ports here.
+    std::vector<const ExportRecord*> reached;
+    for (const auto* r : recs) {
+      if (reachable.count(r->cluster_id)) reached.push_back(r);
+    }
+    if (reached.empty() || namespaces.count(recs.front()->ns) == 0) continue;  // never create a namespace
+    const Merged here = merge_exports(reached);
+    PlannedImport imp{recs.front()->ns, recs.front()->name, here.headless, here.ports, {}};
+    for (const auto* r : here.contributors) {
       imp.slices.push_back({r->cluster_id, r->service_ips, r->endpoints});
       imp.precedence.push_back(r->cluster_id);
     }
@@ -266,7 +311,9 @@ std::vector<json> endpoint_slices_for(const PlannedImport& imp) {
     for (const auto& [f, _] : ips) families.insert(f);
     if (families.empty()) families.insert("ipv4");
     for (const auto& f : families) {
-      json meta{{"name", imp.name + "-" + s.source_cluster + "-" + f},
+      // Dots cannot occur in a Service name or a cluster ID (DNS labels), so the name is
+      // unique: "web-us" from "east" and "web" from "us-east" must not share one.
+      json meta{{"name", imp.name + "." + s.source_cluster + "." + f},
                 {"namespace", imp.ns},
                 {"labels", {{kube::mcs::kServiceNameLabel, imp.name},
                             {kube::mcs::kSourceClusterLabel, s.source_cluster},

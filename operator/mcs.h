@@ -60,7 +60,8 @@ struct ExportResult {
 };
 
 // `service` may be null (not found). `slices` are the EndpointSlices labelled
-// kubernetes.io/service-name=<name> in the namespace.
+// kubernetes.io/service-name=<name> in the namespace. A headless Service's ports are its
+// pods' (targetPort, as its slices resolve it): its clients connect to the pods directly.
 ExportResult make_export_record(const std::string& cluster_id, const json& service_export,
                                 const json& service, const std::vector<json>& slices);
 
@@ -88,9 +89,12 @@ struct ImportPlan {
   std::map<std::string, std::string> conflicts;
 };
 
-// `reachable`: clusters whose peering is Connected (and this one). `namespaces`: those that
-// exist here; Services of other namespaces are not imported (the KEP: a namespace is never
-// created for an import).
+// `reachable`: this cluster and those whose peering is Connected or Degraded (routes stay up
+// while a heartbeat is late). `namespaces`: those that exist here; Services of other
+// namespaces are not imported (the KEP: a namespace is never created for an import).
+// Conflicts count every cluster's export; an import's type and ports come from the reachable
+// ones only (a cluster that is gone and never withdrew its records decides nothing here), and
+// there is no import when none is reachable.
 ImportPlan plan_imports(const std::string& local_cluster_id, const std::vector<ExportRecord>& records,
                         const std::set<std::string>& reachable, const std::set<std::string>& namespaces);
 
@@ -100,8 +104,9 @@ ImportPlan plan_imports(const std::string& local_cluster_id, const std::vector<E
 //   of the cluster that is preferred (the local one when it exports the Service, else the
 //   first contributing cluster by precedence; at most one per family, as the schema allows);
 //   status.clusters, the contributing clusters;
-// - per contributing cluster and address family, an EndpointSlice "<svc>-<cluster>-ipv4" (or
-//   -ipv6) with the KEP's labels, our managed-by label, the ports, and either the headless
+// - per contributing cluster and address family, an EndpointSlice "<svc>.<cluster>.ipv4" (or
+//   .ipv6: dots, which neither a Service name nor a cluster ID can hold, keep it unique) with
+//   the KEP's labels, our managed-by label, the ports, and either the headless
 //   endpoints of that family or, for ClusterSetIP, no endpoints and the Service IPs in the
 //   clusterwire.io/service-ips annotation. A cluster with no address at all still gets its
 //   IPv4 slice, so that it shows as a source.

@@ -148,7 +148,11 @@ struct Operator::Impl {
     }
     // A peering changes this cluster's consent list (the advertisement) and its own status.
     peerings->add_handlers({
-        .on_add = [this](const json& o) { enqueue_cluster(); enqueue_peering(name_of(o)); },
+        .on_add = [this](const json& o) {
+          enqueue_cluster();
+          enqueue_peering(name_of(o));
+          service_sync->peerings_changed();  // after a relist, one may arrive already Connected
+        },
         .on_update = [this](const json& old, const json& o) {
           if (old["spec"] != o["spec"]) enqueue_cluster();
           enqueue_peering(name_of(o));

@@ -32,15 +32,49 @@ std::string key_of(const json& o) { return str(meta(o), "namespace") + "/" + str
 
 bool ours(const json& slice) { return label(slice, mcs::kManagedByLabel) == mcs::kManagedBy; }
 
-// The fields of an object the sync owns: what is compared before writing.
-json owned_fields(const json& o) {
-  json out = json::object();
-  for (const char* k : {"spec", "addressType", "ports", "endpoints"}) {
-    if (o.contains(k)) out[k] = o[k];
+// A list as the sync writes it and as an API server may return it: an empty list may come
+// back null (omitempty), a port without a name with name "" and without a protocol as TCP.
+json normalised_list(const json& list, bool ports) {
+  if (!list.is_array()) return json::array();
+  json out = list;
+  if (ports) {
+    for (auto& p : out) {
+      if (!p.is_object()) continue;
+      if (!p.contains("name") || p["name"].is_null()) p["name"] = "";
+      if (!p.contains("protocol") || p["protocol"].is_null()) p["protocol"] = "TCP";
+    }
   }
-  const json& m = meta(o);
-  out["labels"] = m.value("labels", json::object());
-  out["annotations"] = m.value("annotations", json::object());
+  return out;
+}
+
+// The fields of an object the sync owns, as compared before writing: the body, and of the
+// labels and annotations only the keys it sets (others' keys, Argo CD's say, are theirs).
+json owned_fields(const json& o, const json& desired) {
+  json out = json::object();
+  if (o.contains("spec")) {
+    out["spec"] = o["spec"];
+    if (out["spec"].is_object()) out["spec"]["ports"] = normalised_list(out["spec"].value("ports", json()), true);
+  }
+  if (o.contains("addressType")) out["addressType"] = o["addressType"];
+  if (desired.contains("ports")) out["ports"] = normalised_list(o.value("ports", json()), true);
+  if (desired.contains("endpoints")) out["endpoints"] = normalised_list(o.value("endpoints", json()), false);
+  for (const char* field : {"labels", "annotations"}) {
+    const json mine = meta(desired).value(field, json::object());
+    const json theirs = meta(o).value(field, json::object());
+    for (const auto& [k, _] : mine.items()) out[field][k] = theirs.contains(k) ? theirs[k] : json();
+  }
+  return out;
+}
+
+// Conditions after writing `ours`: those of other types (another controller's) are kept.
+json merged_conditions(const json& old_conditions, const json& ours) {
+  json out = ours;
+  if (!old_conditions.is_array()) return out;
+  for (const auto& c : old_conditions) {
+    const std::string type = c.is_object() ? c.value("type", "") : "";
+    const bool mine = std::any_of(ours.begin(), ours.end(), [&](const json& o) { return o.value("type", "") == type; });
+    if (!mine && !type.empty() && type != "Valid" && type != "Ready" && type != "Conflict") out.push_back(c);
+  }
   return out;
 }
 
@@ -195,13 +229,14 @@ struct ServiceSync::Impl {
     }
   }
 
-  // Clusters whose peering is Connected, and this one.
+  // This cluster, and those whose peering is Connected or Degraded: a late heartbeat (a
+  // broker outage, say) keeps the node agents' routes up, and so keeps the imports.
   std::set<std::string> reachable() const {
     std::set<std::string> out{config.cluster_id};
     for (const auto& p : peerings.list()) {
-      if (p.contains("status") && str(p["status"], "phase") == "Connected") {
-        out.insert(p["spec"].value("remoteClusterID", ""));
-      }
+      const std::string phase = str(p.value("status", json::object()), "phase");
+      const std::string remote = str(p.value("spec", json::object()), "remoteClusterID");
+      if ((phase == "Connected" || phase == "Degraded") && !remote.empty()) out.insert(remote);
     }
     return out;
   }
@@ -256,7 +291,7 @@ struct ServiceSync::Impl {
       }
     }
     const auto svc = services->get(ns, name);
-    const ExportResult result = make_export_record(config.cluster_id, *exp, svc ? *svc : json(), service_slices);
+    ExportResult result = make_export_record(config.cluster_id, *exp, svc ? *svc : json(), service_slices);
 
     std::string conflict, publish_error;
     if (result.record) {
@@ -265,21 +300,29 @@ struct ServiceSync::Impl {
                    {"metadata", {{"name", record_name}, {"namespace", config.broker_namespace},
                                  {"labels", {{"clusterwire.io/cluster-id", config.cluster_id}}}}},
                    {"spec", to_json(*result.record)}};
+      Result<json> written = json();
       if (!current) {
-        auto r = broker.create(resources::kExportedServices, config.broker_namespace, desired);
-        if (r) {
-          log.info("exported", {{"service", key}, {"record", record_name}});
-        } else if (r.error().code() != ErrorCode::kAlreadyExists) {
-          publish_error = r.error().message();
-        }
+        written = broker.create(resources::kExportedServices, config.broker_namespace, desired);
+        if (written) log.info("exported", {{"service", key}, {"record", record_name}});
+        if (!written && written.error().code() == ErrorCode::kAlreadyExists) written = json();  // our cache is behind
       } else if ((*current)["spec"] != desired["spec"]) {
         desired["metadata"]["resourceVersion"] = meta(*current)["resourceVersion"];
-        auto r = broker.update(resources::kExportedServices, config.broker_namespace, desired);
-        if (!r) {
-          if (r.error().code() == ErrorCode::kConflict) return ReconcileResult{.requeue = true};
-          publish_error = r.error().message();
-        }
+        written = broker.update(resources::kExportedServices, config.broker_namespace, desired);
+        if (!written && written.error().code() == ErrorCode::kConflict) return ReconcileResult{.requeue = true};
       }
+      if (!written && written.error().code() == ErrorCode::kInvalidArgument) {
+        // The broker refuses the record itself (422: over the schema's limits, say): retrying
+        // cannot help. Say so in Valid, and withdraw the old record rather than leave other
+        // clusters using stale endpoints.
+        result.invalid_reason = "RecordRefused";
+        result.invalid_message = "the broker refused the export record: " + written.error().message();
+        log.warn("export record refused by the broker", {{"service", key}, {"error", written.error().message()}});
+        result.record.reset();  // the old record is withdrawn below
+      } else if (!written) {
+        publish_error = written.error().message();
+      }
+    }
+    if (result.record) {
       // The Conflict condition, from every cluster's record of this Service with ours as it is now.
       std::vector<ExportRecord> same;
       std::set<std::string> clusters;
@@ -304,9 +347,10 @@ struct ServiceSync::Impl {
     const json conditions =
         export_conditions(result, publish_error, conflict, meta(*exp).value("generation", std::int64_t{1}),
                           rfc3339(clock.wall_now()), old_status.value("conditions", json::array()));
-    if (old_status.value("conditions", json::array()) != conditions) {
+    const json written = merged_conditions(old_status.value("conditions", json::array()), conditions);
+    if (old_status.value("conditions", json::array()) != written) {
       json updated = *exp;
-      updated["status"]["conditions"] = conditions;
+      updated["status"]["conditions"] = written;
       auto r = local.update_status(mcs::kServiceExports, ns, updated);
       if (!r) {
         if (r.error().code() == ErrorCode::kConflict) return ReconcileResult{.requeue = true};
@@ -331,16 +375,14 @@ struct ServiceSync::Impl {
       auto c = local.create(r, ns, desired);
       if (!c) return c.error();
       written = *c;
-    } else if (owned_fields(*current) != owned_fields(desired)) {
+    } else if (owned_fields(*current, desired) != owned_fields(desired, desired)) {
       json updated = *current;
       for (const char* k : {"spec", "addressType", "ports", "endpoints"}) {
         if (desired.contains(k)) updated[k] = desired[k];
       }
-      updated["metadata"]["labels"] = meta(desired).value("labels", json::object());
-      if (meta(desired).contains("annotations")) {
-        updated["metadata"]["annotations"] = meta(desired)["annotations"];
-      } else {
-        updated["metadata"].erase("annotations");
+      for (const char* field : {"labels", "annotations"}) {
+        const json mine = meta(desired).value(field, json::object());  // named: items() of a temporary dangles
+        for (const auto& [k, v] : mine.items()) updated["metadata"][field][k] = v;
       }
       auto u = local.update(r, ns, updated);
       if (!u) return u.error();
@@ -375,6 +417,14 @@ struct ServiceSync::Impl {
     std::map<std::string, json> want_imports, want_slices;  // "<ns>/<name>" → object
     for (const auto& imp : plan.imports) {
       if (imp.slices.empty()) continue;  // nobody reachable exports it: nothing to import
+      // A ServiceImport of the same name that another implementation made: leave it, and do
+      // not add our endpoints to it either.
+      if (auto other = imports->get(imp.ns, imp.name);
+          other && label(*other, mcs::kImportManagedByLabel) != mcs::kImportManagedBy) {
+        log.warn("a ServiceImport not made by clusterwire is in the way; left alone",
+                 {{"import", imp.ns + "/" + imp.name}});
+        continue;
+      }
       want_imports[imp.ns + "/" + imp.name] = service_import_for(imp, config.cluster_id);
       for (auto& s : endpoint_slices_for(imp)) {
         const std::string key = key_of(s);  // not in the assignment: its right side is moved first
@@ -395,10 +445,6 @@ struct ServiceSync::Impl {
     for (const auto& [key, want] : want_imports) {
       const std::string ns = str(meta(want), "namespace");
       auto current = imports->get(ns, str(meta(want), "name"));
-      if (current && label(*current, mcs::kImportManagedByLabel) != mcs::kImportManagedBy) {
-        log.warn("a ServiceImport not made by clusterwire is in the way; left alone", {{"import", key}});
-        continue;
-      }
       if (auto r = apply(mcs::kServiceImports, current, want, true); !r) failed("ServiceImport", key, r.error());
     }
     for (const auto& [key, want] : want_slices) {

@@ -192,7 +192,7 @@ if wait_for 10 'E -n demo get serviceexport web -o jsonpath="{.status.conditions
 out=$(W -n demo get serviceimport web -o jsonpath='{.spec.type} {.spec.ports[0].port} {.spec.ips[0]} {.status.clusters[0].cluster}')
 [ "$out" = "ClusterSetIP 80 $web_ip east" ] && ok "west's ServiceImport web: $out" || bad "ServiceImport web" "$out"
 out=$(W -n demo get endpointslices -l multicluster.kubernetes.io/service-name=web,multicluster.kubernetes.io/source-cluster=east -o jsonpath='{.items[*].metadata.name}')
-[ "$out" = "web-east-ipv4" ] && ok "west has the EndpointSlice web-east-ipv4, with the KEP's labels" || bad "imported slice" "$out"
+[ "$out" = "web.east.ipv4" ] && ok "west has the EndpointSlice web.east.ipv4, with the KEP's labels" || bad "imported slice" "$out"
 expect_srv=$(R _http._tcp.web.demo.svc.clusterset.local SRV +short)
 grep -q '80 web.demo.svc.clusterset.local.' <<<"$expect_srv" && ok "SRV for the named port" || bad "SRV" "$expect_srv"
 out=$(R db.demo.svc.clusterset.local A +short)
@@ -253,10 +253,42 @@ if E apply --validate=false -f "$tmp/bad.yaml" >/dev/null 2>&1; then
   sleep 1
   out=$(R web.demo.svc.clusterset.local A +short)
   [ "$out" = "$web_ip" ] && ok "an unreachable cluster's record is not served" || bad "ghost record served" "$out"
+  # A cluster that is gone (never peered here) and exported first, on another port, decides
+  # nothing in west: the import keeps east's port; the clusterset-wide conflict is reported.
+  out=$(W -n demo get serviceimport web -o jsonpath='{.spec.ports[*].port}')
+  [ "$out" = "80" ] && ok "  and it does not change west's import (port 80, not the ghost's 8080)" || bad "ghost decides the port" "$out"
+  R _http._tcp.web.demo.svc.clusterset.local SRV +short | grep -q '^0 100 80 ' && ok "  nor the SRV port" \
+    || bad "SRV port" "$(R _http._tcp.web.demo.svc.clusterset.local SRV +short)"
   E -n clusterwire-broker delete exportedservice ghost.demo.web >/dev/null
 else
   bad "could not apply a ghost record"
 fi
+
+# --- a ServiceImport another implementation made is left alone, and gets none of our slices
+cat >"$tmp/foreign.yaml" <<'YAML'
+apiVersion: multicluster.x-k8s.io/v1alpha1
+kind: ServiceImport
+metadata: {name: other, namespace: demo}
+spec: {type: ClusterSetIP, ports: [{name: x, protocol: TCP, port: 1}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: other, namespace: demo}
+spec:
+  ports: [{name: http, protocol: TCP, port: 80}]
+---
+apiVersion: multicluster.x-k8s.io/v1alpha1
+kind: ServiceExport
+metadata: {name: other, namespace: demo}
+YAML
+W apply --validate=false -f <(sed -n '1,4p' "$tmp/foreign.yaml") >/dev/null
+E apply --validate=false -f <(sed -n '6,$p' "$tmp/foreign.yaml") >/dev/null
+wait_for 10 'E -n clusterwire-broker get exportedservice east.demo.other' || bad "other was not exported"
+sleep 1
+out=$(W -n demo get serviceimport other -o jsonpath='{.spec.ports[0].port} {.metadata.labels}')
+[ "$out" = "1 " ] && ok "a ServiceImport clusterwire did not make is left as it was" || bad "foreign import changed" "$out"
+out=$(W -n demo get endpointslices -l multicluster.kubernetes.io/service-name=other -o name)
+[ -z "$out" ] && ok "  and gets no EndpointSlices from us" || bad "slices added to a foreign import" "$out"
 
 # --- the broker fails: the export says so (Ready=False, with the error), and recovers
 server=$(sed -n 's/^ *server: *//p' "$tmp/east.kc" | head -1)
@@ -313,7 +345,7 @@ else
   bad "still resolvable after unexport" "$(R web.demo.svc.clusterset.local A +short)"
 fi
 wait_for 10 '! E -n clusterwire-broker get exportedservice east.demo.web' && ok "the broker record is gone" || bad "record kept"
-wait_for 10 '! W -n demo get endpointslice web-east-ipv4' && ok "west's imported slice is gone" || bad "slice kept"
+wait_for 10 '! W -n demo get endpointslice web.east.ipv4' && ok "west's imported slice is gone" || bad "slice kept"
 R db.demo.svc.clusterset.local A +short | grep -q 10.64.0.10 && ok "the other export is untouched" || bad "db lost"
 
 # --- leave withdraws the cluster's exports

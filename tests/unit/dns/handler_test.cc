@@ -457,6 +457,21 @@ TEST(AnswerCacheTest, AZoneWithoutAVersionIsNeverCached) {
   EXPECT_EQ(cache.size(), 0U);
 }
 
+// A zone that fails every lookup, with a version: its SERVFAILs must not be kept.
+class BrokenZone final : public Zone {
+ public:
+  Answer lookup(const Question&) const override { throw std::runtime_error("broken"); }
+  std::optional<std::uint64_t> version() const override { return 7; }
+};
+
+TEST(AnswerCacheTest, ServfailIsNotKept) {
+  const BrokenZone zone;
+  AnswerCache cache;
+  const Bytes q = make_query(QuerySpec{});
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(response_rcode(cache.answer(q, false, zone, HandlerOptions{})), Rcode::kServFail);
+  EXPECT_EQ(cache.size(), 0U);
+}
+
 TEST(AnswerCacheTest, StaysBounded) {
   auto zone = service_zone("10.112.0.10");
   AnswerCache cache(8);

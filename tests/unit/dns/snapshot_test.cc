@@ -32,7 +32,7 @@ TEST(SnapshotTest, ClusterSetIpServiceIpsComeFromTheAnnotationAndReachabilityFro
                    {slice("shop", "web", "west", json::array(), "10.112.0.10,fd00::10"),
                     slice("shop", "web", "north", json::array(), "10.113.0.10"),
                     slice("shop", "web", "east", json::array(), "10.96.0.10,not-an-ip")},
-                   {peering("west", "Connected"), peering("north", "Degraded")}};
+                   {peering("west", "Connected"), peering("north", "Pending")}};
   const auto built = build_snapshot(in);
   ASSERT_EQ(built.snapshot.services.size(), 1U);
   const auto& svc = built.snapshot.services[0];
@@ -46,7 +46,7 @@ TEST(SnapshotTest, ClusterSetIpServiceIpsComeFromTheAnnotationAndReachabilityFro
   EXPECT_TRUE(svc.clusters[0].reachable);  // the local cluster
   EXPECT_EQ(svc.clusters[0].service_ips.size(), 1U);  // "not-an-ip" skipped
   EXPECT_EQ(svc.clusters[1].cluster_id, "north");
-  EXPECT_FALSE(svc.clusters[1].reachable);  // Degraded is not Connected
+  EXPECT_FALSE(svc.clusters[1].reachable);  // Pending: no routes
   EXPECT_EQ(svc.clusters[2].cluster_id, "west");
   EXPECT_TRUE(svc.clusters[2].reachable);
   EXPECT_EQ(svc.clusters[2].service_ips.size(), 2U);
@@ -94,6 +94,17 @@ TEST(SnapshotTest, AnImportWithoutSlicesIsKnownButHasNoParts) {
   ASSERT_EQ(built.snapshot.services.size(), 1U);
   EXPECT_TRUE(built.snapshot.services[0].clusters.empty());
   EXPECT_TRUE(built.skipped.empty());
+}
+
+TEST(SnapshotTest, OnlyConnectedAndDegradedPeersAreReachable) {
+  // Degraded (a late heartbeat, a broker outage) keeps the node agents' routes: keep answering.
+  for (const auto& [phase, want] : std::vector<std::pair<std::string, bool>>{
+           {"Connected", true}, {"Degraded", true}, {"Pending", false}, {"Connecting", false}, {"Conflict", false}, {"", false}}) {
+    const auto built = build_snapshot({"east", {import("shop", "web", "ClusterSetIP")},
+                                       {slice("shop", "web", "west", json::array(), "10.112.0.10")},
+                                       {peering("west", phase)}});
+    EXPECT_EQ(built.snapshot.services.at(0).clusters.at(0).reachable, want) << "phase " << phase;
+  }
 }
 
 }  // namespace

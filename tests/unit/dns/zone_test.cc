@@ -120,6 +120,34 @@ TEST(ZoneUpdateTest, AnUpdateReplacesEverythingAtOnce) {
   EXPECT_EQ(zone.names(), (std::vector<std::string>{"clusterset.local.", "dns-version.clusterset.local."}));
 }
 
+TEST(ZoneLocalPreferenceTest, ALocalHeadlessExportWithNoReadyPodDoesNotHideTheOthers) {
+  ServiceZone zone;
+  ZoneSnapshot s;
+  s.local_cluster_id = "east";
+  s.services.push_back({"db", "data", true, {},
+                        {{"east", true, {}, {{{net::IpAddress::parse("10.96.1.5").value()}, "db-0", false}}},
+                         {"west", true, {}, {{{net::IpAddress::parse("10.80.1.5").value()}, "db-0", true}}}}});
+  zone.update(s);
+  const Question q{Name::parse("db.data.svc.clusterset.local"), static_cast<std::uint16_t>(RType::kA), kClassIN};
+  const Answer a = zone.lookup(q);
+  ASSERT_EQ(a.answers.size(), 1U);  // west's ready pod, not NXDOMAIN
+  // Once ours is ready, only ours.
+  s.services[0].clusters[0].endpoints[0].ready = true;
+  zone.update(s);
+  const Answer b = zone.lookup(q);
+  ASSERT_EQ(b.answers.size(), 1U);
+  EXPECT_EQ(std::get<A>(b.answers[0].data).address[0], 10);
+  EXPECT_EQ(std::get<A>(b.answers[0].data).address[1], 96);
+}
+
+TEST(ZoneUpdateTest, VersionRisesWithEveryUpdate) {
+  ServiceZone zone;
+  const auto v0 = zone.version();
+  ASSERT_TRUE(v0.has_value());
+  zone.update(snapshot());
+  EXPECT_GT(zone.version().value(), *v0);
+}
+
 TEST(ZoneOptionsTest, AnotherZoneNameAndTtl) {
   ServiceZone zone({.zone = "mesh.example", .ttl = 30});
   zone.update(snapshot());

@@ -151,13 +151,13 @@ TEST(ImportObjectsTest, SlicesAreOnePerClusterAndFamilyWithTheKepLabels) {
                                     {"west", "east"});
   const auto slices = endpoint_slices_for(imp);
   ASSERT_EQ(slices.size(), 3U);
-  EXPECT_EQ(slices[0]["metadata"]["name"], "web-east-ipv4");
+  EXPECT_EQ(slices[0]["metadata"]["name"], "web.east.ipv4");
   EXPECT_EQ(slices[0]["endpoints"], json::array());
-  EXPECT_EQ(slices[1]["metadata"]["name"], "web-west-ipv4");
+  EXPECT_EQ(slices[1]["metadata"]["name"], "web.west.ipv4");
   EXPECT_EQ(slices[1]["addressType"], "IPv4");
   EXPECT_EQ(slices[1]["endpoints"], json::parse(R"([{"addresses":["10.80.0.5"],"conditions":{"ready":true},"hostname":"db-0"},
                                                     {"addresses":["10.80.0.6"],"conditions":{"ready":false}}])"));
-  EXPECT_EQ(slices[2]["metadata"]["name"], "web-west-ipv6");
+  EXPECT_EQ(slices[2]["metadata"]["name"], "web.west.ipv6");
   EXPECT_EQ(slices[2]["addressType"], "IPv6");
   EXPECT_EQ(slices[2]["endpoints"][0]["addresses"], json({"fd00::5"}));
   const json& labels = slices[1]["metadata"]["labels"];
@@ -216,6 +216,46 @@ TEST(ExportConditionsTest, AnUnchangedStatusKeepsItsTransitionTime) {
   json conflicted = export_conditions(valid, "", "Conflict: x", 1, "2026-11-21T12:00:00Z", first);
   EXPECT_EQ(conflicted[0]["lastTransitionTime"], "2026-11-21T10:00:00Z");  // Valid did not change
   EXPECT_EQ(conflicted[2]["lastTransitionTime"], "2026-11-21T12:00:00Z");  // Conflict did
+}
+
+TEST(ImportObjectsTest, SliceNamesOfLookAlikeServicesAndClustersDiffer) {
+  // "web-us" from "east" and "web" from "us-east" would both be "web-us-east-ipv4" with dashes.
+  PlannedImport a{"shop", "web-us", false, {}, {{"east", {"10.1.0.1"}, {}}}, {"east"}};
+  PlannedImport b{"shop", "web", false, {}, {{"us-east", {"10.2.0.1"}, {}}}, {"us-east"}};
+  EXPECT_NE(endpoint_slices_for(a)[0]["metadata"]["name"], endpoint_slices_for(b)[0]["metadata"]["name"]);
+}
+
+TEST(ExportRecordTest, HeadlessPortsAreThePodsPortsAsTheSlicesResolveThem) {
+  json svc{{"spec", {{"type", "ClusterIP"}, {"clusterIP", "None"},
+                     {"ports", {{{"name", "sql"}, {"port", 5432}, {"targetPort", "pg"}},     // named: the slice says
+                                {{"name", "metrics"}, {"port", 80}, {"targetPort", 9100}},  // numeric
+                                {{"name", "admin"}, {"port", 81}}}}}}};                      // none: the port
+  json slice{{"ports", {{{"name", "sql"}, {"protocol", "TCP"}, {"port", 15432}}}},
+             {"endpoints", {{{"addresses", {"10.80.0.5"}}, {"conditions", {{"ready", true}}}}}}};
+  auto r = make_export_record("east", service_export("default", "db", "t"), svc, {slice});
+  ASSERT_TRUE(r.record.has_value());
+  ASSERT_EQ(r.record->ports.size(), 3U);
+  EXPECT_EQ(r.record->ports[0].port, 15432);
+  EXPECT_EQ(r.record->ports[1].port, 9100);
+  EXPECT_EQ(r.record->ports[2].port, 81);
+  // A ClusterSetIP Service keeps its Service ports: clients reach the Service IP.
+  auto c = make_export_record("east", service_export("default", "web", "t"),
+                              service("10.96.0.10", json::array({{{"name", "http"}, {"port", 80}, {"targetPort", 8080}}})), {});
+  EXPECT_EQ(c.record->ports.at(0).port, 80);
+}
+
+TEST(PlanImportsTest, AnUnreachableClusterDecidesNothingHereButItsConflictIsStillReported) {
+  // "ghost" exported first, as Headless on port 8080, and never withdrew; only east is reachable.
+  std::vector<ExportRecord> recs{record("ghost", "2020-01-01T00:00:00Z", true, {{"http", "TCP", 8080, ""}}),
+                                 record("east", "2026-01-01T00:00:00Z", false, {{"http", "TCP", 80, ""}})};
+  auto plan = plan_imports("east", recs, {"east"}, {"default"});
+  ASSERT_EQ(plan.imports.size(), 1U);
+  EXPECT_FALSE(plan.imports[0].headless);  // east's type, not the ghost's
+  ASSERT_EQ(plan.imports[0].ports.size(), 1U);
+  EXPECT_EQ(plan.imports[0].ports[0].port, 80);
+  EXPECT_EQ(plan.conflicts.count("default/web"), 1U);  // the clusterset still disagrees
+  // Nothing reachable exports it: no import at all.
+  EXPECT_TRUE(plan_imports("north", recs, {"north"}, {"default"}).imports.empty());
 }
 
 }  // namespace
