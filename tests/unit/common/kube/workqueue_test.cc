@@ -292,7 +292,10 @@ TEST(WorkQueueTest, FourWorkersNeverHoldOneKeyAtOnceAndNoAddIsLost) {
   q.shutdown();
   for (auto& w : workers) w.join();
   EXPECT_FALSE(overlap);
-  EXPECT_GT(handed_out, kKeys);
+  // Every key was handed out at least once. How many more times depends on scheduling: on a
+  // loaded machine the adders can finish before any worker runs, and the queue rightly
+  // coalesces 40,000 adds into one hand-out per key.
+  EXPECT_GE(handed_out, kKeys);
 }
 
 TEST(RateLimiterTest, DefaultsAreClientGos) {
