@@ -104,6 +104,43 @@ struct ServiceSync::Impl {
   std::unique_ptr<kube::Controller> import_controller;
   std::string last_reachable;  // to notice peering phase changes that matter
 
+  // The Services' own EndpointSlices by "<ns>/<service>" (their kubernetes.io/service-name),
+  // kept by the slice handlers: an export pass reads its Service's slices, not every slice
+  // in the cluster.
+  std::mutex index_mu;
+  std::map<std::string, std::set<std::string>> slices_of;
+
+  void index_slice(const json& o, bool present) {
+    const std::string svc = label(o, mcs::kKubeServiceNameLabel);
+    if (ours(o) || svc.empty()) return;
+    const std::string service_key = str(meta(o), "namespace") + "/" + svc;
+    std::lock_guard lock(index_mu);
+    if (present) {
+      slices_of[service_key].insert(str(meta(o), "name"));
+      return;
+    }
+    auto it = slices_of.find(service_key);
+    if (it == slices_of.end()) return;
+    it->second.erase(str(meta(o), "name"));
+    if (it->second.empty()) slices_of.erase(it);
+  }
+
+  std::vector<json> slices_of_service(const std::string& ns, const std::string& name) {
+    std::set<std::string> names;
+    {
+      std::lock_guard lock(index_mu);
+      if (auto it = slices_of.find(ns + "/" + name); it != slices_of.end()) names = it->second;
+    }
+    std::vector<json> out;
+    for (const auto& n : names) {
+      // The cache may be ahead of the index (a delete just applied): read it, skip what went.
+      if (auto s = slices->get(ns, n); s && label(*s, mcs::kKubeServiceNameLabel) == name && !ours(*s)) {
+        out.push_back(std::move(*s));
+      }
+    }
+    return out;
+  }
+
   Impl(ServiceSyncConfig c, kube::Client& l, kube::Client& b, const kube::Informer& p, Clock& clk, log::Logger lg)
       : config(std::move(c)), local(l), broker(b), peerings(p), clock(clk), log(std::move(lg)) {}
 
@@ -156,9 +193,20 @@ struct ServiceSync::Impl {
         service_changed(str(meta(o), "namespace"), svc);
       }
     };
-    slices->add_handlers({.on_add = slice,
-                          .on_update = [=](const json&, const json& o) { slice(o); },
-                          .on_delete = slice});
+    slices->add_handlers({.on_add = [=, this](const json& o) {
+                            index_slice(o, true);
+                            slice(o);
+                          },
+                          .on_update = [=, this](const json& old, const json& o) {
+                            index_slice(old, false);
+                            index_slice(o, true);
+                            if (label(old, mcs::kKubeServiceNameLabel) != label(o, mcs::kKubeServiceNameLabel)) slice(old);
+                            slice(o);
+                          },
+                          .on_delete = [=, this](const json& o) {
+                            index_slice(o, false);
+                            slice(o);
+                          }});
     auto any_import = [this](const json&) { enqueue_imports(); };
     imports->add_handlers({.on_add = any_import,
                            .on_update = [=](const json&, const json& o) { any_import(o); },
@@ -284,12 +332,7 @@ struct ServiceSync::Impl {
       return ReconcileResult{};
     }
 
-    std::vector<json> service_slices;
-    for (const auto& s : slices->list()) {
-      if (str(meta(s), "namespace") == ns && label(s, mcs::kKubeServiceNameLabel) == name && !ours(s)) {
-        service_slices.push_back(s);
-      }
-    }
+    const std::vector<json> service_slices = slices_of_service(ns, name);
     const auto svc = services->get(ns, name);
     ExportResult result = make_export_record(config.cluster_id, *exp, svc ? *svc : json(), service_slices);
 
