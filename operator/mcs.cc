@@ -368,4 +368,58 @@ json export_conditions(const ExportResult& result, const std::string& publish_er
   return out;
 }
 
+namespace {
+
+// A list as the sync writes it and as an API server may return it: an empty list may come
+// back null (omitempty), a port without a name with name "" and without a protocol as TCP.
+json normalised_list(const json& list, bool ports) {
+  if (!list.is_array()) return json::array();
+  json out = list;
+  if (ports) {
+    for (auto& p : out) {
+      if (!p.is_object()) continue;
+      if (!p.contains("name") || p["name"].is_null()) p["name"] = "";
+      if (!p.contains("protocol") || p["protocol"].is_null()) p["protocol"] = "TCP";
+    }
+  }
+  return out;
+}
+
+// The fields the sync owns, as compared before writing.
+json owned_fields(const json& o, const json& desired) {
+  json out = json::object();
+  if (o.contains("spec")) {
+    out["spec"] = o["spec"];
+    if (out["spec"].is_object()) out["spec"]["ports"] = normalised_list(out["spec"].value("ports", json()), true);
+  }
+  if (o.contains("addressType")) out["addressType"] = o["addressType"];
+  if (desired.contains("ports")) out["ports"] = normalised_list(o.value("ports", json()), true);
+  if (desired.contains("endpoints")) out["endpoints"] = normalised_list(o.value("endpoints", json()), false);
+  const json o_meta = o.value("metadata", json::object());
+  const json d_meta = desired.value("metadata", json::object());
+  for (const char* field : {"labels", "annotations"}) {
+    const json mine = d_meta.value(field, json::object());
+    const json theirs = o_meta.value(field, json::object());
+    for (const auto& [k, _] : mine.items()) out[field][k] = theirs.contains(k) ? theirs[k] : json();
+  }
+  return out;
+}
+
+}  // namespace
+
+bool needs_write(const json& current, const json& desired) {
+  return owned_fields(current, desired) != owned_fields(desired, desired);
+}
+
+json merge_conditions(const json& old_conditions, const json& ours) {
+  json out = ours;
+  if (!old_conditions.is_array()) return out;
+  for (const auto& c : old_conditions) {
+    const std::string type = c.is_object() ? c.value("type", "") : "";
+    const bool mine = std::any_of(ours.begin(), ours.end(), [&](const json& o) { return o.value("type", "") == type; });
+    if (!mine && !type.empty() && type != "Valid" && type != "Ready" && type != "Conflict") out.push_back(c);
+  }
+  return out;
+}
+
 }  // namespace cw::op

@@ -123,4 +123,15 @@ std::vector<json> endpoint_slices_for(const PlannedImport& import);
 json export_conditions(const ExportResult& result, const std::string& publish_error, const std::string& conflict,
                        std::int64_t generation, const std::string& now, const json& old_conditions);
 
+// Whether `current` (as the API server returned it) differs from `desired` in what the sync
+// owns: the body (spec, or an EndpointSlice's addressType, ports and endpoints) and, of the
+// labels and annotations, only the keys `desired` sets; others' keys are theirs. Empty lists
+// equal null, and a port's name and protocol default to "" and TCP, as a real server returns
+// them, so an unchanged object is never rewritten.
+bool needs_write(const json& current, const json& desired);
+
+// A ServiceExport's conditions after writing `ours` (Valid, Ready, Conflict): conditions of
+// other types, another controller's, are kept.
+json merge_conditions(const json& old_conditions, const json& ours);
+
 }  // namespace cw::op

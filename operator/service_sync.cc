@@ -32,52 +32,6 @@ std::string key_of(const json& o) { return str(meta(o), "namespace") + "/" + str
 
 bool ours(const json& slice) { return label(slice, mcs::kManagedByLabel) == mcs::kManagedBy; }
 
-// A list as the sync writes it and as an API server may return it: an empty list may come
-// back null (omitempty), a port without a name with name "" and without a protocol as TCP.
-json normalised_list(const json& list, bool ports) {
-  if (!list.is_array()) return json::array();
-  json out = list;
-  if (ports) {
-    for (auto& p : out) {
-      if (!p.is_object()) continue;
-      if (!p.contains("name") || p["name"].is_null()) p["name"] = "";
-      if (!p.contains("protocol") || p["protocol"].is_null()) p["protocol"] = "TCP";
-    }
-  }
-  return out;
-}
-
-// The fields of an object the sync owns, as compared before writing: the body, and of the
-// labels and annotations only the keys it sets (others' keys, Argo CD's say, are theirs).
-json owned_fields(const json& o, const json& desired) {
-  json out = json::object();
-  if (o.contains("spec")) {
-    out["spec"] = o["spec"];
-    if (out["spec"].is_object()) out["spec"]["ports"] = normalised_list(out["spec"].value("ports", json()), true);
-  }
-  if (o.contains("addressType")) out["addressType"] = o["addressType"];
-  if (desired.contains("ports")) out["ports"] = normalised_list(o.value("ports", json()), true);
-  if (desired.contains("endpoints")) out["endpoints"] = normalised_list(o.value("endpoints", json()), false);
-  for (const char* field : {"labels", "annotations"}) {
-    const json mine = meta(desired).value(field, json::object());
-    const json theirs = meta(o).value(field, json::object());
-    for (const auto& [k, _] : mine.items()) out[field][k] = theirs.contains(k) ? theirs[k] : json();
-  }
-  return out;
-}
-
-// Conditions after writing `ours`: those of other types (another controller's) are kept.
-json merged_conditions(const json& old_conditions, const json& ours) {
-  json out = ours;
-  if (!old_conditions.is_array()) return out;
-  for (const auto& c : old_conditions) {
-    const std::string type = c.is_object() ? c.value("type", "") : "";
-    const bool mine = std::any_of(ours.begin(), ours.end(), [&](const json& o) { return o.value("type", "") == type; });
-    if (!mine && !type.empty() && type != "Valid" && type != "Ready" && type != "Conflict") out.push_back(c);
-  }
-  return out;
-}
-
 }  // namespace
 
 std::string exported_service_name(const std::string& cluster_id, const std::string& ns, const std::string& name) {
@@ -390,7 +344,7 @@ struct ServiceSync::Impl {
     const json conditions =
         export_conditions(result, publish_error, conflict, meta(*exp).value("generation", std::int64_t{1}),
                           rfc3339(clock.wall_now()), old_status.value("conditions", json::array()));
-    const json written = merged_conditions(old_status.value("conditions", json::array()), conditions);
+    const json written = merge_conditions(old_status.value("conditions", json::array()), conditions);
     if (old_status.value("conditions", json::array()) != written) {
       json updated = *exp;
       updated["status"]["conditions"] = written;
@@ -418,7 +372,7 @@ struct ServiceSync::Impl {
       auto c = local.create(r, ns, desired);
       if (!c) return c.error();
       written = *c;
-    } else if (owned_fields(*current, desired) != owned_fields(desired, desired)) {
+    } else if (needs_write(*current, desired)) {
       json updated = *current;
       for (const char* k : {"spec", "addressType", "ports", "endpoints"}) {
         if (desired.contains(k)) updated[k] = desired[k];

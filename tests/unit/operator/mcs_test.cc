@@ -258,5 +258,45 @@ TEST(PlanImportsTest, AnUnreachableClusterDecidesNothingHereButItsConflictIsStil
   EXPECT_TRUE(plan_imports("north", recs, {"north"}, {"default"}).imports.empty());
 }
 
+// ---- writing only what changed
+
+TEST(NeedsWriteTest, WhatARealServerReturnsForAnUnchangedSliceIsNotAChange) {
+  const json desired = json::parse(R"({"metadata":{"name":"web.west.ipv4","labels":{"a":"1"},
+      "annotations":{"clusterwire.io/service-ips":"10.1.0.1"}},
+      "addressType":"IPv4","ports":[{"port":80}],"endpoints":[]})");
+  struct Case {
+    const char* what;
+    const char* current;
+    bool want;
+  };
+  for (const auto& c : std::vector<Case>{
+           {"as written", R"({"metadata":{"labels":{"a":"1"},"annotations":{"clusterwire.io/service-ips":"10.1.0.1"}},
+               "addressType":"IPv4","ports":[{"port":80}],"endpoints":[]})", false},
+           {"defaults filled in, empty list as null, others' labels and annotations",
+            R"({"metadata":{"resourceVersion":"9","labels":{"a":"1","argocd.argoproj.io/instance":"x"},
+               "annotations":{"clusterwire.io/service-ips":"10.1.0.1","note":"y"}},
+               "addressType":"IPv4","ports":[{"name":"","protocol":"TCP","port":80}],"endpoints":null})", false},
+           {"our label changed", R"({"metadata":{"labels":{"a":"2"},"annotations":{"clusterwire.io/service-ips":"10.1.0.1"}},
+               "addressType":"IPv4","ports":[{"port":80}],"endpoints":[]})", true},
+           {"our annotation gone", R"({"metadata":{"labels":{"a":"1"}},"addressType":"IPv4","ports":[{"port":80}],"endpoints":[]})", true},
+           {"an endpoint added by someone", R"({"metadata":{"labels":{"a":"1"},"annotations":{"clusterwire.io/service-ips":"10.1.0.1"}},
+               "addressType":"IPv4","ports":[{"port":80}],"endpoints":[{"addresses":["1.2.3.4"]}]})", true},
+           {"another port", R"({"metadata":{"labels":{"a":"1"},"annotations":{"clusterwire.io/service-ips":"10.1.0.1"}},
+               "addressType":"IPv4","ports":[{"port":81}],"endpoints":[]})", true},
+       }) {
+    EXPECT_EQ(needs_write(json::parse(c.current), desired), c.want) << c.what;
+  }
+}
+
+TEST(MergeConditionsTest, OtherControllersConditionsAreKeptAndOursReplaced) {
+  const json old = json::parse(R"([{"type":"Valid","status":"False"},{"type":"Conflict","status":"True"},
+                                   {"type":"example.com/Synced","status":"True"}])");
+  const json ours = json::parse(R"([{"type":"Valid","status":"True"},{"type":"Ready","status":"True"}])");
+  const json merged = merge_conditions(old, ours);
+  ASSERT_EQ(merged.size(), 3U);  // our two, and the other controller's; our stale Conflict is gone
+  EXPECT_EQ(merged[0]["status"], "True");
+  EXPECT_EQ(merged[2]["type"], "example.com/Synced");
+}
+
 }  // namespace
 }  // namespace cw::op
