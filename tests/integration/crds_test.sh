@@ -31,18 +31,6 @@ cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null;
 trap cleanup EXIT
 
 . "$(dirname "$0")/../lib/check.sh"
-# expect NAME PATTERN -- COMMAND...: the command succeeds and its output matches PATTERN.
-expect() {
-  local name=$1 pattern=$2; shift 3
-  local out; out=$("$@" 2>&1); local rc=$?
-  if [ $rc -eq 0 ] && grep -qE -- "$pattern" <<<"$out"; then ok "$name"; else bad "$name (exit $rc)" "$out"; fi
-}
-# refuse NAME PATTERN -- COMMAND...: the command fails and says PATTERN.
-refuse() {
-  local name=$1 pattern=$2; shift 3
-  local out; out=$("$@" 2>&1); local rc=$?
-  if [ $rc -ne 0 ] && grep -qE -- "$pattern" <<<"$out"; then ok "$name"; else bad "$name (exit $rc)" "$out"; fi
-}
 # expect_lines NAME OUTPUT PATTERN...: every pattern matches a line of OUTPUT.
 expect_lines() {
   local name=$1 out=$2; shift 2

@@ -37,21 +37,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-passed=0 failed=0
-ok()   { echo "ok   $1"; passed=$((passed+1)); }
-bad()  { echo "FAIL $1"; shift; [ $# -gt 0 ] && printf '%s\n' "$@" | sed 's/^/  | /'; failed=$((failed+1)); }
-# expect NAME PATTERN -- COMMAND...: the command succeeds and its output matches PATTERN.
-expect() {
-  local name=$1 pattern=$2; shift 3
-  local out; out=$("$@" 2>&1); local rc=$?
-  if [ $rc -eq 0 ] && grep -qE -- "$pattern" <<<"$out"; then ok "$name"; else bad "$name (exit $rc)" "$out"; fi
-}
-# refuse NAME PATTERN -- COMMAND...: the command fails and says PATTERN.
-refuse() {
-  local name=$1 pattern=$2; shift 3
-  local out; out=$("$@" 2>&1); local rc=$?
-  if [ $rc -ne 0 ] && grep -qE -- "$pattern" <<<"$out"; then ok "$name"; else bad "$name (exit $rc)" "$out"; fi
-}
+. "$(dirname "$0")/../lib/check.sh"
 # run_check NAME ARGS...: the Python checker, counting its ok/FAIL lines.
 run_check() {
   local out; out=$(check "$@" 2>&1); local rc=$?
@@ -248,5 +234,4 @@ PY
   fi
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -5,6 +5,8 @@
 #   bad "what did not" ["detail line" ...]     # details are indented under the failure
 #   wait_for SECONDS 'shell condition'          # polls every 50 ms; status 0 once it holds
 #   port=$(free_port)                           # a free TCP port on 127.0.0.1 (racy, as all are)
+#   expect NAME PATTERN -- COMMAND...           # it succeeds and its output matches PATTERN
+#   refuse NAME PATTERN -- COMMAND...           # it fails and its output matches PATTERN
 #   finish
 passed=0 failed=0
 ok()  { echo "ok   $1"; passed=$((passed + 1)); }
@@ -23,6 +25,16 @@ wait_for() {
 }
 free_port() {
   /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+expect() {
+  local name=$1 pattern=$2; shift 3
+  local out; out=$("$@" 2>&1); local rc=$?
+  if [ $rc -eq 0 ] && grep -qE -- "$pattern" <<<"$out"; then ok "$name"; else bad "$name (exit $rc)" "$out"; fi
+}
+refuse() {
+  local name=$1 pattern=$2; shift 3
+  local out; out=$("$@" 2>&1); local rc=$?
+  if [ $rc -ne 0 ] && grep -qE -- "$pattern" <<<"$out"; then ok "$name"; else bad "$name (exit $rc)" "$out"; fi
 }
 finish() {
   echo "$passed passed, $failed failed"
