@@ -55,6 +55,14 @@ ExportResult make_export_record(const std::string& cluster_id, const json& servi
   r.name = name;
   r.exported_at = str(meta, "creationTimestamp");
   r.headless = str(spec, "clusterIP") == "None";
+  if (str(spec, "sessionAffinity") == "ClientIP") {
+    r.session_affinity = "ClientIP";
+    const json cfg = spec.value("sessionAffinityConfig", json::object());
+    const json client_ip = cfg.is_object() ? cfg.value("clientIP", json::object()) : json::object();
+    if (client_ip.is_object() && client_ip.contains("timeoutSeconds") && client_ip["timeoutSeconds"].is_number_integer()) {
+      r.session_affinity_timeout = client_ip["timeoutSeconds"].get<int>();
+    }
+  }
   for (const auto& p : spec.value("ports", json::array())) {
     ExportPort port{str(p, "name"), str(p, "protocol").empty() ? "TCP" : str(p, "protocol"),
                     p.value("port", 0), str(p, "appProtocol")};
@@ -105,9 +113,12 @@ json to_json(const ExportRecord& r) {
     if (!e.hostname.empty()) j["hostname"] = e.hostname;
     endpoints.push_back(j);
   }
-  return {{"clusterID", r.cluster_id}, {"namespace", r.ns},   {"service", r.name},
-          {"type", r.headless ? "Headless" : "ClusterSetIP"}, {"ports", ports},
-          {"serviceIPs", r.service_ips}, {"endpoints", endpoints}, {"exportedAt", r.exported_at}};
+  json out{{"clusterID", r.cluster_id}, {"namespace", r.ns},   {"service", r.name},
+           {"type", r.headless ? "Headless" : "ClusterSetIP"}, {"ports", ports},
+           {"serviceIPs", r.service_ips}, {"endpoints", endpoints}, {"exportedAt", r.exported_at},
+           {"sessionAffinity", r.session_affinity}};
+  if (r.session_affinity_timeout > 0) out["sessionAffinityTimeoutSeconds"] = r.session_affinity_timeout;
+  return out;
 }
 
 Result<ExportRecord> parse_export_record(const json& spec) {
@@ -121,6 +132,10 @@ Result<ExportRecord> parse_export_record(const json& spec) {
     return Error(ErrorCode::kInvalidArgument, "an export record needs clusterID, namespace, service and type");
   }
   r.headless = type == "Headless";
+  if (str(spec, "sessionAffinity") == "ClientIP") r.session_affinity = "ClientIP";
+  if (spec.contains("sessionAffinityTimeoutSeconds") && spec["sessionAffinityTimeoutSeconds"].is_number_integer()) {
+    r.session_affinity_timeout = spec["sessionAffinityTimeoutSeconds"].get<int>();
+  }
   for (const auto& p : spec.value("ports", json::array())) {
     if (!p.is_object() || !p.contains("port") || !p["port"].is_number_integer()) continue;
     r.ports.push_back({str(p, "name"), str(p, "protocol").empty() ? "TCP" : str(p, "protocol"), p["port"].get<int>(),
@@ -149,6 +164,8 @@ namespace {
 // that contribute (those of that type), and every disagreement, said for a human.
 struct Merged {
   bool headless = false;
+  std::string session_affinity = "None";
+  int session_affinity_timeout = 0;
   std::vector<ExportPort> ports;
   std::vector<const ExportRecord*> contributors;
   std::vector<std::string> problems;
@@ -158,6 +175,8 @@ Merged merge_exports(const std::vector<const ExportRecord*>& recs) {
   Merged m;
   const ExportRecord& oldest = *recs.front();
   m.headless = oldest.headless;
+  m.session_affinity = oldest.session_affinity;
+  m.session_affinity_timeout = oldest.session_affinity_timeout;
   for (const auto* r : recs) {
     if (r->headless != oldest.headless) {
       m.problems.push_back("type: cluster " + r->cluster_id + " exports it " + (r->headless ? "Headless" : "ClusterSetIP") +
@@ -166,6 +185,13 @@ Merged merge_exports(const std::vector<const ExportRecord*>& recs) {
       continue;
     }
     m.contributors.push_back(r);
+    if (r->session_affinity != oldest.session_affinity || r->session_affinity_timeout != oldest.session_affinity_timeout) {
+      auto text = [](const ExportRecord& x) {
+        return x.session_affinity + (x.session_affinity_timeout > 0 ? " (" + std::to_string(x.session_affinity_timeout) + " s)" : "");
+      };
+      m.problems.push_back("sessionAffinity: cluster " + r->cluster_id + " has " + text(*r) + ", the oldest export (cluster " +
+                           oldest.cluster_id + ") " + text(oldest) + ", which is used");
+    }
     for (const auto& p : r->ports) {
       auto same_name = std::find_if(m.ports.begin(), m.ports.end(), [&](const ExportPort& q) { return q.name == p.name; });
       if (same_name != m.ports.end()) {
@@ -221,6 +247,8 @@ ImportPlan plan_imports(const std::string& local_cluster_id, const std::vector<E
     if (reached.empty() || namespaces.count(recs.front()->ns) == 0) continue;  // never create a namespace
     const Merged here = merge_exports(reached);
     PlannedImport imp{recs.front()->ns, recs.front()->name, here.headless, here.ports, {}};
+    imp.session_affinity = here.session_affinity;
+    imp.session_affinity_timeout = here.session_affinity_timeout;
     for (const auto* r : here.contributors) {
       imp.slices.push_back({r->cluster_id, r->service_ips, r->endpoints});
       imp.precedence.push_back(r->cluster_id);
@@ -256,6 +284,12 @@ std::string family_of(const std::string& address) {
 
 json service_import_for(const PlannedImport& imp, const std::string& local_cluster_id) {
   json spec{{"type", imp.headless ? "Headless" : "ClusterSetIP"}, {"ports", ports_json(imp.ports)}};
+  if (imp.session_affinity == "ClientIP") {
+    spec["sessionAffinity"] = "ClientIP";
+    if (imp.session_affinity_timeout > 0) {
+      spec["sessionAffinityConfig"] = {{"clientIP", {{"timeoutSeconds", imp.session_affinity_timeout}}}};
+    }
+  }
   if (!imp.headless) {
     // The preferred cluster: this one when it exports the Service, else by precedence.
     std::string preferred = imp.precedence.empty() ? "" : imp.precedence.front();

@@ -9,8 +9,9 @@
 //
 // Conflict resolution follows the KEP: precedence by the ServiceExport's creationTimestamp,
 // oldest first (cluster ID breaks ties); the type is the oldest export's, and exports of
-// another type do not contribute; ports merge by name first, then by protocol and port; a
-// Conflict condition goes on every export of a conflicted Service.
+// another type do not contribute; ports merge by name first, then by protocol and port;
+// session affinity (and its ClientIP timeout) is the oldest export's; a Conflict condition
+// goes on every export of a conflicted Service.
 #pragma once
 
 #include <map>
@@ -50,6 +51,8 @@ struct ExportRecord {
   std::vector<std::string> service_ips;    // ClusterSetIP: the Service's clusterIPs
   std::vector<ExportEndpoint> endpoints;   // headless: its ready and unready endpoints
   std::string exported_at;                 // the ServiceExport's creationTimestamp (RFC 3339)
+  std::string session_affinity = "None";   // or "ClientIP"
+  int session_affinity_timeout = 0;        // ClientIP's timeoutSeconds; 0: not set
 };
 
 // Why a ServiceExport cannot be exported (its Valid=False condition), or the record.
@@ -81,6 +84,8 @@ struct PlannedImport {
   std::vector<ExportPort> ports;
   std::vector<ImportedSlice> slices;  // one per reachable contributing cluster, sorted
   std::vector<std::string> precedence;  // those clusters, oldest export first
+  std::string session_affinity = "None";  // the oldest reachable export's
+  int session_affinity_timeout = 0;
 };
 
 struct ImportPlan {

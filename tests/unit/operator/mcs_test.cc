@@ -298,5 +298,47 @@ TEST(MergeConditionsTest, OtherControllersConditionsAreKeptAndOursReplaced) {
   EXPECT_EQ(merged[2]["type"], "example.com/Synced");
 }
 
+// ---- session affinity (KEP-1645: the oldest export's; a difference is a conflict)
+
+TEST(SessionAffinityTest, TravelsFromTheServiceThroughTheRecordToTheImport) {
+  json svc = service("10.96.0.10", json::array({{{"name", "http"}, {"port", 80}}}));
+  svc["spec"]["sessionAffinity"] = "ClientIP";
+  svc["spec"]["sessionAffinityConfig"] = {{"clientIP", {{"timeoutSeconds", 600}}}};
+  auto r = make_export_record("east", service_export("default", "web", "t"), svc, {});
+  ASSERT_TRUE(r.record.has_value());
+  EXPECT_EQ(r.record->session_affinity, "ClientIP");
+  EXPECT_EQ(r.record->session_affinity_timeout, 600);
+  auto back = parse_export_record(to_json(*r.record));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->session_affinity, "ClientIP");
+  EXPECT_EQ(back->session_affinity_timeout, 600);
+  auto plan = plan_imports("west", {*back}, {"east", "west"}, {"default"});
+  ASSERT_EQ(plan.imports.size(), 1U);
+  const json imp = service_import_for(plan.imports[0], "west");
+  EXPECT_EQ(imp["spec"]["sessionAffinity"], "ClientIP");
+  EXPECT_EQ(imp["spec"]["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"], 600);
+  // None is the default: not written.
+  auto none = make_export_record("east", service_export("default", "web", "t"),
+                                 service("10.96.0.10", json::array({{{"name", "http"}, {"port", 80}}})), {});
+  EXPECT_EQ(none.record->session_affinity, "None");
+  EXPECT_FALSE(service_import_for(plan_imports("west", {*none.record}, {"east"}, {"default"}).imports.at(0), "west")["spec"]
+                   .contains("sessionAffinity"));
+}
+
+TEST(SessionAffinityTest, TheOldestExportsAffinityIsUsedAndADifferenceIsAConflict) {
+  ExportRecord older = record("east", "2026-01-01T00:00:00Z", false, {{"http", "TCP", 80, ""}});
+  older.session_affinity = "ClientIP";
+  older.session_affinity_timeout = 300;
+  ExportRecord newer = record("west", "2026-01-02T00:00:00Z", false, {{"http", "TCP", 80, ""}});
+  auto plan = plan_imports("west", {older, newer}, {"east", "west"}, {"default"});
+  ASSERT_EQ(plan.imports.size(), 1U);
+  EXPECT_EQ(plan.imports[0].session_affinity, "ClientIP");
+  EXPECT_EQ(plan.imports[0].session_affinity_timeout, 300);
+  ASSERT_EQ(plan.conflicts.count("default/web"), 1U);
+  EXPECT_NE(plan.conflicts["default/web"].find("sessionAffinity: cluster west has None"), std::string::npos)
+      << plan.conflicts["default/web"];
+  EXPECT_EQ(plan.imports[0].slices.size(), 2U);  // both still contribute their endpoints
+}
+
 }  // namespace
 }  // namespace cw::op
