@@ -10,6 +10,7 @@
 #include <iostream>
 #include <thread>
 
+#include "common/ipam/clusterset.h"
 #include "common/kube/client.h"
 #include "common/kube/kubeconfig.h"
 #include "common/log/log.h"
@@ -22,14 +23,6 @@ namespace {
 
 volatile std::sig_atomic_t g_stop = 0;
 void on_signal(int) { g_stop = 1; }
-
-bool is_label(const std::string& s) {
-  if (s.empty() || s.size() > 63 || s.front() == '-' || s.back() == '-') return false;
-  for (char c : s) {
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -64,7 +57,7 @@ int main(int argc, char** argv) {
     std::cerr << "cw-dns: " << what << "\n";
     return 1;
   };
-  if (!is_label(cluster_id)) return fail("--cluster-id \"" + cluster_id + "\" is not an RFC 1123 label");
+  if (auto why = cw::ipam::check_dns_label(cluster_id)) return fail("--cluster-id \"" + cluster_id + "\" " + *why);
   while (!zone_name.empty() && zone_name.back() == '.') zone_name.pop_back();
   if (zone_name.empty()) return fail("--zone is empty");
 

@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 
+#include "common/ipam/clusterset.h"
 #include "common/kube/mcs_api.h"
 
 namespace cw::dns {
@@ -23,10 +24,7 @@ json arr(const json& j, const char* key) {
 }
 
 // An RFC 1123 label: what a name built from it needs (hostnames, cluster IDs, port names).
-bool is_label(const std::string& s) {
-  if (s.empty() || s.size() > 63 || s.front() == '-' || s.back() == '-') return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; });
-}
+bool is_label(const std::string& s) { return !ipam::check_dns_label(s); }
 
 std::vector<ServicePort> ports_of(const json& ports) {
   std::vector<ServicePort> out;

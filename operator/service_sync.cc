@@ -254,12 +254,12 @@ struct ServiceSync::Impl {
     enqueue_imports();
   }
 
-  std::vector<ExportRecord> parse_records(std::vector<std::string>* problems) const {
+  std::vector<ExportRecord> parse_records(std::vector<std::string>& problems) const {
     std::vector<ExportRecord> out;
     for (const auto& o : records->list()) {
       auto r = parse_export_record(o.value("spec", json::object()));
       if (!r) {
-        if (problems) problems->push_back("ExportedService " + str(meta(o), "name") + ": " + r.error().message());
+        problems.push_back("ExportedService " + str(meta(o), "name") + ": " + r.error().message());
         continue;
       }
       out.push_back(std::move(r).value());
@@ -323,10 +323,12 @@ struct ServiceSync::Impl {
       // The Conflict condition, from every cluster's record of this Service with ours as it is now.
       std::vector<ExportRecord> same;
       std::set<std::string> clusters;
-      for (auto& r : parse_records(nullptr)) {
-        if (r.ns == ns && r.name == name && r.cluster_id != config.cluster_id) {
-          clusters.insert(r.cluster_id);
-          same.push_back(std::move(r));
+      for (const auto& o : records->list()) {
+        const json spec = o.value("spec", json::object());
+        if (str(spec, "namespace") != ns || str(spec, "service") != name || str(spec, "clusterID") == config.cluster_id) continue;
+        if (auto r = parse_export_record(spec)) {  // only this Service's: a pass parses a few, not all
+          clusters.insert(r->cluster_id);
+          same.push_back(std::move(r).value());
         }
       }
       same.push_back(*result.record);
@@ -398,7 +400,7 @@ struct ServiceSync::Impl {
   Result<ReconcileResult> reconcile_imports() {
     if (!synced()) return ReconcileResult{.requeue_after = 200ms};
     std::vector<std::string> problems;
-    const auto all_records = parse_records(&problems);
+    const auto all_records = parse_records(problems);
     for (const auto& p : problems) log.warn("ignoring a malformed export record", {{"problem", p}});
     std::set<std::string> present;
     for (const auto& n : namespaces->list()) {

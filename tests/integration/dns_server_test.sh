@@ -288,28 +288,10 @@ start_unbound() {
   local name=$1 block=$2
   uport=$(free_port)
   mkdir -p "$tmp/$name"
-  cat >"$tmp/$name/unbound.conf" <<EOF
-server:
-  interface: 127.0.0.1@$uport
-  do-daemonize: no
-  chroot: ""
-  username: ""
-  directory: "$tmp/$name"
-  pidfile: ""
-  use-syslog: no
-  logfile: ""
-  do-ip6: no
-  access-control: 127.0.0.0/8 allow
-  do-not-query-localhost: no
-  module-config: "iterator"
-  domain-insecure: "clusterset.local."
-$block
+  unbound_conf "$tmp/$name" "$uport" "$block
 forward-zone:
-  name: "."
-  forward-addr: 127.0.0.1@$P
-remote-control:
-  control-enable: no
-EOF
+  name: \".\"
+  forward-addr: 127.0.0.1@$P" >"$tmp/$name/unbound.conf"
   if ! out=$(unbound-checkconf "$tmp/$name/unbound.conf" 2>&1); then
     bad "unbound-checkconf $name" "$out"; return 1
   fi

@@ -23,18 +23,6 @@ for _ in $(seq 100); do [ -s "$tmp/ready" ] && break; sleep 0.05; done
 export KUBECONFIG=$tmp/kubeconfig
 k() { kubectl --request-timeout=10s "$@"; }
 . "$(dirname "$0")/../lib/check.sh"
-# expect NAME PATTERN -- COMMAND...: the command succeeds and its output matches PATTERN.
-expect() {
-  local name=$1 pattern=$2; shift 3
-  local out; out=$("$@" 2>&1); local rc=$?
-  if [ $rc -eq 0 ] && grep -qE -- "$pattern" <<<"$out"; then ok "$name"; else bad "$name (exit $rc)" "$out"; fi
-}
-# refuse NAME PATTERN -- COMMAND...: the command fails and says PATTERN.
-refuse() {
-  local name=$1 pattern=$2; shift 3
-  local out; out=$("$@" 2>&1); local rc=$?
-  if [ $rc -ne 0 ] && grep -qE -- "$pattern" <<<"$out"; then ok "$name"; else bad "$name (exit $rc)" "$out"; fi
-}
 
 # --- kubectl, built-in kinds
 expect "kubectl version reaches the server" 'Server Version: v1.32' -- k version

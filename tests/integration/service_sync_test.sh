@@ -88,28 +88,10 @@ wait_for 10 'curl -sf http://127.0.0.1:$HP/readyz' && ok "cw-dns is ready once i
   || bad "cw-dns /readyz" "$(curl -s http://127.0.0.1:$HP/readyz)"
 U=$(free_port)
 mkdir -p "$tmp/unbound"
-cat >"$tmp/unbound/unbound.conf" <<EOF
-server:
-  interface: 127.0.0.1@$U
-  do-daemonize: no
-  chroot: ""
-  username: ""
-  directory: "$tmp/unbound"
-  pidfile: ""
-  use-syslog: no
-  logfile: ""
-  do-ip6: no
-  access-control: 127.0.0.0/8 allow
-  do-not-query-localhost: no
-  module-config: "iterator"
-  domain-insecure: "clusterset.local."
-  cache-max-negative-ttl: 1
+unbound_conf "$tmp/unbound" "$U" '  cache-max-negative-ttl: 1
 forward-zone:
   name: "clusterset.local."
-  forward-addr: 127.0.0.1@$P
-remote-control:
-  control-enable: no
-EOF
+  forward-addr: 127.0.0.1@'"$P" >"$tmp/unbound/unbound.conf"
 unbound-checkconf "$tmp/unbound/unbound.conf" >/dev/null || bad "unbound-checkconf" "$(unbound-checkconf "$tmp/unbound/unbound.conf" 2>&1)"
 unbound -d -c "$tmp/unbound/unbound.conf" >"$tmp/unbound/log" 2>&1 &
 pids+=($!)

@@ -7,6 +7,8 @@
 #   port=$(free_port)                           # a free TCP port on 127.0.0.1 (racy, as all are)
 #   expect NAME PATTERN -- COMMAND...           # it succeeds and its output matches PATTERN
 #   refuse NAME PATTERN -- COMMAND...           # it fails and its output matches PATTERN
+#   unbound_conf DIR PORT CLAUSES >FILE         # unbound on 127.0.0.1@PORT as CoreDNS's forward
+#                                               # plugin would be (NOTES.md), then CLAUSES
 #   finish
 passed=0 failed=0
 ok()  { echo "ok   $1"; passed=$((passed + 1)); }
@@ -35,6 +37,27 @@ refuse() {
   local name=$1 pattern=$2; shift 3
   local out; out=$("$@" 2>&1); local rc=$?
   if [ $rc -ne 0 ] && grep -qE -- "$pattern" <<<"$out"; then ok "$name"; else bad "$name (exit $rc)" "$out"; fi
+}
+unbound_conf() {
+  cat <<EOF
+server:
+  interface: 127.0.0.1@$2
+  do-daemonize: no
+  chroot: ""
+  username: ""
+  directory: "$1"
+  pidfile: ""
+  use-syslog: no
+  logfile: ""
+  do-ip6: no
+  access-control: 127.0.0.0/8 allow
+  do-not-query-localhost: no
+  module-config: "iterator"
+  domain-insecure: "clusterset.local."
+$3
+remote-control:
+  control-enable: no
+EOF
 }
 finish() {
   echo "$passed passed, $failed failed"
