@@ -17,6 +17,7 @@ find_package(prometheus-cpp REQUIRED COMPONENTS core)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET libsodium)
 pkg_check_modules(MNL REQUIRED IMPORTED_TARGET libmnl)
+pkg_check_modules(NFTABLES REQUIRED IMPORTED_TARGET libnftables)
 # Debian's libre2-dev ships re2.pc but no CMake package.
 find_package(re2 CONFIG QUIET)
 if(NOT TARGET re2::re2)

@@ -1,5 +1,6 @@
 #include "node-agent/agent.h"
 
+#include <linux/ip.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -9,11 +10,15 @@
 
 #include "common/kube/controller.h"
 #include "common/kube/informer.h"
+#include <fstream>
+
 #include "common/metrics/health_server.h"
+#include "common/netfilter/nftables.h"
 #include "common/netlink/rtnetlink.h"
 #include "node-agent/device_diff.h"
 #include "node-agent/key_store.h"
 #include "node-agent/topology.h"
+#include "node-agent/tunnel_rules.h"
 
 namespace cw::agent {
 namespace {
@@ -74,7 +79,28 @@ RemoteNode remote_node(const json& n) {
   return {str(n, "name"), str(n, "endpoint"), str(n, "publicKey"), prefixes(n.value("podCIDRs", json::array()))};
 }
 
+// One integer from /proc/sys; nullopt when it cannot be read.
+std::optional<int> read_sysctl(const std::string& path) {
+  std::ifstream in(path);
+  int value = 0;
+  if (!(in >> value)) return std::nullopt;
+  return value;
+}
+
+std::string describe(const std::vector<net::Prefix>& list) {
+  std::string s;
+  for (const auto& p : list) s += (s.empty() ? "" : ", ") + p.to_string();
+  return s;
+}
+
 }  // namespace
+
+Result<InClusterRoutes> parse_in_cluster_routes(const std::string& text) {
+  if (text == "auto") return InClusterRoutes::kAuto;
+  if (text == "on") return InClusterRoutes::kOn;
+  if (text == "off") return InClusterRoutes::kOff;
+  return Error(ErrorCode::kInvalidArgument, "--in-cluster-routes \"" + text + "\": expected auto, on or off");
+}
 
 Result<void> validate(const AgentConfig& c) {
   // Node names are RFC 1123 subdomains: labels joined by dots.
@@ -100,6 +126,7 @@ struct Agent::Impl {
   AgentConfig config;
   kube::Client& local;
   wg::DeviceControl& wireguard;
+  netfilter::Nftables& nftables;
   Clock& clock;
   log::Logger log;
   metrics::Metrics* metrics;
@@ -115,8 +142,9 @@ struct Agent::Impl {
   mutable std::mutex mu;
   AgentState state;
 
-  Impl(AgentConfig c, kube::Client& l, wg::DeviceControl& w, Clock& clk, log::Logger lg, metrics::Metrics* m)
-      : config(std::move(c)), local(l), wireguard(w), clock(clk), log(std::move(lg)), metrics(m) {}
+  Impl(AgentConfig c, kube::Client& l, wg::DeviceControl& w, netfilter::Nftables& nft, Clock& clk, log::Logger lg,
+       metrics::Metrics* m)
+      : config(std::move(c)), local(l), wireguard(w), nftables(nft), clock(clk), log(std::move(lg)), metrics(m) {}
 
   Result<void> start() {
     auto key = load_or_create_private_key(config.key_path);
@@ -283,6 +311,17 @@ struct Agent::Impl {
       if (keepalive.is_number_integer()) rc.persistent_keepalive = static_cast<std::uint16_t>(keepalive.get<int>());
       in.remotes.push_back(std::move(rc));
     }
+    in.in_cluster_routes = config.in_cluster_routes;
+    if (config.in_cluster_routes == InClusterRoutes::kAuto) {
+      auto all = rt->list_routes(RT_TABLE_MAIN, /*only_ours=*/false);
+      if (!all) {
+        set_error("reading the routing table: " + all.error().message());
+        return all.error();
+      }
+      for (const auto& r : *all) {
+        if (r.protocol != netlink::kRouteProtocol) in.foreign_routes.push_back(r.destination);
+      }
+    }
     const Topology topology = compute_topology(in);
 
     // The device: only the difference.
@@ -300,6 +339,16 @@ struct Agent::Impl {
       }
       log.info("device updated", {{"added", diff.added}, {"changed", diff.changed}, {"removed", diff.removed}});
     }
+
+    // Netfilter first: no SNAT towards remote ranges, MSS clamping, no strict rp_filter on the
+    // tunnel. Before the routes, because a NAT decision lasts as long as its connection: a
+    // connection started through a new route before its exemption would stay masqueraded.
+    auto rules_changed = apply_tunnel_rules(topology);
+    if (!rules_changed) {
+      set_error("nftables: " + rules_changed.error().message());
+      return rules_changed.error();
+    }
+    relax_rp_filter();
 
     // Routes: exactly ours.
     std::vector<netlink::Route> routes;
@@ -341,6 +390,12 @@ struct Agent::Impl {
       if (state.refused != topology.refused) {
         for (const auto& why : topology.refused) log.warn("not routed", {{"reason", why}});
       }
+      if (state.left_to_cni != topology.left_to_cni && !topology.left_to_cni.empty()) {
+        log.info("in-cluster blocks routed by someone else (the CNI); clusterwire adds no route for them",
+                 {{"blocks", describe(topology.left_to_cni)}});
+      }
+      state.left_to_cni = topology.left_to_cni;
+      state.rule_writes += *rules_changed ? 1U : 0U;
       state.applied = true;
       state.peers = topology.peers.size();
       state.routes = routes.size();
@@ -351,6 +406,51 @@ struct Agent::Impl {
     }
     update_metrics(*current, topology.refused.size());
     return kube::ReconcileResult{.requeue_after = std::chrono::duration_cast<std::chrono::milliseconds>(config.resync_period)};
+  }
+
+  // Makes clusterwire's nftables table match the ranges routed through the tunnel; true when
+  // it wrote something.
+  Result<bool> apply_tunnel_rules(const Topology& topology) {
+    std::vector<net::Prefix> remote;
+    for (const auto& r : topology.routes) {
+      if (r.via_tunnel) remote.push_back(r.destination);
+    }
+    const TunnelRules desired = make_tunnel_rules(config.interface, remote, config.clamp_mss);
+    std::optional<ObservedRules> observed;
+    auto listing = nftables.list_table(kNftFamily, kNftTable);
+    if (listing) observed = parse_listing(*listing);
+    else if (listing.error().code() != ErrorCode::kNotFound) return listing.error();
+    const std::string script = plan_tunnel_rules(desired, observed);
+    if (script.empty()) return false;
+    auto r = nftables.run(script);
+    if (!r && observed && script != render_tunnel_rules(desired)) {
+      // An element update the kernel refused (someone edited our sets): replace the table.
+      log.warn("nftables element update refused; replacing clusterwire's table", {{"error", r.error().message()}});
+      r = nftables.run(render_tunnel_rules(desired));
+    }
+    if (!r) return r.error();
+    log.info("nftables updated", {{"table", std::string(kNftFamily) + " " + kNftTable},
+                                  {"remote_ranges", desired.remote_v4.size() + desired.remote_v6.size()},
+                                  {"whole_table", !observed || script == render_tunnel_rules(desired)}});
+    return true;
+  }
+
+  // Strict reverse-path filtering would drop tunnel traffic on asymmetric paths: make it at
+  // most loose on our device (the kernel takes the larger of "all" and the device's value).
+  // Read from /proc/sys (readable in a container), written through rtnetlink (which is not
+  // read-only there).
+  void relax_rp_filter() {
+    const std::string dir = "/proc/sys/net/ipv4/conf/";
+    const auto all = read_sysctl(dir + "all/rp_filter");
+    const auto dev = read_sysctl(dir + config.interface + "/rp_filter");
+    if (!all || !dev) return;
+    const auto want = tunnel_rp_filter(*all, *dev);
+    if (!want) return;
+    if (auto r = rt->set_ipv4_conf(config.interface, IPV4_DEVCONF_RP_FILTER, static_cast<std::uint32_t>(*want)); r) {
+      log.info("reverse-path filtering on the tunnel set to loose", {{"interface", config.interface}, {"all", *all}});
+    } else {
+      log.warn("cannot relax rp_filter on the tunnel", {{"interface", config.interface}, {"error", r.error().message()}});
+    }
   }
 
   void update_metrics(const wg::Device& device, std::size_t refused) {
@@ -372,9 +472,9 @@ struct Agent::Impl {
   }
 };
 
-Agent::Agent(AgentConfig config, kube::Client& local, wg::DeviceControl& wireguard, Clock& clock,
-             log::Logger logger, metrics::Metrics* metrics)
-    : impl_(std::make_unique<Impl>(std::move(config), local, wireguard, clock, std::move(logger), metrics)) {}
+Agent::Agent(AgentConfig config, kube::Client& local, wg::DeviceControl& wireguard, netfilter::Nftables& nftables,
+             Clock& clock, log::Logger logger, metrics::Metrics* metrics)
+    : impl_(std::make_unique<Impl>(std::move(config), local, wireguard, nftables, clock, std::move(logger), metrics)) {}
 
 Agent::~Agent() { stop(); }
 
@@ -392,12 +492,14 @@ AgentState Agent::state() const {
   return impl_->state;
 }
 
-Result<void> Agent::cleanup(const AgentConfig& config, log::Logger logger) {
+Result<void> Agent::cleanup(const AgentConfig& config, netfilter::Nftables& nftables, log::Logger logger) {
   auto rt = netlink::Rtnetlink::open();
   if (!rt) return rt.error();
   auto routes = rt->set_routes({});
   if (!routes) return routes.error().with_context("removing clusterwire's routes");
   logger.info("routes removed", {{"count", routes->removed.size()}});
+  if (auto r = nftables.run(delete_tunnel_rules()); !r) return r.error().with_context("removing clusterwire's nftables table");
+  logger.info("nftables table removed", {{"table", std::string(kNftFamily) + " " + kNftTable}});
   auto gone = rt->delete_link(config.interface);
   if (!gone && gone.error().code() != ErrorCode::kNotFound) return gone.error();
   logger.info("device removed", {{"interface", config.interface}});

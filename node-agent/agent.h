@@ -22,9 +22,13 @@
 #include "common/log/log.h"
 #include "common/net/prefix.h"
 #include "common/wireguard/device.h"
+#include "node-agent/topology.h"
 
 namespace cw::metrics {
 class Metrics;
+}
+namespace cw::netfilter {
+class Nftables;
 }
 
 namespace cw::agent {
@@ -43,7 +47,13 @@ struct AgentConfig {
   // (it daemonises, and outlives the agent). Empty: never start one.
   std::string wireguard_go = "wireguard-go";
   std::chrono::milliseconds resync_period{std::chrono::seconds(30)};
+  // Who routes the other local nodes' pod blocks (docs/node-agent.md, "Beside the CNI").
+  InClusterRoutes in_cluster_routes = InClusterRoutes::kAuto;
+  bool clamp_mss = true;  // lower the MSS of SYNs leaving through the tunnel to the route's MTU
 };
+
+// "auto", "on", "off".
+Result<InClusterRoutes> parse_in_cluster_routes(const std::string& text);
 
 Result<void> validate(const AgentConfig& config);
 
@@ -54,17 +64,19 @@ struct AgentState {
   std::size_t peers = 0;
   std::size_t routes = 0;
   std::vector<std::string> refused;  // from compute_topology
+  std::vector<net::Prefix> left_to_cni;  // local blocks the CNI routes (--in-cluster-routes auto)
   std::string last_error;
   std::uint64_t device_writes = 0;   // passes that changed the device
   std::uint64_t route_writes = 0;    // passes that changed routes
+  std::uint64_t rule_writes = 0;     // passes that changed clusterwire's nftables table
 };
 
 class Agent {
  public:
-  // `wireguard` is the backend (kernel or UAPI); it must outlive the agent, as must
-  // `local` and `metrics` (which may be null).
-  Agent(AgentConfig config, kube::Client& local, wg::DeviceControl& wireguard, Clock& clock,
-        log::Logger logger, metrics::Metrics* metrics);
+  // `wireguard` is the backend (kernel or UAPI) and `nftables` keeps clusterwire's netfilter
+  // table; they must outlive the agent, as must `local` and `metrics` (which may be null).
+  Agent(AgentConfig config, kube::Client& local, wg::DeviceControl& wireguard, netfilter::Nftables& nftables,
+        Clock& clock, log::Logger logger, metrics::Metrics* metrics);
   ~Agent();
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
@@ -74,8 +86,8 @@ class Agent {
   void stop();  // leaves the device and routes as they are
   AgentState state() const;
 
-  // Removes clusterwire's routes and the WireGuard device.
-  static Result<void> cleanup(const AgentConfig& config, log::Logger logger);
+  // Removes clusterwire's routes, its nftables table and the WireGuard device.
+  static Result<void> cleanup(const AgentConfig& config, netfilter::Nftables& nftables, log::Logger logger);
 
  private:
   struct Impl;

@@ -12,6 +12,7 @@
 #include "common/kube/kubeconfig.h"
 #include "common/log/log.h"
 #include "common/metrics/health_server.h"
+#include "common/netfilter/nftables.h"
 #include "common/wireguard/uapi_control.h"
 #include "node-agent/agent.h"
 #include "node-agent/backend.h"
@@ -27,7 +28,7 @@ int main(int argc, char** argv) {
   if (const char* n = std::getenv("NODE_NAME")) config.node_name = n;
   std::string kubeconfig, backend = "auto", uapi_dir = "/var/run/wireguard", log_format = "text", log_level = "info";
   std::vector<std::string> service_cidrs;
-  std::string health_address = "0.0.0.0";
+  std::string health_address = "0.0.0.0", in_cluster_routes = "auto";
   int health_port = 8081, listen_port = 51820, keepalive = 0, resync_s = 30;
   app.add_option("--node-name", config.node_name, "This node's name (default: $NODE_NAME)");
   app.add_option("--kubeconfig", kubeconfig, "The local API (default: in-cluster or $KUBECONFIG)");
@@ -41,6 +42,11 @@ int main(int argc, char** argv) {
   app.add_option("--persistent-keepalive", keepalive, "Seconds between keepalives (0: off), unless a peering sets it")
       ->capture_default_str();
   app.add_option("--service-cidr", service_cidrs, "The local cluster's Service CIDR (never routed to a remote)");
+  app.add_option("--in-cluster-routes", in_cluster_routes,
+                 "Route other nodes' pod blocks: auto (only those no route of the CNI's reaches), on, off")
+      ->check(CLI::IsMember({"auto", "on", "off"}))->capture_default_str();
+  app.add_option("--clamp-mss", config.clamp_mss, "Lower the MSS of TCP SYNs entering the tunnel to the route's MTU")
+      ->capture_default_str();
   app.add_option("--backend", backend, "auto (kernel when it has WireGuard), kernel, or uapi")
       ->check(CLI::IsMember({"auto", "kernel", "uapi"}))->capture_default_str();
   app.add_option("--uapi-socket-dir", uapi_dir, "Where userspace WireGuard's sockets are")->capture_default_str();
@@ -67,13 +73,15 @@ int main(int argc, char** argv) {
   config.listen_port = static_cast<std::uint16_t>(listen_port);
   config.persistent_keepalive = static_cast<std::uint16_t>(keepalive);
   config.resync_period = std::chrono::seconds(resync_s);
+  config.in_cluster_routes = cw::agent::parse_in_cluster_routes(in_cluster_routes).value();
+  auto nftables = cw::netfilter::make_nftables();
   for (const auto& t : service_cidrs) {
     auto p = cw::net::Prefix::parse(t);
     if (!p) return fail("--service-cidr: " + p.error().message());
     config.service_cidrs.push_back(*p);
   }
   if (*cleanup) {
-    auto r = cw::agent::Agent::cleanup(config, log);
+    auto r = cw::agent::Agent::cleanup(config, *nftables, log);
     return r ? 0 : fail(r.error().message());
   }
   if (auto r = cw::agent::validate(config); !r) return fail(r.error().message());
@@ -90,7 +98,7 @@ int main(int argc, char** argv) {
   cw::SystemClock clock;
   cw::metrics::Metrics metrics;
   cw::metrics::HealthChecks checks;
-  cw::agent::Agent agent(config, **client, **wireguard, clock, log, &metrics);
+  cw::agent::Agent agent(config, **client, **wireguard, *nftables, clock, log, &metrics);
   checks.add_readiness("device-configured", [&agent]() -> cw::Result<void> {
     const auto s = agent.state();
     if (!s.applied) return cw::Error(cw::ErrorCode::kUnavailable, s.last_error.empty() ? "not applied yet" : s.last_error);

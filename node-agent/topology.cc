@@ -80,14 +80,22 @@ Topology compute_topology(const TopologyInput& in) {
     }
   }
 
-  // Flat in-cluster routing: other local nodes' blocks via their node address.
+  // Flat in-cluster routing: other local nodes' blocks via their node address, where nobody
+  // else routes them. A default route does not count: it reaches everything and routes nothing.
   for (const auto& n : in.local_nodes) {
-    if (n.name == in.node_name || !n.internal_ip) continue;
+    if (n.name == in.node_name || in.in_cluster_routes == InClusterRoutes::kOff) continue;
     for (const auto& p : n.pod_cidrs) {
-      if (p.family() != n.internal_ip->family()) continue;  // a v6 block needs a v6 next hop
+      if (in.in_cluster_routes == InClusterRoutes::kAuto &&
+          std::any_of(in.foreign_routes.begin(), in.foreign_routes.end(),
+                      [&](const net::Prefix& f) { return f.length() > 0 && f.overlaps(p); })) {
+        t.left_to_cni.push_back(p);
+        continue;
+      }
+      if (!n.internal_ip || p.family() != n.internal_ip->family()) continue;  // a v6 block needs a v6 next hop
       t.routes.push_back({p, false, n.internal_ip});
     }
   }
+  std::sort(t.left_to_cni.begin(), t.left_to_cni.end());
 
   std::sort(t.peers.begin(), t.peers.end(), [](const wg::Peer& a, const wg::Peer& b) { return a.public_key < b.public_key; });
   std::sort(t.routes.begin(), t.routes.end());

@@ -10,7 +10,9 @@
 //   name), so that Services are reached through it;
 // - routes: each remote pod and service range via the WireGuard device;
 // - other local nodes' pod blocks via their node address on the underlay (flat in-cluster
-//   routing, never through the tunnel);
+//   routing, never through the tunnel), unless the cluster's CNI routes them: with
+//   InClusterRoutes::kAuto, a block that any route of someone else's covers or splits (BIRD's
+//   `proto bird`, flannel's onlink route through flannel.1, ...) is left to it;
 // - a remote range overlapping a local pod or service range is refused and reported, whatever
 //   the peering's status says.
 #pragma once
@@ -46,6 +48,13 @@ struct LocalNode {
   std::vector<net::Prefix> pod_cidrs;         // clusterwire.io/pod-cidr
 };
 
+// Who routes another local node's pod block (--in-cluster-routes).
+enum class InClusterRoutes {
+  kAuto,  // clusterwire, unless a route of someone else's already reaches the block
+  kOn,    // clusterwire, always
+  kOff,   // never clusterwire: the CNI does
+};
+
 struct TopologyInput {
   std::string node_name;
   std::vector<net::Prefix> local_pod_cidrs;      // the cluster's blocks
@@ -53,6 +62,10 @@ struct TopologyInput {
   std::vector<LocalNode> local_nodes;            // this one included
   std::vector<RemoteCluster> remotes;
   std::uint16_t default_keepalive = 0;
+  InClusterRoutes in_cluster_routes = InClusterRoutes::kAuto;
+  // Destinations of the routes in the main table that are not clusterwire's (another
+  // protocol than 119), as the kernel holds them now.
+  std::vector<net::Prefix> foreign_routes;
 };
 
 struct DesiredRoute {
@@ -68,6 +81,7 @@ struct Topology {
   std::vector<wg::Peer> peers;        // sorted by public key; allowed IPs sorted
   std::vector<DesiredRoute> routes;   // sorted by destination
   std::vector<std::string> refused;   // what was not routed, and why
+  std::vector<net::Prefix> left_to_cni;  // other local nodes' blocks that someone else routes (kAuto)
 };
 
 Topology compute_topology(const TopologyInput& input);

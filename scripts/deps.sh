@@ -24,6 +24,9 @@ packages=(
   libre2-dev           # the lab API server's CRD schema patterns (as Go's regexp)
   libsodium-dev        # WireGuard keys: X25519, randomness, wiping secrets
   libmnl-dev           # netlink: rtnetlink and the WireGuard generic netlink family
+  libnftables-dev      # the node agent's own nftables table (no SNAT between clusters, MSS clamping)
+  nftables             # nft: tests read the agent's table back; the lab's Service proxy and faults
+  iptables             # iptables-nft and iptables-legacy: tests put a CNI's masquerade in each backend
   wireguard-tools      # `wg`, to read devices back in tests
   wireguard-go         # userspace WireGuard for the UAPI backend and the lab
   iproute2             # `ip netns` for tests in network namespaces

@@ -405,6 +405,22 @@ Result<void> Rtnetlink::set_up(const std::string& name, bool up) {
              std::string(up ? "bringing up" : "bringing down") + " link \"" + name + "\"");
 }
 
+Result<void> Rtnetlink::set_ipv4_conf(const std::string& name, int key, std::uint32_t value) {
+  if (auto ok = check_link_name(name); !ok) return ok.error();
+  Request request(RTM_SETLINK, 0);
+  request.put_header<ifinfomsg>().ifi_family = AF_UNSPEC;
+  request.put_string(IFLA_IFNAME, name);
+  nlattr* spec = request.begin_nested(IFLA_AF_SPEC);
+  nlattr* inet = request.begin_nested(AF_INET);
+  nlattr* conf = request.begin_nested(IFLA_INET_CONF);
+  request.put_u32(static_cast<std::uint16_t>(key), value);  // the attribute type is the setting's index
+  request.end_nested(conf);
+  request.end_nested(inet);
+  request.end_nested(spec);
+  return run(socket_, request,
+             "setting IPv4 setting " + std::to_string(key) + " of link \"" + name + "\" to " + std::to_string(value));
+}
+
 Result<void> Rtnetlink::delete_link(const std::string& name) {
   if (auto ok = check_link_name(name); !ok) return ok.error();
   Request request(RTM_DELLINK, 0);

@@ -122,6 +122,11 @@ class Rtnetlink {
   Result<void> create_link(const std::string& name, const std::string& kind);
   Result<void> set_mtu(const std::string& name, std::uint32_t mtu);
   Result<void> set_up(const std::string& name, bool up = true);
+  // One IPv4 per-device setting (net.ipv4.conf.<name>.<key>), `key` an IPV4_DEVCONF_* of
+  // <linux/ip.h>, e.g. IPV4_DEVCONF_RP_FILTER. Through rtnetlink (IFLA_AF_SPEC, AF_INET,
+  // IFLA_INET_CONF) rather than /proc/sys, which containers mount read-only: CAP_NET_ADMIN is
+  // all it needs.
+  Result<void> set_ipv4_conf(const std::string& name, int key, std::uint32_t value);
   Result<void> delete_link(const std::string& name);
 
   // Addresses of one link, sorted, including the IPv6 link-local ones the kernel made.

@@ -83,6 +83,39 @@ TEST(TopologyTest, NodesThatAreNotReadyOrOutsideTheirClusterAreLeftOut) {
   EXPECT_NE(t.refused[0].find("w5"), std::string::npos);
 }
 
+struct InClusterCase {
+  const char* name;
+  InClusterRoutes mode;
+  std::vector<const char*> foreign;  // routes of someone else's in the main table
+  bool routed;                       // does clusterwire route e2's block 10.64.1.0/24?
+  bool left_to_cni;
+};
+
+TEST(TopologyTest, InClusterRoutesAreLeftToTheCniThatHasThem) {
+  const std::vector<InClusterCase> cases = {
+      {"auto, nothing else routes it", InClusterRoutes::kAuto, {}, true, false},
+      {"auto, a default route only", InClusterRoutes::kAuto, {"0.0.0.0/0", "198.51.100.0/24"}, true, false},
+      {"auto, BIRD's route to the block (Calico)", InClusterRoutes::kAuto, {"10.64.1.0/24"}, false, true},
+      {"auto, smaller blocks inside it (Calico /26)", InClusterRoutes::kAuto, {"10.64.1.64/26"}, false, true},
+      {"auto, a cluster-wide route (Cilium)", InClusterRoutes::kAuto, {"10.64.0.0/16"}, false, true},
+      {"auto, another node's route does not count", InClusterRoutes::kAuto, {"10.64.7.0/24", "10.80.0.0/16"}, true, false},
+      {"on, whatever is there", InClusterRoutes::kOn, {"10.64.1.0/24"}, true, false},
+      {"off", InClusterRoutes::kOff, {}, false, false},
+  };
+  for (const auto& c : cases) {
+    auto in = base();
+    in.in_cluster_routes = c.mode;
+    for (const char* f : c.foreign) in.foreign_routes.push_back(P(f));
+    const auto t = compute_topology(in);
+    const auto r = routes(t);
+    EXPECT_EQ(std::count(r.begin(), r.end(), "10.64.1.0/24 via 198.51.100.2"), c.routed ? 1 : 0) << c.name;
+    EXPECT_EQ(t.left_to_cni, c.left_to_cni ? std::vector<net::Prefix>{P("10.64.1.0/24")} : std::vector<net::Prefix>{})
+        << c.name;
+    // Remote ranges are clusterwire's in every mode.
+    EXPECT_EQ(std::count(r.begin(), r.end(), "10.80.0.0/16 wg"), 1) << c.name;
+  }
+}
+
 TEST(TopologyTest, IsDeterministic) {
   auto a = base();
   auto b = base();
