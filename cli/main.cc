@@ -55,6 +55,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   lab_up->add_flag("--keep-on-failure", lab_options.keep_on_failure,
                    "Leave a lab whose up failed as it is, for a look (default: remove it)");
+  lab_up->add_option("--cni", lab_options.cni,
+                     "Who routes inside a cluster: bird (Calico's way: BGP, bridge ipMasq), vxlan (flannel's way), "
+                     "clusterwire (the node agents, no masquerade)")
+      ->check(CLI::IsMember({"bird", "vxlan", "clusterwire"}))->capture_default_str();
+  lab_up->add_option("--underlay-mtu", lab_options.underlay_mtu, "MTU of the underlay's links (node eth0 included)")
+      ->check(CLI::Range(1280, 9000))->capture_default_str();
   auto* lab_verify = lab->add_subcommand(
       "verify", "Check the lab end to end; a pass/fail table, exit status 0 only if every check passes");
   auto* lab_status = lab->add_subcommand("status", "Clusters, CIDRs, peerings, WireGuard peers and handshakes");
@@ -64,6 +70,13 @@ int main(int argc, char** argv) {
   auto* lab_restart = lab->add_subcommand("restart", "Stop one of the lab's processes and start it again");
   lab_restart->add_option("process", restart_process, "e.g. operator-c1, node-agent-c1-n2, dns-c2")->required();
   lab_restart->add_flag("--kill", restart_hard, "SIGKILL instead of SIGTERM (a crash)");
+  std::vector<std::string> impair_words;
+  bool impair_clear = false;
+  auto* lab_impair = lab->add_subcommand(
+      "impair", "Inject a fault: drop-icmp-frag | partition C1 C2 | masquerade C; --clear [FAULT] removes them; "
+                "no words lists them");
+  lab_impair->add_option("fault", impair_words, "drop-icmp-frag, partition c1 c2, masquerade c1");
+  lab_impair->add_flag("--clear", impair_clear, "Remove the named fault (or kind of fault), or all of them");
   std::string kubectl_cluster;
   std::vector<std::string> kubectl_args;
   auto* lab_kubectl = lab->add_subcommand("kubectl", "kubectl against one cluster: cwctl lab kubectl c1 -- get nodes");
@@ -71,7 +84,7 @@ int main(int argc, char** argv) {
   lab_kubectl->add_option("args", kubectl_args, "kubectl's arguments (after --)");
 
   // --name may also follow the action: `cwctl lab up --name x`.
-  for (auto* sub : {lab_up, lab_verify, lab_status, lab_down, lab_restart, lab_kubectl}) sub->fallthrough();
+  for (auto* sub : {lab_up, lab_verify, lab_status, lab_down, lab_restart, lab_impair, lab_kubectl}) sub->fallthrough();
 
   try {
     app.parse(argc, argv);
@@ -90,6 +103,7 @@ int main(int argc, char** argv) {
   if (*lab_status) return cw::lab::lab_status(lab_options, std::cout, std::cerr);
   if (*lab_down) return cw::lab::lab_down(lab_options, std::cout, std::cerr);
   if (*lab_restart) return cw::lab::lab_restart(lab_options, restart_process, restart_hard, std::cout, std::cerr);
+  if (*lab_impair) return cw::lab::lab_impair(lab_options, impair_words, impair_clear, std::cout, std::cerr);
   if (*lab_kubectl) return cw::lab::lab_kubectl(lab_options, kubectl_cluster, kubectl_args, std::cout, std::cerr);
   return 0;
 }

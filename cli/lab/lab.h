@@ -18,6 +18,8 @@ struct LabOptions {
   std::string cni_dir = "/usr/lib/cni";
   std::string wireguard_go = "wireguard-go";
   bool keep_on_failure = false;  // up: leave a failed lab for a look instead of removing it
+  std::string cni = "bird";      // who routes inside a cluster: bird, vxlan, clusterwire (world.h)
+  int underlay_mtu = 1500;       // of the underlay's links, node eth0 included
 };
 
 // Builds the lab; when a step fails (or SIGINT/SIGTERM arrive) it removes what it made, as
@@ -30,6 +32,14 @@ int lab_down(const LabOptions& options, std::ostream& out, std::ostream& err);
 // the same command line: what a crash and a Kubernetes restart look like.
 int lab_restart(const LabOptions& options, const std::string& process, bool hard, std::ostream& out,
                 std::ostream& err);
+// Injects a fault real networks have, or lists (no words) or removes (clear) them:
+//   drop-icmp-frag      ICMP "fragmentation needed" and ICMPv6 "packet too big" dropped on the underlay
+//   partition CA CB     WireGuard UDP between the nodes of two clusters dropped on the underlay
+//   masquerade C        a CNI's masquerade rule (-s <node block> ! -d <cluster range>) on every node of C
+// With clear, `words` names the faults to remove (any word of them: "partition" removes every
+// partition), or none to remove all.
+int lab_impair(const LabOptions& options, const std::vector<std::string>& words, bool clear, std::ostream& out,
+               std::ostream& err);
 // Runs kubectl against one cluster's API server (from the underlay namespace); replaces
 // nothing, returns kubectl's exit status.
 int lab_kubectl(const LabOptions& options, const std::string& cluster, const std::vector<std::string>& args,

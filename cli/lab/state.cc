@@ -17,7 +17,8 @@ nlohmann::json to_json(const LabState& s) {
   return {{"name", s.name},         {"clusters", s.clusters}, {"nodes", s.nodes},
           {"phase", s.phase},       {"binDir", s.bin_dir},    {"backend", s.backend},
           {"dns", s.dns},           {"podIPs", s.pod_ips},    {"nodeCIDRs", s.node_cidrs},
-          {"processes", procs},     {"convergenceMs", s.convergence_ms}, {"notes", s.notes}};
+          {"processes", procs},     {"convergenceMs", s.convergence_ms}, {"notes", s.notes},
+          {"cni", s.cni},           {"underlayMTU", s.underlay_mtu}, {"impairments", s.impairments}};
 }
 
 Result<LabState> state_from_json(const nlohmann::json& j) {
@@ -34,6 +35,9 @@ Result<LabState> state_from_json(const nlohmann::json& j) {
     s.node_cidrs = j.value("nodeCIDRs", std::map<std::string, std::string>{});
     s.convergence_ms = j.value("convergenceMs", -1LL);
     s.notes = j.value("notes", "");
+    s.cni = j.value("cni", "clusterwire");  // labs made before worlds existed
+    s.underlay_mtu = j.value("underlayMTU", 1500);
+    s.impairments = j.value("impairments", std::vector<std::string>{});
     if (j.contains("processes") && j["processes"].is_object()) {
       for (auto it = j["processes"].begin(); it != j["processes"].end(); ++it) {
         s.processes[it.key()] = {it.key(), it->at("pid").get<int>(), it->value("startTicks", 0ULL),

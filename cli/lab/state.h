@@ -31,6 +31,9 @@ struct LabState {
   std::string phase;        // creating, up
   std::string bin_dir;
   std::string backend;      // uapi (wireguard-go) or kernel
+  std::string cni = "clusterwire";  // who routes inside a cluster: bird, vxlan, clusterwire (world.h)
+  int underlay_mtu = 1500;
+  std::vector<std::string> impairments;  // active faults, as `cwctl lab impair` took them: "partition c1 c2"
   bool dns = false;         // cw-dns was started
   std::map<std::string, std::string> pod_ips;     // node name -> its pod's IPv4 address
   std::map<std::string, std::string> node_cidrs;  // node name -> pod CIDR the operator gave it

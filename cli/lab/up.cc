@@ -23,6 +23,7 @@
 #include "cli/lab/process.h"
 #include "cli/lab/state.h"
 #include "cli/lab/text.h"
+#include "cli/lab/world.h"
 
 namespace cw::lab {
 namespace {
@@ -39,8 +40,9 @@ struct Binaries {
 
 class LabBuilder {
  public:
+  // o.cni must parse (lab_up checks it first).
   LabBuilder(const LabOptions& o, const LabLayout& lab, std::ostream& out)
-      : o_(o), lab_(lab), out_(out), progress_(out, 11) {}
+      : o_(o), lab_(lab), cni_(parse_cni(o.cni).value()), out_(out), progress_(out, 12) {}
 
   Result<void> build();
   const LabState& state() const { return state_; }
@@ -55,6 +57,9 @@ class LabBuilder {
   Result<void> apply_base_objects();
   Result<void> start_operators();
   Result<void> wait_node_cidrs();
+  Result<void> start_cni();
+  Result<void> start_bird();
+  Result<void> make_vxlan();
   Result<void> start_wireguard();
   Result<void> start_node_agents();
   Result<void> make_pods();
@@ -73,8 +78,12 @@ class LabBuilder {
   Result<void> save() { return save_state(lab_, state_); }
   std::string log_tail(const std::string& process) const;
 
+  // Node name -> block, for one cluster's nodes.
+  std::map<std::string, std::string> blocks_of(const ClusterLayout& c) const;
+
   const LabOptions& o_;
   const LabLayout& lab_;
+  const Cni cni_;
   std::ostream& out_;
   Progress progress_;
   Binaries bin_;
@@ -150,6 +159,12 @@ Result<void> LabBuilder::check_host() {
        {"ip", "kubectl", "wg", "socat", "ping", "unbound", "unbound-checkconf", "dig", "tcpdump", "sysctl"}) {
     if (!on_path(tool)) missing.push_back(tool);
   }
+  // The world's own tools: nft for faults, iptables for the CNI's masquerade, bird2 or bridge(8).
+  for (const char* tool : {"nft", "iptables-restore", "iptables-legacy"}) {
+    if (!on_path(tool)) missing.push_back(tool);
+  }
+  if (cni_ == Cni::kBird && !on_path("bird")) missing.push_back("bird (bird2)");
+  if (cni_ == Cni::kVxlan && !on_path("bridge")) missing.push_back("bridge (iproute2)");
   for (const char* plugin : {"bridge", "host-local", "loopback"}) {
     if (!executable(o_.cni_dir + "/" + plugin)) missing.push_back(o_.cni_dir + "/" + plugin);
   }
@@ -202,7 +217,7 @@ Result<void> LabBuilder::make_state_dir() {
   if (chmod(lab_.state_dir.c_str(), 0700) != 0) {  // kubeconfigs and private keys live here
     return fail("chmod 0700 " + lab_.state_dir + ": " + std::strerror(errno));
   }
-  for (const char* sub : {"logs", "pids", "keys", "cni", "unbound"}) {
+  for (const char* sub : {"logs", "pids", "keys", "cni", "unbound", "bird"}) {
     fs::create_directories(lab_.state_dir + "/" + sub, ec);
     if (ec) return fail("cannot create " + lab_.state_dir + "/" + sub + ": " + ec.message());
   }
@@ -211,6 +226,8 @@ Result<void> LabBuilder::make_state_dir() {
   state_.nodes = static_cast<int>(lab_.clusters.front().nodes.size());
   state_.phase = "creating";
   state_.bin_dir = o_.bin_dir;
+  state_.cni = cni_name(cni_);
+  state_.underlay_mtu = o_.underlay_mtu;
   return save();
 }
 
@@ -218,7 +235,8 @@ Result<void> LabBuilder::make_namespaces() {
   const std::string& u = lab_.underlay_netns;
   if (auto r = ip({"netns", "add", u}); !r) return r;
   if (auto r = ip({"-n", u, "link", "set", "lo", "up"}); !r) return r;
-  if (auto r = ip({"-n", u, "link", "add", kUnderlayBridge, "type", "bridge"}); !r) return r;
+  const std::string mtu = std::to_string(o_.underlay_mtu);
+  if (auto r = ip({"-n", u, "link", "add", kUnderlayBridge, "mtu", mtu, "type", "bridge"}); !r) return r;
   if (auto r = ip({"-n", u, "addr", "add", std::string(kUnderlayGateway) + "/24", "dev", kUnderlayBridge}); !r) return r;
   if (auto r = ip({"-n", u, "link", "set", kUnderlayBridge, "up"}); !r) return r;
   for (const auto& c : lab_.clusters) {
@@ -230,11 +248,12 @@ Result<void> LabBuilder::make_namespaces() {
           !r) {
         return r;
       }
-      if (auto r = ip({"-n", u, "link", "set", n.underlay_veth, "master", kUnderlayBridge, "up"}); !r) return r;
+      if (auto r = ip({"-n", u, "link", "set", n.underlay_veth, "mtu", mtu, "master", kUnderlayBridge, "up"}); !r) return r;
       if (auto r = ip({"-n", n.netns, "addr", "add", n.underlay_ip + "/24", "dev", "eth0"}); !r) return r;
-      if (auto r = ip({"-n", n.netns, "link", "set", "eth0", "up"}); !r) return r;
-      auto s = in_netns(n.netns, {"sysctl", "-qw", "net.ipv4.ip_forward=1"}, seconds(10));
-      if (!s.ok()) return fail("ip_forward in " + n.netns + ": " + s.summary());
+      if (auto r = ip({"-n", n.netns, "link", "set", "eth0", "mtu", mtu, "up"}); !r) return r;
+      // Forwarding, and strict reverse-path filtering as RHEL-family nodes have it.
+      auto s = in_netns(n.netns, {"sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=1"}, seconds(10));
+      if (!s.ok()) return fail("sysctl in " + n.netns + ": " + s.summary());
       if (auto r = ip({"netns", "add", n.pod_netns}); !r) return r;
     }
   }
@@ -354,6 +373,87 @@ Result<void> LabBuilder::wait_node_cidrs() {
   return save();
 }
 
+std::map<std::string, std::string> LabBuilder::blocks_of(const ClusterLayout& c) const {
+  std::map<std::string, std::string> out;
+  for (const auto& n : c.nodes) {
+    auto it = state_.node_cidrs.find(n.node_name);
+    if (it != state_.node_cidrs.end()) out[n.node_name] = it->second;
+  }
+  return out;
+}
+
+Result<void> LabBuilder::start_cni() {
+  switch (cni_) {
+    case Cni::kBird: return start_bird();
+    case Cni::kVxlan: return make_vxlan();
+    case Cni::kClusterwire: progress_.note("none: the node agents route in-cluster, nothing masquerades"); return ok_result();
+  }
+  return ok_result();
+}
+
+// bird2 per node, an iBGP full mesh per cluster; done when every node has a `proto bird` route
+// to every other node's block of its cluster.
+Result<void> LabBuilder::start_bird() {
+  for (const auto& c : lab_.clusters) {
+    const auto blocks = blocks_of(c);
+    for (const auto& n : c.nodes) {
+      const std::string base = lab_.state_dir + "/bird/" + n.node_name;
+      if (auto w = write_text(base + ".conf", bird_config(c, n, blocks)); !w) return w;
+      auto check = run({"bird", "-p", "-c", base + ".conf"}, {.timeout = seconds(10)});
+      if (!check.ok()) return fail("bird -p " + base + ".conf: " + check.summary() + " " + check.err);
+      auto pid = start("bird-" + n.node_name, netns_exec(n.netns, {"bird", "-f", "-c", base + ".conf", "-s", base + ".ctl",
+                                                                   "-P", base + ".pid"}));
+      if (!pid) return pid.error();
+    }
+  }
+  for (const auto& c : lab_.clusters) {
+    if (c.nodes.size() < 2) continue;
+    const auto blocks = blocks_of(c);
+    std::string missing;
+    const bool done = wait_until(
+        [&] {
+          missing.clear();
+          for (const auto& n : c.nodes) {
+            auto routes = in_netns(n.netns, {"ip", "route", "show", "proto", "bird"}, seconds(5));
+            for (const auto& [name, block] : blocks) {
+              if (name != n.node_name && routes.out.find(block + " via") == std::string::npos) {
+                missing += " " + n.node_name + "->" + block;
+              }
+            }
+          }
+          return missing.empty();
+        },
+        seconds(40), milliseconds(200));
+    if (!done) return fail("BGP in " + c.id + " did not converge within 40 s; no route for" + missing + log_tail("bird-" + c.nodes.front().node_name));
+  }
+  progress_.note("BIRD: every node has a proto bird route to each other node's block of its cluster");
+  return ok_result();
+}
+
+// flannel.1 and flanneld's masquerade on every node, as flanneld would set them up.
+Result<void> LabBuilder::make_vxlan() {
+  for (const auto& c : lab_.clusters) {
+    const auto blocks = blocks_of(c);
+    for (const auto& n : c.nodes) {
+      for (const auto& cmd : vxlan_commands(c, n, blocks, o_.underlay_mtu)) {
+        auto r = in_netns(n.netns, cmd, seconds(10));
+        if (!r.ok()) {
+          std::string line;
+          for (const auto& a : cmd) line += (line.empty() ? "" : " ") + a;
+          return fail(line + " in " + n.netns + ": " + r.summary());
+        }
+      }
+      auto range = cluster_range_of(blocks.at(n.node_name));
+      if (!range) return range.error();
+      auto r = in_netns(n.netns, {"iptables-restore", "--noflush"}, seconds(10),
+                        flannel_masquerade_rules(*range, blocks.at(n.node_name)));
+      if (!r.ok()) return fail("flanneld's masquerade rules in " + n.netns + ": " + r.summary());
+    }
+  }
+  progress_.note("flannel.1 (VXLAN 1, UDP " + std::to_string(kVxlanPort) + ") and flanneld's masquerade on every node");
+  return ok_result();
+}
+
 Result<void> LabBuilder::start_wireguard() {
   // The kernel's WireGuard where it has one (probed inside the underlay namespace), else
   // wireguard-go, started by us so that `down` knows its pid.
@@ -410,14 +510,7 @@ Result<void> LabBuilder::make_pods() {
   for (const auto& c : lab_.clusters) {
     for (const auto& n : c.nodes) {
       const std::string cidr = state_.node_cidrs[n.node_name];
-      const json bridge = {
-          {"cniVersion", "1.0.0"}, {"name", "cwlab"}, {"type", "bridge"}, {"bridge", "cni0"},
-          {"isGateway", true},     {"ipMasq", false}, {"mtu", 1420},
-          {"ipam",
-           {{"type", "host-local"},
-            {"ranges", json::array({json::array({{{"subnet", cidr}}})})},
-            {"routes", json::array({{{"dst", "0.0.0.0/0"}}})},
-            {"dataDir", lab_.state_dir + "/cni/" + n.node_name}}}};
+      const json bridge = bridge_config(cni_, cidr, o_.underlay_mtu, lab_.state_dir + "/cni/" + n.node_name);
       const json loopback = {{"cniVersion", "1.0.0"}, {"name", "cwlab-lo"}, {"type", "loopback"}};
       auto cni = [&](const std::string& plugin, const std::string& ifname, const json& config) {
         return run(netns_exec(n.netns, {o_.cni_dir + "/" + plugin}),
@@ -450,6 +543,16 @@ Result<void> LabBuilder::make_pods() {
       auto pid = start("echo-" + n.node_name, netns_exec(n.pod_netns, {"socat", "TCP-LISTEN:" + std::to_string(kPodEchoPort) +
                                                                                      ",fork,reuseaddr",
                                                                                  "EXEC:cat"}));
+      if (!pid) return pid.error();
+      // "web": answers with the pod's name and the address it saw the client at (source
+      // preservation); "sink": counts what it receives (large transfers).
+      pid = start("web-" + n.node_name,
+                  netns_exec(n.pod_netns, {"socat", "TCP-LISTEN:" + std::to_string(kPodWebPort) + ",fork,reuseaddr",
+                                           "SYSTEM:echo " + n.pod_name + " $SOCAT_PEERADDR"}));
+      if (!pid) return pid.error();
+      pid = start("sink-" + n.node_name,
+                  netns_exec(n.pod_netns, {"socat", "TCP-LISTEN:" + std::to_string(kPodSinkPort) + ",fork,reuseaddr",
+                                           "SYSTEM:wc -c"}));
       if (!pid) return pid.error();
       progress_.note(n.pod_name + " " + address + " on " + n.node_name);
     }
@@ -615,6 +718,7 @@ Result<void> LabBuilder::build() {
       {"CRDs, broker ClusterSet, Nodes (kubectl apply)", &LabBuilder::apply_base_objects},
       {"operators", &LabBuilder::start_operators},
       {"node pod CIDRs from the operators", &LabBuilder::wait_node_cidrs},
+      {"the cluster's own CNI routing and masquerade (--cni)", &LabBuilder::start_cni},
       {"WireGuard devices", &LabBuilder::start_wireguard},
       {"node agents", &LabBuilder::start_node_agents},
       {"pods (CNI bridge, host-local, loopback) with TCP echo servers", &LabBuilder::make_pods},
@@ -644,7 +748,8 @@ Result<void> LabBuilder::build() {
 }
 
 void print_summary(const LabLayout& lab, const LabState& s, std::ostream& out) {
-  out << "\nlab " << lab.name << " is up: " << lab.clusters.size() << " clusters x " << s.nodes << " nodes, "
+  out << "\nlab " << lab.name << " is up: " << lab.clusters.size() << " clusters x " << s.nodes << " nodes, CNI world "
+      << s.cni << ", underlay MTU " << s.underlay_mtu << ", "
       << (s.backend == "kernel" ? "kernel WireGuard" : "wireguard-go") << ", first ping " << lab.clusters.front().id
       << " -> " << lab.clusters.back().id << " " << s.convergence_ms << " ms after the last ClusterPeering apply\n";
   for (const auto& c : lab.clusters) {
@@ -678,8 +783,12 @@ int lab_up(const LabOptions& options, std::ostream& out, std::ostream& err) {
     return 2;
   }
   catch_interrupts();  // from here, SIGINT and SIGTERM end up in the clean-up below
+  if (auto cni = parse_cni(options.cni); !cni) {
+    err << "cwctl lab up: " << cni.error().message() << "\n";
+    return 2;
+  }
   out << "cwctl lab up: lab " << lab->name << ", " << options.clusters << " clusters x " << options.nodes
-      << " nodes, state in " << lab->state_dir << "\n";
+      << " nodes, --cni " << options.cni << ", state in " << lab->state_dir << "\n";
   LabBuilder builder(options, *lab, out);
   auto r = builder.build();
   const int sig = interrupt_signal();

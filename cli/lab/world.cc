@@ -1,0 +1,184 @@
+#include "cli/lab/world.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <sstream>
+
+#include "common/net/prefix.h"
+
+namespace cw::lab {
+
+using nlohmann::json;
+
+Result<Cni> parse_cni(const std::string& text) {
+  if (text == "bird") return Cni::kBird;
+  if (text == "vxlan") return Cni::kVxlan;
+  if (text == "clusterwire") return Cni::kClusterwire;
+  return Error(ErrorCode::kInvalidArgument, "--cni \"" + text + "\": expected bird, vxlan or clusterwire");
+}
+
+const char* cni_name(Cni cni) {
+  switch (cni) {
+    case Cni::kBird: return "bird";
+    case Cni::kVxlan: return "vxlan";
+    case Cni::kClusterwire: return "clusterwire";
+  }
+  return "?";
+}
+
+Result<std::string> cluster_range_of(const std::string& node_block) {
+  auto block = net::Prefix::parse(node_block);
+  if (!block) return block.error();
+  // The block's first kClusterPrefixLength bits: the cluster's range holding it.
+  const int width = block->address().is_v4() ? 32 : 128;
+  const net::Uint128 host = (net::Uint128{1} << (width - kClusterPrefixLength)) - 1;
+  auto range = net::Prefix::make(net::IpAddress::from_bits(block->address().family(), block->address().bits() & ~host),
+                                 kClusterPrefixLength);
+  if (!range) return range.error();
+  return range->to_string();
+}
+
+json bridge_config(Cni cni, const std::string& node_block, int underlay_mtu, const std::string& ipam_dir) {
+  const int mtu = cni == Cni::kBird    ? underlay_mtu  // Calico without encapsulation: the host's MTU
+                  : cni == Cni::kVxlan ? underlay_mtu - kVxlanOverhead
+                                       : underlay_mtu - kWireGuardOverhead;
+  return {{"cniVersion", "1.0.0"},
+          {"name", "cwlab"},
+          {"type", "bridge"},
+          {"bridge", "cni0"},
+          {"isGateway", true},
+          {"ipMasq", cni == Cni::kBird},
+          {"mtu", mtu},
+          {"ipam",
+           {{"type", "host-local"},
+            {"ranges", json::array({json::array({{{"subnet", node_block}}})})},
+            {"routes", json::array({{{"dst", "0.0.0.0/0"}}})},
+            {"dataDir", ipam_dir}}}};
+}
+
+std::string bird_config(const ClusterLayout& cluster, const NodeLayout& node,
+                        const std::map<std::string, std::string>& node_blocks) {
+  std::ostringstream s;
+  s << "# bird2 on " << node.node_name << ", as Calico's BIRD: iBGP full mesh within " << cluster.id << "\n"
+    << "log stderr all;\n"
+    << "router id " << node.underlay_ip << ";\n"
+    << "protocol device { scan time 10; }\n"
+    << "protocol static blocks {\n  ipv4;\n  route " << node_blocks.at(node.node_name) << " blackhole;\n}\n"
+    << "protocol kernel {\n  ipv4 { import none; export filter { if source = RTS_BGP then accept; reject; }; };\n}\n"
+    << "template bgp mesh {\n  local " << node.underlay_ip << " as " << kBgpAs << ";\n  direct;\n"
+    << "  connect delay time 1;\n  connect retry time 2;\n  error wait time 1, 10;\n"
+    << "  ipv4 { import all; export where proto = \"blocks\"; next hop self; };\n}\n";
+  for (const auto& other : cluster.nodes) {
+    if (other.node_name == node.node_name) continue;
+    s << "protocol bgp n" << other.index << " from mesh { neighbor " << other.underlay_ip << " as " << kBgpAs << "; }\n";
+  }
+  return s.str();
+}
+
+std::string vtep_mac(const NodeLayout& node) {
+  char buf[18];
+  std::snprintf(buf, sizeof buf, "02:c0:ff:ee:%02x:%02x", node.cluster, node.index);
+  return buf;
+}
+
+namespace {
+// flannel gives flannel.1 the network address of the node's block (10.240.1.0 of 10.240.1.0/24).
+std::string vtep_address(const std::string& block) { return block.substr(0, block.find('/')); }
+}  // namespace
+
+std::vector<std::vector<std::string>> vxlan_commands(const ClusterLayout& cluster, const NodeLayout& node,
+                                                     const std::map<std::string, std::string>& node_blocks,
+                                                     int underlay_mtu) {
+  std::vector<std::vector<std::string>> cmds = {
+      {"ip", "link", "add", "flannel.1", "address", vtep_mac(node), "type", "vxlan", "id", "1", "local",
+       node.underlay_ip, "dev", "eth0", "dstport", std::to_string(kVxlanPort), "nolearning"},
+      {"ip", "link", "set", "flannel.1", "mtu", std::to_string(underlay_mtu - kVxlanOverhead), "up"},
+      {"ip", "addr", "add", vtep_address(node_blocks.at(node.node_name)) + "/32", "dev", "flannel.1"},
+  };
+  for (const auto& other : cluster.nodes) {
+    if (other.node_name == node.node_name) continue;
+    const std::string& block = node_blocks.at(other.node_name);
+    const std::string vtep = vtep_address(block);
+    cmds.push_back({"ip", "neigh", "replace", vtep, "lladdr", vtep_mac(other), "dev", "flannel.1", "nud", "permanent"});
+    cmds.push_back({"bridge", "fdb", "append", vtep_mac(other), "dev", "flannel.1", "dst", other.underlay_ip});
+    cmds.push_back({"ip", "route", "replace", block, "via", vtep, "dev", "flannel.1", "onlink"});
+  }
+  return cmds;
+}
+
+std::string flannel_masquerade_rules(const std::string& cluster_range, const std::string& node_block) {
+  const std::string& c = cluster_range;
+  const std::string tag = " -m comment --comment \"flanneld masq\"";
+  std::ostringstream s;
+  s << "*nat\n:FLANNEL-POSTRTG - [0:0]\n"
+    << "-A POSTROUTING" << tag << " -j FLANNEL-POSTRTG\n"
+    << "-A FLANNEL-POSTRTG -m mark --mark 0x4000/0x4000" << tag << " -j RETURN\n"
+    << "-A FLANNEL-POSTRTG -s " << c << " -d " << c << tag << " -j RETURN\n"
+    << "-A FLANNEL-POSTRTG ! -s " << c << " -d " << node_block << tag << " -j RETURN\n"
+    << "-A FLANNEL-POSTRTG -s " << c << " ! -d 224.0.0.0/4" << tag << " -j MASQUERADE --random-fully\n"
+    << "-A FLANNEL-POSTRTG ! -s " << c << " -d " << c << tag << " -j MASQUERADE --random-fully\n"
+    << "COMMIT\n";
+  return s.str();
+}
+
+}  // namespace cw::lab
+
+namespace cw::lab {
+
+Result<std::string> parse_impairment(const LabLayout& lab, const std::vector<std::string>& words) {
+  auto cluster = [&](const std::string& id) -> Result<std::string> {
+    const auto* c = lab.cluster(id);
+    if (c == nullptr) return Error(ErrorCode::kInvalidArgument, "no cluster \"" + id + "\" in lab " + lab.name);
+    return c->id;
+  };
+  if (words.size() == 1 && words[0] == "drop-icmp-frag") return words[0];
+  if (words.size() == 3 && words[0] == "partition") {
+    auto a = cluster(words[1]), b = cluster(words[2]);
+    if (!a) return a.error();
+    if (!b) return b.error();
+    if (*a == *b) return Error(ErrorCode::kInvalidArgument, "partition: two different clusters");
+    return "partition " + std::min(*a, *b) + " " + std::max(*a, *b);
+  }
+  if (words.size() == 2 && words[0] == "masquerade") {
+    auto c = cluster(words[1]);
+    if (!c) return c.error();
+    return "masquerade " + *c;
+  }
+  return Error(ErrorCode::kInvalidArgument,
+               "expected one of: drop-icmp-frag | partition CLUSTER CLUSTER | masquerade CLUSTER");
+}
+
+std::string underlay_impairment_rules(const LabLayout& lab, const std::vector<std::string>& impairments) {
+  auto addresses = [&](const std::string& id) {
+    std::string s;
+    for (const auto& n : lab.cluster(id)->nodes) s += (s.empty() ? "" : ", ") + n.underlay_ip;
+    return s;
+  };
+  std::ostringstream s;
+  s << "add table bridge cwlab_impair\ndelete table bridge cwlab_impair\n"
+    << "table bridge cwlab_impair {\n  chain forward {\n    type filter hook forward priority 0; policy accept;\n";
+  for (const auto& what : impairments) {
+    std::istringstream in(what);
+    std::string kind, a, b;
+    in >> kind >> a >> b;
+    if (kind == "drop-icmp-frag") {
+      s << "    icmp type destination-unreachable icmp code frag-needed counter drop comment \"" << what << "\"\n"
+        << "    icmpv6 type packet-too-big counter drop comment \"" << what << "\"\n";
+    } else if (kind == "partition" && lab.cluster(a) && lab.cluster(b)) {
+      for (const auto& [from, to] : {std::pair{a, b}, std::pair{b, a}}) {
+        s << "    ip saddr { " << addresses(from) << " } ip daddr { " << addresses(to) << " } udp dport " << kWireGuardPort
+          << " counter drop comment \"" << what << "\"\n";
+      }
+    }
+  }
+  s << "  }\n}\n";
+  return s.str();
+}
+
+std::vector<std::string> masquerade_rule(const std::string& op, const std::string& node_block,
+                                         const std::string& cluster_range) {
+  return {"iptables-legacy", "-t", "nat", op, "POSTROUTING", "-s", node_block, "!", "-d", cluster_range,
+          "-m", "comment", "--comment", "cwlab impair masquerade", "-j", "MASQUERADE"};
+}
+
+}  // namespace cw::lab

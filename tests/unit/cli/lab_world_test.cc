@@ -1,0 +1,121 @@
+// The lab's worlds and faults (cli/lab/world.h): what up and impair write, without a machine.
+#include "cli/lab/world.h"
+
+#include <gtest/gtest.h>
+
+namespace cw::lab {
+namespace {
+
+LabLayout lab3x3() { return make_layout("cwt", 3, 3).value(); }
+
+std::map<std::string, std::string> blocks(const ClusterLayout& c) {
+  std::map<std::string, std::string> out;
+  for (const auto& n : c.nodes) out[n.node_name] = "10.24" + std::to_string(c.index) + "." + std::to_string(n.index) + ".0/24";
+  return out;
+}
+
+TEST(LabWorldTest, ParsesTheThreeWorlds) {
+  for (const char* name : {"bird", "vxlan", "clusterwire"}) EXPECT_STREQ(cni_name(parse_cni(name).value()), name);
+  EXPECT_FALSE(parse_cni("calico").ok());
+}
+
+TEST(LabWorldTest, ClusterRangeIsTheSlash16HoldingTheBlock) {
+  EXPECT_EQ(cluster_range_of("10.241.3.0/24").value(), "10.241.0.0/16");
+  EXPECT_EQ(cluster_range_of("10.240.0.0/24").value(), "10.240.0.0/16");
+  EXPECT_EQ(cluster_range_of("fd00:1:2:3::/64").value(), "fd00::/16");
+  EXPECT_FALSE(cluster_range_of("not a block").ok());
+}
+
+struct BridgeCase {
+  Cni cni;
+  int underlay_mtu;
+  bool ip_masq;
+  int pod_mtu;
+};
+
+TEST(LabWorldTest, PodsGetTheirWorldsMtuAndMasquerade) {
+  for (const auto& c : {BridgeCase{Cni::kBird, 1500, true, 1500}, BridgeCase{Cni::kBird, 1400, true, 1400},
+                        BridgeCase{Cni::kVxlan, 1500, false, 1450}, BridgeCase{Cni::kClusterwire, 1500, false, 1420},
+                        BridgeCase{Cni::kClusterwire, 1400, false, 1320}}) {
+    const auto j = bridge_config(c.cni, "10.241.1.0/24", c.underlay_mtu, "/x");
+    EXPECT_EQ(j["type"], "bridge");
+    EXPECT_EQ(j["ipMasq"], c.ip_masq) << cni_name(c.cni);
+    EXPECT_EQ(j["mtu"], c.pod_mtu) << cni_name(c.cni) << " " << c.underlay_mtu;
+    EXPECT_EQ(j["ipam"]["ranges"][0][0]["subnet"], "10.241.1.0/24");
+  }
+}
+
+TEST(LabWorldTest, BirdPeersWithEveryOtherNodeOfItsClusterOnly) {
+  const auto lab = lab3x3();
+  const auto& c2 = lab.clusters[1];
+  const std::string conf = bird_config(c2, c2.nodes[1], blocks(c2));
+  EXPECT_NE(conf.find("router id 192.168.77.22;"), std::string::npos) << conf;
+  EXPECT_NE(conf.find("route 10.242.2.0/24 blackhole;"), std::string::npos) << conf;  // its own block
+  EXPECT_NE(conf.find("neighbor 192.168.77.21 as 64512;"), std::string::npos) << conf;
+  EXPECT_NE(conf.find("neighbor 192.168.77.23 as 64512;"), std::string::npos) << conf;
+  EXPECT_EQ(conf.find("neighbor 192.168.77.22 "), std::string::npos) << conf;  // not itself
+  EXPECT_EQ(conf.find("192.168.77.1"), std::string::npos) << conf;             // no other cluster
+  EXPECT_NE(conf.find("if source = RTS_BGP then accept"), std::string::npos) << conf;  // only learned routes to the kernel
+}
+
+TEST(LabWorldTest, VxlanHasAnEntryTripleForEveryOtherNode) {
+  const auto lab = lab3x3();
+  const auto& c1 = lab.clusters[0];
+  const auto cmds = vxlan_commands(c1, c1.nodes[0], blocks(c1), 1400);
+  ASSERT_EQ(cmds.size(), 3U + 3U * 2U);
+  EXPECT_EQ(cmds[0][3], "flannel.1");
+  EXPECT_EQ(cmds[1], (std::vector<std::string>{"ip", "link", "set", "flannel.1", "mtu", "1350", "up"}));
+  EXPECT_EQ(cmds[2], (std::vector<std::string>{"ip", "addr", "add", "10.241.1.0/32", "dev", "flannel.1"}));
+  EXPECT_EQ(cmds.back(), (std::vector<std::string>{"ip", "route", "replace", "10.241.3.0/24", "via", "10.241.3.0", "dev",
+                                                   "flannel.1", "onlink"}));
+  EXPECT_EQ(cmds[cmds.size() - 2],
+            (std::vector<std::string>{"bridge", "fdb", "append", vtep_mac(c1.nodes[2]), "dev", "flannel.1", "dst", "192.168.77.13"}));
+  EXPECT_NE(vtep_mac(c1.nodes[0]), vtep_mac(lab.clusters[1].nodes[0]));
+}
+
+TEST(LabWorldTest, FlannelMasqueradesWhatLeavesTheClusterButNotWhatArrivesForItsPods) {
+  const std::string rules = flannel_masquerade_rules("10.241.0.0/16", "10.241.1.0/24");
+  EXPECT_NE(rules.find("-A FLANNEL-POSTRTG -s 10.241.0.0/16 -d 10.241.0.0/16"), std::string::npos);
+  EXPECT_NE(rules.find("-A FLANNEL-POSTRTG ! -s 10.241.0.0/16 -d 10.241.1.0/24 -m comment --comment \"flanneld masq\" -j RETURN"),
+            std::string::npos);
+  EXPECT_NE(rules.find("-s 10.241.0.0/16 ! -d 224.0.0.0/4 -m comment --comment \"flanneld masq\" -j MASQUERADE --random-fully"),
+            std::string::npos);
+  EXPECT_EQ(rules.rfind("COMMIT\n"), rules.size() - 7);
+}
+
+TEST(LabFaultTest, ImpairmentsHaveOneSpellingEach) {
+  const auto lab = lab3x3();
+  EXPECT_EQ(parse_impairment(lab, {"drop-icmp-frag"}).value(), "drop-icmp-frag");
+  EXPECT_EQ(parse_impairment(lab, {"partition", "c3", "1"}).value(), "partition c1 c3");
+  EXPECT_EQ(parse_impairment(lab, {"masquerade", "2"}).value(), "masquerade c2");
+  for (const auto& bad : std::vector<std::vector<std::string>>{
+           {}, {"partition", "c1", "c1"}, {"partition", "c1", "c9"}, {"masquerade"}, {"flood"}, {"drop-icmp-frag", "x"}}) {
+    EXPECT_FALSE(parse_impairment(lab, bad).ok()) << (bad.empty() ? "(none)" : bad[0]);
+  }
+}
+
+TEST(LabFaultTest, TheUnderlayTableHoldsExactlyTheActiveFaults) {
+  const auto lab = lab3x3();
+  const std::string none = underlay_impairment_rules(lab, {"masquerade c1"});
+  EXPECT_EQ(none.find("drop"), std::string::npos) << none;  // masquerade lives on the nodes
+  EXPECT_EQ(none.rfind("add table bridge cwlab_impair\ndelete table bridge cwlab_impair\n", 0), 0U);
+  const std::string both = underlay_impairment_rules(lab, {"drop-icmp-frag", "partition c1 c3"});
+  EXPECT_NE(both.find("icmp type destination-unreachable icmp code frag-needed counter drop"), std::string::npos) << both;
+  EXPECT_NE(both.find("icmpv6 type packet-too-big counter drop"), std::string::npos) << both;
+  EXPECT_NE(both.find("ip saddr { 192.168.77.11, 192.168.77.12, 192.168.77.13 } ip daddr { 192.168.77.31, "
+                      "192.168.77.32, 192.168.77.33 } udp dport 51820 counter drop"),
+            std::string::npos) << both;
+  EXPECT_NE(both.find("ip saddr { 192.168.77.31, 192.168.77.32, 192.168.77.33 } ip daddr { 192.168.77.11"),
+            std::string::npos) << both;
+  EXPECT_EQ(both.find("192.168.77.2"), std::string::npos) << both;  // c2 is not partitioned
+}
+
+TEST(LabFaultTest, TheMasqueradeIsTheCnisRuleInIptablesLegacy) {
+  EXPECT_EQ(masquerade_rule("-A", "10.241.1.0/24", "10.241.0.0/16"),
+            (std::vector<std::string>{"iptables-legacy", "-t", "nat", "-A", "POSTROUTING", "-s", "10.241.1.0/24", "!", "-d",
+                                      "10.241.0.0/16", "-m", "comment", "--comment", "cwlab impair masquerade", "-j",
+                                      "MASQUERADE"}));
+}
+
+}  // namespace
+}  // namespace cw::lab
