@@ -26,25 +26,42 @@ volatile std::sig_atomic_t g_interrupt = 0;
 
 extern "C" void on_interrupt(int sig) { g_interrupt = sig; }
 
-std::vector<char*> c_argv(const std::vector<std::string>& argv) {
-  std::vector<char*> out;
-  out.reserve(argv.size() + 1);
-  for (const auto& a : argv) out.push_back(const_cast<char*>(a.c_str()));
-  out.push_back(nullptr);
-  return out;
-}
+// What execvpe needs, made before fork: `verify` runs commands from several threads, and a
+// child of a multi-threaded process must not allocate (a lock another thread held at fork
+// time would stay held in the child) before it execs.
+struct ExecArgs {
+  std::vector<std::string> env_storage;  // our environment plus the extra KEY=VALUE entries
+  std::vector<char*> argv;
+  std::vector<char*> envp;
+  std::string failure;  // "cwctl: cannot run <cmd>: " (strerror is appended in the child)
 
-// In the child after fork. cwctl is single threaded, so allocating here (c_argv, the error
-// message) cannot deadlock on a lock another thread held at fork time; the function never
-// returns. SIGPIPE goes back to its default: cwctl ignores it (ignore_sigpipe) and an ignored
-// disposition would survive execvp.
-[[noreturn]] void exec_child(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
-  for (const auto& kv : env) putenv(const_cast<char*>(kv.c_str()));
+  ExecArgs(const std::vector<std::string>& args, const std::vector<std::string>& env) {
+    for (char** e = environ; *e != nullptr; ++e) {
+      const std::string kv = *e;
+      const std::string key = kv.substr(0, kv.find('='));
+      const bool overridden = std::any_of(env.begin(), env.end(), [&](const std::string& x) {
+        return x.compare(0, key.size() + 1, key + "=") == 0;
+      });
+      if (!overridden) env_storage.push_back(kv);
+    }
+    env_storage.insert(env_storage.end(), env.begin(), env.end());
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    for (const auto& kv : env_storage) envp.push_back(const_cast<char*>(kv.c_str()));
+    envp.push_back(nullptr);
+    failure = "cwctl: cannot run " + (args.empty() ? std::string() : args[0]) + ": ";
+  }
+};
+
+// In the child after fork: only async-signal-safe calls. SIGPIPE goes back to its default:
+// cwctl ignores it (ignore_sigpipe) and an ignored disposition would survive exec.
+[[noreturn]] void exec_child(const ExecArgs& e) {
   signal(SIGPIPE, SIG_DFL);
-  auto args = c_argv(argv);
-  execvp(args[0], args.data());
-  const std::string msg = "cwctl: cannot run " + argv[0] + ": " + std::strerror(errno) + "\n";
-  (void)!write(STDERR_FILENO, msg.data(), msg.size());
+  execvpe(e.argv[0], e.argv.data(), e.envp.data());
+  const char* why = strerrordesc_np(errno);
+  (void)!write(STDERR_FILENO, e.failure.data(), e.failure.size());
+  (void)!write(STDERR_FILENO, why, std::strlen(why));
+  (void)!write(STDERR_FILENO, "\n", 1);
   _exit(127);
 }
 
@@ -98,13 +115,14 @@ CommandResult run(const std::vector<std::string>& argv, const RunOptions& option
     close(in_pipe[0]), close(in_pipe[1]), close(out_pipe[0]), close(out_pipe[1]);
     return result;
   }
+  const ExecArgs exec_args(argv, options.env);
   const pid_t pid = fork();
   if (pid == 0) {
     setpgid(0, 0);
     dup2(in_pipe[0], STDIN_FILENO);
     dup2(out_pipe[1], STDOUT_FILENO);
     dup2(err_pipe[1], STDERR_FILENO);
-    exec_child(argv, options.env);
+    exec_child(exec_args);
   }
   close(in_pipe[0]);
   close(out_pipe[1]);
@@ -217,13 +235,14 @@ Result<Started> spawn_background(const std::vector<std::string>& argv, const std
     close(null_fd);
     return Error(ErrorCode::kInternal, "open " + log_path + ": " + std::strerror(e));
   }
+  const ExecArgs exec_args(argv, env);
   const pid_t pid = fork();
   if (pid == 0) {
     setsid();
     if (dup2(null_fd, STDIN_FILENO) < 0 || dup2(log_fd, STDOUT_FILENO) < 0 || dup2(log_fd, STDERR_FILENO) < 0) {
       _exit(127);
     }
-    exec_child(argv, env);
+    exec_child(exec_args);
   }
   const int fork_errno = errno;
   close(log_fd);

@@ -1,19 +1,27 @@
 // `cwctl lab verify`: checks the running lab end to end and prints a table, a row as soon as
 // its check is done. Rows PASS or FAIL; SKIP (nothing to check, with the reason) and INFO (a
 // figure, not a check) count as neither. Exit status 0 only when no row fails.
+//
+// Checks run concurrently (a pool of threads, each running commands in the lab's namespaces),
+// so each one measures only its own traffic: whether a packet went through WireGuard is read
+// from a counter rule of the check's own (TunnelCounters), matching that check's source and
+// destination, never from the device's byte counters, which handshakes and other checks move.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
-#include <map>
-#include <optional>
-#include <set>
 #include <filesystem>
+#include <functional>
 #include <iomanip>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <random>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -23,6 +31,8 @@
 #include "cli/lab/process.h"
 #include "cli/lab/state.h"
 #include "cli/lab/text.h"
+#include "cli/lab/world.h"
+#include "common/net/prefix.h"
 
 namespace cw::lab {
 namespace {
@@ -83,7 +93,7 @@ std::string token() {
   return s.str();
 }
 
-// "rtt min/avg/max/mdev = 0.051/0.060/0.071/0.008 ms" -> "0.060 ms"
+// "rtt min/avg/max/mdev = 0.051/0.060/0.071/0.008 ms" -> "rtt 0.060 ms"
 std::string ping_avg(const std::string& out) {
   static const std::regex re("= [0-9.]+/([0-9.]+)/");
   std::smatch m;
@@ -91,43 +101,121 @@ std::string ping_avg(const std::string& out) {
 }
 
 CommandResult ping(const NodeLayout& from, const std::string& ip, int count = 3) {
-  return in_netns(from.pod_netns, {"ping", "-n", "-q", "-c", std::to_string(count), "-i", "0.2", "-W", "1", ip},
-                  seconds(10));
+  return in_netns(from.pod_netns,
+                  {"ping", "-n", "-q", "-c", std::to_string(count), "-i", "0.05", "-W", "1", ip}, seconds(10));
+}
+
+// One TCP exchange from a pod: sends `input`, returns what came back.
+CommandResult tcp(const NodeLayout& from, const std::string& ip, int port, const std::string& input,
+                  seconds timeout = seconds(10)) {
+  return in_netns(from.pod_netns,
+                  {"socat", "-t", "5", "-T", std::to_string(timeout.count()), "-",
+                   "TCP:" + ip + ":" + std::to_string(port) + ",connect-timeout=3"},
+                  timeout + seconds(5), input);
 }
 
 // Sends a line to the pod's echo server and expects it back.
 std::pair<bool, std::string> tcp_echo(const NodeLayout& from, const std::string& ip, const std::string& line) {
-  auto r = in_netns(from.pod_netns,
-                    {"socat", "-t", "2", "-T", "5", "-", "TCP:" + ip + ":" + std::to_string(kPodEchoPort) + ",connect-timeout=3"},
-                    seconds(10), line + "\n");
+  auto r = tcp(from, ip, kPodEchoPort, line + "\n");
   if (r.ok() && r.out.find(line) != std::string::npos) return {true, "echoed " + std::to_string(line.size() + 1) + " bytes"};
   return {false, r.ok() ? "connected, but no echo" : r.summary()};
 }
 
-// Sum of every peer's received and sent bytes on the node's WireGuard device; nullopt when
-// the device cannot be read.
-std::optional<long long> wg_bytes(const NodeLayout& n) {
-  auto r = in_netns(n.netns, {"wg", "show", n.wg_interface, "transfer"}, seconds(10));
-  if (!r.ok()) return std::nullopt;
-  std::istringstream in(r.out);
-  std::string key;
-  long long rx = 0, tx = 0, sum = 0;
-  while (in >> key >> rx >> tx) sum += rx + tx;
-  return sum;
+// Packet counters of single checks, in a table of the lab's own in each node namespace
+// (`inet cwlab_verify`, chain `count` at postrouting): a rule per check matching the WireGuard
+// device as output and the check's source and destination. Removed when verify ends.
+class TunnelCounters {
+ public:
+  explicit TunnelCounters(const LabLayout& lab) : lab_(lab) {}
+  ~TunnelCounters() {
+    for (const auto& c : lab_.clusters) {
+      for (const auto& n : c.nodes) (void)in_netns(n.netns, {"nft", "delete", "table", "inet", "cwlab_verify"}, seconds(5));
+    }
+  }
+  TunnelCounters(const TunnelCounters&) = delete;
+  TunnelCounters& operator=(const TunnelCounters&) = delete;
+
+  Result<void> prepare(const NodeLayout& n) {
+    auto r = in_netns(n.netns, {"nft", "-f", "-"}, seconds(5),
+                      "add table inet cwlab_verify\n"
+                      "add chain inet cwlab_verify count { type filter hook postrouting priority 0; policy accept; }\n");
+    if (!r.ok()) return Error(ErrorCode::kUnavailable, "nft in " + n.netns + ": " + r.summary());
+    return ok_result();
+  }
+
+  // A counter of packets `node` sends from src to dst through its WireGuard device.
+  Result<std::string> add(const NodeLayout& node, const std::string& src, const std::string& dst) {
+    const std::string family = src.find(':') == std::string::npos ? "ip" : "ip6";
+    auto r = in_netns(node.netns,
+                      {"nft", "--echo", "--handle", "add", "rule", "inet", "cwlab_verify", "count", "oifname",
+                       node.wg_interface, family, "saddr", src, family, "daddr", dst, "counter"},
+                      seconds(5));
+    static const std::regex handle_re("# handle ([0-9]+)");
+    std::smatch m;
+    if (!r.ok() || !std::regex_search(r.out, m, handle_re)) {
+      return Error(ErrorCode::kUnavailable, "cannot add a counter in " + node.netns + ": " + r.summary());
+    }
+    return m[1].str();
+  }
+
+  Result<long long> packets(const NodeLayout& node, const std::string& handle) {
+    auto r = in_netns(node.netns, {"nft", "--handle", "list", "chain", "inet", "cwlab_verify", "count"}, seconds(5));
+    std::istringstream in(r.out);
+    std::string line;
+    static const std::regex packets_re("counter packets ([0-9]+) ");
+    while (std::getline(in, line)) {
+      std::smatch m;
+      if (line.size() > handle.size() && line.ends_with("# handle " + handle) && std::regex_search(line, m, packets_re)) {
+        return std::stoll(m[1].str());
+      }
+    }
+    return Error(ErrorCode::kUnavailable, "cannot read counter " + handle + " in " + node.netns + ": " + r.summary());
+  }
+
+  void remove(const NodeLayout& node, const std::string& handle) {
+    (void)in_netns(node.netns, {"nft", "delete", "rule", "inet", "cwlab_verify", "count", "handle", handle}, seconds(5));
+  }
+
+  // Runs `traffic` and returns how many packets from src to dst went out of node's WireGuard.
+  Result<long long> around(const NodeLayout& node, const std::string& src, const std::string& dst,
+                           const std::function<void()>& traffic) {
+    auto handle = add(node, src, dst);
+    if (!handle) return handle.error();
+    traffic();
+    auto n = packets(node, *handle);
+    remove(node, *handle);
+    return n;
+  }
+
+ private:
+  const LabLayout& lab_;
+};
+
+// Runs the tasks on `workers` threads; returns when all are done.
+void run_concurrently(const std::vector<std::function<void()>>& tasks, std::size_t workers) {
+  std::atomic<std::size_t> next{0};
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < std::min(workers, tasks.size()); ++i) {
+    threads.emplace_back([&] {
+      for (std::size_t k; (k = next++) < tasks.size();) tasks[k]();
+    });
+  }
+  for (auto& t : threads) t.join();
 }
 
-std::string unreadable(const NodeLayout& n) { return "cannot read " + n.wg_interface + " on " + n.node_name + " (wg show transfer)"; }
-
-bool in_pool(const std::string& ip) {  // 10.240.0.0/12: every pod address of the lab
-  unsigned a = 0, b = 0;
-  return std::sscanf(ip.c_str(), "%u.%u.", &a, &b) == 2 && a == 10 && b >= 240 && b <= 255;
-}
+constexpr std::size_t kWorkers = 16;
+constexpr std::size_t kTransferBytes = 4 << 20;
 
 class Verifier {
  public:
-  Verifier(const LabLayout& lab, const LabState& s, Table& table) : lab_(lab), s_(s), table_(table) {
+  Verifier(const LabLayout& lab, const LabState& s, Table& table)
+      : lab_(lab), s_(s), table_(table), counters_(lab), cni_(parse_cni(s.cni)) {
     for (const auto& c : lab.clusters) {
       for (const auto& n : c.nodes) {
+        node_cluster_[n.underlay_ip] = c.id;
+        if (auto it = s.node_cidrs.find(n.node_name); it != s.node_cidrs.end()) {
+          if (auto p = net::Prefix::parse(it->second)) pod_blocks_.push_back({*p, c.id});
+        }
         for (const auto& oc : lab.clusters) {
           for (const auto& on : oc.nodes) {
             if (&n == &on) continue;
@@ -136,15 +224,41 @@ class Verifier {
         }
       }
     }
+    for (const auto& c : lab.clusters) {
+      for (const auto& oc : lab.clusters) {
+        if (c.id != oc.id) cluster_pairs_.push_back({&c.nodes.front(), &oc.nodes.back()});
+      }
+    }
   }
 
   std::vector<Row> run_all() {
     table_.header();
     peerings();
-    cross_cluster();
-    in_cluster();
+    std::vector<std::function<void()>> prepare;
+    for (const auto& c : lab_.clusters) {
+      for (const auto& n : c.nodes) {
+        prepare.push_back([this, &n] {
+          if (auto r = counters_.prepare(n); !r) add("counters", n.node_name, "-", false, r.error().message());
+        });
+      }
+    }
+    run_concurrently(prepare, kWorkers);
+    // The capture first and alone: it records the underlay while its own traffic runs.
     capture();
-    dns();
+    std::vector<std::function<void()>> checks;
+    for (const auto& p : cross_) checks.push_back([this, p] { cross_cluster(p); });
+    for (const auto& p : in_cluster_) checks.push_back([this, p] { in_cluster(p); });
+    if (in_cluster_.empty()) {
+      add("in-cluster", "-", "-", Outcome::kSkip, "one node per cluster: no in-cluster pair to check");
+    }
+    for (const auto& c : lab_.clusters) {
+      for (const auto& n : c.nodes) checks.push_back([this, &c, &n] { cni_routes(c, n); });
+    }
+    for (const auto& p : cluster_pairs_) checks.push_back([this, p] { transfer(p); });
+    for (const auto& c : lab_.clusters) {
+      if (&c != &lab_.clusters.front()) checks.push_back([this, &c] { dns(c); });
+    }
+    run_concurrently(checks, kWorkers);
     convergence();
     return rows_;
   }
@@ -156,11 +270,22 @@ class Verifier {
   }
 
   void add(std::string check, std::string from, std::string to, Outcome outcome, std::string detail) {
+    std::lock_guard lock(mu_);
     rows_.push_back({std::move(check), std::move(from), std::move(to), outcome, one_line(std::move(detail))});
     table_.row(rows_.back());
   }
   void add(std::string check, std::string from, std::string to, bool pass, std::string detail) {
     add(std::move(check), std::move(from), std::move(to), pass ? Outcome::kPass : Outcome::kFail, std::move(detail));
+  }
+
+  // The cluster a pod address belongs to ("" when it is no pod's).
+  std::string pod_cluster(const std::string& ip) const {
+    auto addr = net::IpAddress::parse(ip);
+    if (!addr) return "";
+    for (const auto& [block, cluster] : pod_blocks_) {
+      if (block.contains(*addr)) return cluster;
+    }
+    return "";
   }
 
   void peerings() {
@@ -183,72 +308,164 @@ class Verifier {
     }
   }
 
-  void cross_cluster() {
-    // A ping through the tunnel moves the source node's WireGuard counters: they are read
-    // before and after, and the row says what they did.
-    for (const auto& p : cross_) {
-      const auto before = wg_bytes(*p.from);
-      auto r = ping(*p.from, ip_of(*p.to));
-      const auto after = wg_bytes(*p.from);
-      if (!before || !after) {
-        add("ping", p.from->pod_name, p.to->pod_name, false,
-            (r.ok() ? ping_avg(r.out) : "ping: " + r.summary()) + "; " + unreadable(*p.from));
-        continue;
-      }
-      const long long moved = *after - *before;
-      const std::string counters = p.from->wg_interface + " on " + p.from->node_name + " moved " +
-                                   std::to_string(moved) + " bytes";
-      add("ping", p.from->pod_name, p.to->pod_name, r.ok() && moved > 0,
-          r.ok() ? ping_avg(r.out) + ", " + counters + (moved > 0 ? " (through WireGuard)" : " (NOT through WireGuard)")
-                 : "ping: " + r.summary() + ", " + counters);
-    }
-    for (const auto& p : cross_) {
-      auto [ok, detail] = tcp_echo(*p.from, ip_of(*p.to), token());
-      add("tcp", p.from->pod_name, p.to->pod_name + ":" + std::to_string(kPodEchoPort), ok, detail);
-    }
+  // ping (through WireGuard, by the check's own counter), tcp (echo) and source (the address
+  // the far pod saw is the near pod's own: no SNAT between clusters).
+  void cross_cluster(const Pair& p) {
+    const std::string src = ip_of(*p.from), dst = ip_of(*p.to);
+    CommandResult r;
+    auto through = counters_.around(*p.from, src, dst, [&] { r = ping(*p.from, dst); });
+    std::string counted = through ? std::to_string(*through) + " packets out of " + p.from->wg_interface
+                                  : through.error().message();
+    const bool tunnelled = through && *through >= 3;
+    add("ping", p.from->pod_name, p.to->pod_name, r.ok() && tunnelled,
+        (r.ok() ? ping_avg(r.out) : "ping: " + r.summary()) + ", " + counted +
+            (through ? (tunnelled ? " (through WireGuard)" : " (NOT through WireGuard)") : ""));
+    auto [ok, detail] = tcp_echo(*p.from, dst, token());
+    add("tcp", p.from->pod_name, p.to->pod_name + ":" + std::to_string(kPodEchoPort), ok, detail);
+    auto web = tcp(*p.from, dst, kPodWebPort, "");
+    std::istringstream in(web.out);
+    std::string name, seen;
+    in >> name >> seen;
+    const bool preserved = web.ok() && name == p.to->pod_name && seen == src;
+    add("source", p.from->pod_name, p.to->pod_name + ":" + std::to_string(kPodWebPort), preserved,
+        !web.ok()     ? web.summary()
+        : name.empty() ? "no answer"
+        : preserved   ? name + " saw the client at " + seen + ", the pod's own address (no SNAT)"
+                      : name + " saw the client at " + seen + ", expected " + src +
+                          (seen == p.from->underlay_ip ? " (SNAT to its node's address: a masquerade hit it)" : ""));
   }
 
-  void in_cluster() {
-    if (in_cluster_.empty()) {
-      add("in-cluster", "-", "-", Outcome::kSkip, "one node per cluster: no in-cluster pair to check");
+  // In-cluster traffic takes the CNI's path (or clusterwire's plain route), never the tunnel:
+  // the route, a ping, and the check's own counters on both nodes.
+  void in_cluster(const Pair& p) {
+    const std::string src = ip_of(*p.from), dst = ip_of(*p.to);
+    auto route = in_netns(p.from->netns, {"ip", "-o", "route", "get", dst}, seconds(10));
+    const std::string via = cni_ && *cni_ == Cni::kVxlan ? "dev flannel.1" : "via " + p.to->underlay_ip + " dev eth0";
+    const bool plain = route.ok() && route.out.find(via) != std::string::npos &&
+                       route.out.find(p.from->wg_interface) == std::string::npos;
+    std::string detail = plain ? "route " + via : "route: " + one_line(route.out + route.err) + " (expected " + via + ")";
+    CommandResult r;
+    std::optional<Result<long long>> back;
+    auto out = counters_.around(*p.from, src, dst, [&] {
+      back = counters_.around(*p.to, dst, src, [&] { r = ping(*p.from, dst, 5); });
+    });
+    bool untouched = false;
+    if (!out) {
+      detail += ", " + out.error().message();
+    } else if (!back || !*back) {
+      detail += ", " + (back ? back->error().message() : std::string("no counter"));
+    } else {
+      untouched = *out == 0 && **back == 0;
+      detail += untouched ? ", 0 packets through WireGuard either way"
+                          : ", " + std::to_string(*out + **back) + " packets through WireGuard";
+    }
+    detail += r.ok() ? ", " + ping_avg(r.out) : ", ping: " + r.summary();
+    add("in-cluster", p.from->pod_name, p.to->pod_name, plain && untouched && r.ok(), detail);
+  }
+
+  // Who routes the other nodes' blocks of a node's cluster: the CNI's routes are there and
+  // clusterwire added none beside them (bird, vxlan); clusterwire's in its own world.
+  void cni_routes(const ClusterLayout& c, const NodeLayout& n) {
+    if (c.nodes.size() < 2) {
+      add("cni-routes", n.node_name, "-", Outcome::kSkip, "one node per cluster: no in-cluster block to route");
       return;
     }
-    for (const auto& p : in_cluster_) {
-      const std::string dst = ip_of(*p.to);
-      auto route = in_netns(p.from->netns, {"ip", "-o", "route", "get", dst}, seconds(10));
-      const bool plain = route.ok() && route.out.find("dev eth0") != std::string::npos &&
-                         route.out.find(p.from->wg_interface) == std::string::npos &&
-                         route.out.find("via " + p.to->underlay_ip) != std::string::npos;
-      const auto from_before = wg_bytes(*p.from), to_before = wg_bytes(*p.to);
-      auto r = ping(*p.from, dst, 5);
-      const auto from_after = wg_bytes(*p.from), to_after = wg_bytes(*p.to);
-      std::string detail = plain ? "route via " + p.to->underlay_ip + " dev eth0" : "route: " + route.out + route.err;
-      bool untouched = false;
-      if (!from_before || !from_after) {
-        detail += ", " + unreadable(*p.from);
-      } else if (!to_before || !to_after) {
-        detail += ", " + unreadable(*p.to);
-      } else {
-        const long long moved = (*from_after - *from_before) + (*to_after - *to_before);
-        untouched = moved == 0;
-        detail += untouched ? ", WireGuard counters of both nodes unchanged"
-                            : ", WireGuard counters moved (" + std::to_string(moved) + " bytes)";
-      }
-      detail += r.ok() ? ", " + ping_avg(r.out) : ", ping: " + r.summary();
-      add("in-cluster", p.from->pod_name, p.to->pod_name, plain && untouched && r.ok(), detail);
+    auto r = in_netns(n.netns, {"ip", "route", "show"}, seconds(10));
+    if (!r.ok()) {
+      add("cni-routes", n.node_name, c.id, false, "ip route: " + r.summary());
+      return;
     }
+    const Cni world = cni_ ? *cni_ : Cni::kClusterwire;
+    const std::string want = world == Cni::kBird ? "proto bird" : world == Cni::kVxlan ? "dev flannel.1" : "proto 119";
+    int good = 0;
+    std::string bad;
+    for (const auto& other : c.nodes) {
+      if (&other == &n) continue;
+      const std::string block = s_.node_cidrs.count(other.node_name) ? s_.node_cidrs.at(other.node_name) : "?";
+      std::string line;
+      std::istringstream in(r.out);
+      for (std::string l; std::getline(in, l);) {
+        if (l.rfind(block + " ", 0) == 0) line += (line.empty() ? "" : " | ") + l;
+      }
+      const bool theirs_only = world == Cni::kClusterwire || line.find("proto 119") == std::string::npos;
+      if (line.find(want) != std::string::npos && theirs_only && line.find(" | ") == std::string::npos) ++good;
+      else bad += "; " + block + ": " + (line.empty() ? "no route" : line);
+    }
+    add("cni-routes", n.node_name, c.id, bad.empty(),
+        std::to_string(good) + "/" + std::to_string(c.nodes.size() - 1) + " blocks routed " + want +
+            (world == Cni::kClusterwire ? " (clusterwire routes in-cluster in this world)"
+                                        : ", none by clusterwire (" + std::string(cni_name(world)) + " world)") +
+            bad);
+  }
+
+  // A 4 MiB transfer across clusters (mtu), and the MSS the far pod saw on its SYN (mss):
+  // TCP must work at the lab's underlay MTU, with whatever faults are on.
+  void transfer(const Pair& p) {
+    const std::string dst = ip_of(*p.to);
+    const std::string pcap_log = lab_.log_path("verify-mss-" + p.from->node_name + "-" + p.to->node_name);
+    std::filesystem::remove(pcap_log);
+    auto tcpdump = spawn_background(
+        netns_exec(p.to->pod_netns, {"tcpdump", "--immediate-mode", "-ni", "eth0", "-c", "1", "-v", "-l",
+                                     "tcp[tcpflags] & tcp-syn != 0 and tcp[tcpflags] & tcp-ack == 0 and dst port " +
+                                         std::to_string(kPodSinkPort)}),
+        pcap_log);
+    const bool listening = tcpdump && wait_until([&] { return read_file_or_empty(pcap_log).find("listening on") != std::string::npos; },
+                                                 seconds(5));
+    static const std::string payload = [] {
+      std::string bytes(kTransferBytes, '\0');
+      std::mt19937 rng(12345);
+      for (auto& b : bytes) b = static_cast<char>(rng());
+      return bytes;
+    }();
+    const auto started = std::chrono::steady_clock::now();
+    auto r = tcp(*p.from, dst, kPodSinkPort, payload, seconds(30));
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    std::string received = one_line(r.out);
+    received.erase(0, received.find_first_not_of(' '));
+    const bool whole = r.ok() && received == std::to_string(kTransferBytes);
+    std::ostringstream d;
+    d << std::fixed << std::setprecision(2);
+    if (whole) d << "4 MiB in " << secs << " s (" << (kTransferBytes * 8 / secs / 1e6) << " Mbit/s)";
+    else d << "sink answered \"" << received << "\" (" << r.summary() << ") after " << secs << " s";
+    d << ", underlay MTU " << s_.underlay_mtu;
+    std::string faults;
+    for (const auto& f : s_.impairments) faults += (faults.empty() ? "" : ", ") + f;
+    d << (faults.empty() ? ", no faults" : ", faults: " + faults);
+    add("mtu", p.from->pod_name, p.to->pod_name + ":" + std::to_string(kPodSinkPort), whole, d.str());
+
+    if (tcpdump) {
+      (void)wait_until([&] { return !same_process(*tcpdump); }, seconds(2));
+      stop_processes({*tcpdump}, seconds(1));
+    }
+    const std::string captured = read_file_or_empty(pcap_log);
+    static const std::regex mss_re("mss ([0-9]+)");
+    std::smatch m;
+    auto link = in_netns(p.from->netns, {"ip", "-o", "link", "show", p.from->wg_interface}, seconds(5));
+    static const std::regex mtu_re(" mtu ([0-9]+) ");
+    std::smatch mm;
+    if (!listening || !std::regex_search(captured, m, mss_re) || !std::regex_search(link.out, mm, mtu_re)) {
+      add("mss", p.from->pod_name, p.to->pod_name, false,
+          !listening ? "tcpdump in " + p.to->pod_netns + " did not start: " + one_line(captured)
+                     : "no SYN with an MSS captured at " + p.to->pod_name + " (or no MTU on " + p.from->wg_interface + ")");
+      return;
+    }
+    const int mss = std::stoi(m[1].str()), limit = std::stoi(mm[1].str()) - 40;
+    add("mss", p.from->pod_name, p.to->pod_name, mss <= limit,
+        "the SYN arrived with MSS " + std::to_string(mss) + (mss <= limit ? " <= " : " > ") + std::to_string(limit) +
+            " (" + p.from->wg_interface + " MTU " + mm[1].str() + " - 40)" + (mss <= limit ? ": clamped" : ": NOT clamped"));
   }
 
   // Cross-cluster traffic with a marker in its payload while tcpdump records the underlay
-  // bridge: every IPv4 packet must be WireGuard UDP (or the node agents' own API traffic to the
-  // lab API servers), no pod address may appear, and the marker must not be in the capture.
+  // bridge. Every packet must be explained: WireGuard UDP, the node agents' API traffic, the
+  // CNI's own (BGP, VXLAN) or in-cluster pod traffic in clear (the CNI's business, as on any
+  // cluster); a pod address of another cluster in clear, or anything unexplained, fails.
   void capture() {
     const std::string pcap = lab_.state_dir + "/verify-underlay.pcap";
     const std::string log = lab_.log_path("verify-tcpdump");
     std::filesystem::remove(pcap);
     std::filesystem::remove(log);
     auto tcpdump = spawn_background(
-        netns_exec(lab_.underlay_netns, {"tcpdump", "-i", kUnderlayBridge, "-n", "-U", "-w", pcap}), log);
+        netns_exec(lab_.underlay_netns, {"tcpdump", "--immediate-mode", "-i", kUnderlayBridge, "-n", "-U", "-s", "256", "-w", pcap}), log);
     if (!tcpdump) {
       add("underlay", "capture", kUnderlayBridge, false, tcpdump.error().message());
       return;
@@ -259,12 +476,16 @@ class Verifier {
       return;
     }
     const std::string marker = token();
-    int pinged = 0, markers_sent = 0, markers_echoed = 0;
-    for (const auto& p : cross_) {
-      if (ping(*p.from, ip_of(*p.to), 2).ok()) ++pinged;
-      ++markers_sent;
-      if (tcp_echo(*p.from, ip_of(*p.to), marker).first) ++markers_echoed;
+    std::atomic<int> pinged = 0, markers_echoed = 0;
+    std::vector<std::function<void()>> traffic;
+    for (const auto& p : cluster_pairs_) {
+      traffic.push_back([&, p] {
+        if (ping(*p.from, ip_of(*p.to), 2).ok()) ++pinged;
+        if (tcp_echo(*p.from, ip_of(*p.to), marker).first) ++markers_echoed;
+      });
     }
+    run_concurrently(traffic, kWorkers);
+    const int markers_sent = static_cast<int>(cluster_pairs_.size());
     std::this_thread::sleep_for(milliseconds(300));
     signal_process(*tcpdump, SIGINT);  // tcpdump flushes the file on SIGINT
     stop_processes({*tcpdump}, seconds(3));
@@ -274,27 +495,45 @@ class Verifier {
     static const std::regex ip_re(R"(^\S+ IP (\d+\.\d+\.\d+\.\d+)\.(\d+) > (\d+\.\d+\.\d+\.\d+)\.(\d+): (\S+))");
     static const std::regex addr_re(R"((\d+\.\d+\.\d+\.\d+))");
     static const std::regex housekeeping_re(R"(^\S+ (ARP,|IP6 ))");  // ARP; IPv6 neighbour discovery
-    int wireguard = 0, api = 0, clear = 0, other = 0, housekeeping = 0;
+    int wireguard = 0, api = 0, cni = 0, in_cluster = 0, cross = 0, other = 0, housekeeping = 0;
     std::string example;
     std::istringstream in(text.out);
     std::string line;
     std::set<std::string> api_ports;
     for (const auto& c : lab_.clusters) api_ports.insert(std::to_string(c.api_port));
+    auto same_cluster_nodes = [&](const std::string& a, const std::string& b) {
+      auto x = node_cluster_.find(a), y = node_cluster_.find(b);
+      return x != node_cluster_.end() && y != node_cluster_.end() && x->second == y->second;
+    };
     while (std::getline(in, line)) {
-      bool pod = false;
-      for (std::sregex_iterator it(line.begin(), line.end(), addr_re), end; it != end; ++it) pod |= in_pool((*it)[1].str());
+      std::set<std::string> pod_clusters, node_clusters;
+      for (std::sregex_iterator it(line.begin(), line.end(), addr_re), end; it != end; ++it) {
+        const std::string a = (*it)[1].str();
+        if (auto c = pod_cluster(a); !c.empty()) pod_clusters.insert(c);
+        else if (auto n = node_cluster_.find(a); n != node_cluster_.end()) node_clusters.insert(n->second);
+      }
       std::smatch m;
-      if (pod) {
-        ++clear;
-        if (example.empty()) example = line;
+      if (!pod_clusters.empty()) {
+        // In the clear with a pod address: fine inside one cluster (its own nodes included),
+        // a leak when it involves another cluster.
+        node_clusters.insert(pod_clusters.begin(), pod_clusters.end());
+        if (node_clusters.size() == 1) {
+          ++in_cluster;
+        } else {
+          ++cross;
+          if (example.empty()) example = line;
+        }
       } else if (std::regex_search(line, m, ip_re)) {
+        const std::string wg = std::to_string(kWireGuardPort), vxlan = std::to_string(kVxlanPort);
         const bool udp = m[5].str() == "UDP,";
-        const std::string wg = std::to_string(kWireGuardPort);
         if (udp && (m[2].str() == wg || m[4].str() == wg)) {
           ++wireguard;
         } else if ((m[1].str() == kUnderlayGateway && api_ports.count(m[2].str())) ||
                    (m[3].str() == kUnderlayGateway && api_ports.count(m[4].str()))) {
           ++api;
+        } else if (same_cluster_nodes(m[1].str(), m[3].str()) &&
+                   (m[2].str() == "179" || m[4].str() == "179" || m[4].str() == vxlan)) {
+          ++cni;  // BGP between a cluster's nodes (bird), VXLAN between them (flannel)
         } else {
           ++other;
           if (example.empty()) example = line;
@@ -306,12 +545,13 @@ class Verifier {
         if (example.empty()) example = line;
       }
     }
-    const bool pass = text.ok() && bytes && wireguard > 0 && clear == 0 && other == 0 && !marker_seen &&
+    const bool pass = text.ok() && bytes && wireguard > 0 && cross == 0 && other == 0 && !marker_seen &&
                       markers_echoed > 0;
     std::ostringstream d;
-    d << wireguard << " WireGuard UDP packets, " << clear << " with a pod address, " << other << " other, " << api
-      << " to the API servers, " << housekeeping << " ARP/IPv6; " << pinged << "/" << cross_.size() << " pings, "
-      << markers_echoed << "/" << markers_sent << " marker echoes; payload marker "
+    d << wireguard << " WireGuard UDP packets, " << cross << " with another cluster's pod address in clear, " << other
+      << " other, " << api << " to the API servers, " << cni << " of the CNI (BGP/VXLAN), " << in_cluster
+      << " in-cluster pod packets, " << housekeeping << " ARP/IPv6; " << pinged << "/" << cluster_pairs_.size()
+      << " pings, " << markers_echoed << "/" << markers_sent << " marker echoes; payload marker "
       << (markers_echoed == 0 ? "never echoed (nothing to look for)" : marker_seen ? "FOUND in clear" : "not seen");
     if (!text.ok()) d << "; tcpdump -r: " << text.summary();
     if (!bytes) d << "; " << bytes.error().message();
@@ -319,42 +559,39 @@ class Verifier {
     add("underlay", "capture", kUnderlayBridge, pass, d.str());
   }
 
-  void dns() {
+  void dns(const ClusterLayout& c) {
     const auto& exporter = lab_.clusters.front();
     const std::string want = ip_of(exporter.nodes.front());
     const std::string name = "echo.demo.svc.clusterset.local";
-    for (const auto& c : lab_.clusters) {
-      if (c.id == exporter.id) continue;
-      const auto& from = c.nodes.back();
-      const std::string resolver = c.dns_node().underlay_ip;
-      std::string answer, last;
-      (void)wait_until(
-          [&] {
-            auto r = in_netns(from.pod_netns, {"dig", "@" + resolver, "+time=2", "+tries=1", "+short", name, "A"}, seconds(5));
-            last = r.ok() ? r.out : r.summary();
-            std::istringstream in(r.out);
-            std::string a;
-            while (in >> a) {
-              if (a == want) answer = a;
-            }
-            return r.ok() && !answer.empty();
-          },
-          s_.dns ? seconds(10) : seconds(1), milliseconds(500));
-      last = one_line(last);
-      std::string why;
-      if (answer.empty()) {
-        why = (s_.dns ? "" : "cw-dns is not running in this lab (" + s_.notes + "); ") + "unbound " + resolver +
-              " answered " + (last.empty() ? "nothing" : "\"" + last + "\"") + ", expected " + want;
-      }
-      add("dns", from.pod_name, name, !answer.empty(),
-          answer.empty() ? why : answer + " through unbound " + resolver + " (" + c.id + "'s resolver)");
-      if (answer.empty()) {
-        add("dns-tcp", from.pod_name, "echo.demo:" + std::to_string(kPodEchoPort), false, "no address to connect to");
-        continue;
-      }
-      auto [ok, detail] = tcp_echo(from, answer, token());
-      add("dns-tcp", from.pod_name, "echo.demo:" + std::to_string(kPodEchoPort), ok, detail + " from " + answer);
+    const auto& from = c.nodes.back();
+    const std::string resolver = c.dns_node().underlay_ip;
+    std::string answer, last;
+    (void)wait_until(
+        [&] {
+          auto r = in_netns(from.pod_netns, {"dig", "@" + resolver, "+time=2", "+tries=1", "+short", name, "A"}, seconds(5));
+          last = r.ok() ? r.out : r.summary();
+          std::istringstream in(r.out);
+          std::string a;
+          while (in >> a) {
+            if (a == want) answer = a;
+          }
+          return r.ok() && !answer.empty();
+        },
+        s_.dns ? seconds(10) : seconds(1), milliseconds(500));
+    last = one_line(last);
+    std::string why;
+    if (answer.empty()) {
+      why = (s_.dns ? "" : "cw-dns is not running in this lab (" + s_.notes + "); ") + "unbound " + resolver +
+            " answered " + (last.empty() ? "nothing" : "\"" + last + "\"") + ", expected " + want;
     }
+    add("dns", from.pod_name, name, !answer.empty(),
+        answer.empty() ? why : answer + " through unbound " + resolver + " (" + c.id + "'s resolver)");
+    if (answer.empty()) {
+      add("dns-tcp", from.pod_name, "echo.demo:" + std::to_string(kPodEchoPort), false, "no address to connect to");
+      return;
+    }
+    auto [ok, detail] = tcp_echo(from, answer, token());
+    add("dns-tcp", from.pod_name, "echo.demo:" + std::to_string(kPodEchoPort), ok, detail + " from " + answer);
   }
 
   // A figure, not a check: up measured it once, and no bound would be honest on every machine.
@@ -371,7 +608,13 @@ class Verifier {
   const LabLayout& lab_;
   const LabState& s_;
   Table& table_;
+  TunnelCounters counters_;
+  const Result<Cni> cni_;
+  std::map<std::string, std::string> node_cluster_;  // underlay address -> cluster
+  std::vector<std::pair<net::Prefix, std::string>> pod_blocks_;  // node block -> cluster
   std::vector<Pair> cross_, in_cluster_;
+  std::vector<Pair> cluster_pairs_;  // one per ordered pair of clusters: first node -> last node
+  std::mutex mu_;
   std::vector<Row> rows_;
 };
 
@@ -391,14 +634,20 @@ int lab_verify(const LabOptions& options, std::ostream& out, std::ostream& err) 
   const auto& lab = loaded->lab;
   const auto& state = loaded->state;
   if (state.phase != "up") out << "note: lab " << lab.name << " is in phase \"" << state.phase << "\" (up did not finish)\n";
-  out << "verifying lab " << lab.name << " ..." << std::endl;
+  out << "verifying lab " << lab.name << " (" << state.cni << " world, underlay MTU " << state.underlay_mtu
+      << (state.impairments.empty() ? "" : ", faults on") << ") ..." << std::endl;
+  const auto started = std::chrono::steady_clock::now();
   Table table(lab, out);
-  Verifier v(lab, state, table);
-  const auto rows = v.run_all();
+  std::vector<Row> rows;
+  {
+    Verifier v(lab, state, table);
+    rows = v.run_all();
+  }
   auto count = [&](Outcome o) { return std::count_if(rows.begin(), rows.end(), [o](const Row& r) { return r.outcome == o; }); };
   const auto passed = count(Outcome::kPass), failed = count(Outcome::kFail);
   out << passed << " passed, " << failed << " failed, " << count(Outcome::kSkip) << " skipped, " << count(Outcome::kInfo)
-      << " info\n";
+      << " info (" << std::fixed << std::setprecision(1)
+      << std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() << " s)\n";
   return failed == 0 && passed > 0 ? 0 : 1;
 }
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The lab end to end, as a user runs it: `cwctl lab up` (2 clusters x 2 nodes), `verify`, then
-# the issue's checks: deleting a ClusterPeering removes the tunnel and routes while in-cluster
+# The lab end to end, as a user runs it: `cwctl lab up` (2 clusters x 2 nodes) in the default
+# world (bird: Calico-like BGP routes, the bridge plugin's masquerade) on a 1400-byte underlay,
+# with faults on (a second masquerade on c1's nodes, ICMP "fragmentation needed" dropped), then
+# `verify`, a partition injected and cleared, then the checks: deleting a ClusterPeering removes the tunnel and routes while in-cluster
 # traffic keeps flowing, re-applying it brings traffic back; a node agent restart breaks no
 # established cross-cluster TCP connection; an operator killed with SIGKILL and restarted
 # changes no CIDR; finally `down` leaves nothing of the lab behind, also after up was killed
@@ -10,12 +12,15 @@
 # trap) are removed first. Every command has a timeout, and none may run past the test's
 # budget (600 s; a normal run takes about a minute): the worst case is the budget plus the
 # clean-up's 65 s, well under the ctest TIMEOUT of 900 s (tests/CMakeLists.txt).
-# Usage: lab_test.sh BUILD_DIR   (BUILD_DIR holds cli/cwctl and the other binaries)
+# With --world vxlan|clusterwire, a short run of that world instead: up, verify, down.
+# Usage: lab_test.sh BUILD_DIR [--world WORLD]   (BUILD_DIR holds cli/cwctl and the other binaries)
 set -u -o pipefail
 build=$1
+world=""
+[ "${2:-}" = --world ] && world=$3
 cwctl=$build/cli/cwctl
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root (network namespaces)"; exit 77; }
-for tool in ip wg kubectl ping socat unbound dig tcpdump timeout unshare python3; do
+for tool in ip wg kubectl ping socat unbound dig tcpdump timeout unshare python3 bird nft iptables-legacy; do
   command -v $tool >/dev/null || { echo "SKIP: $tool is not installed (scripts/deps.sh installs it)"; exit 77; }
 done
 for plugin in bridge host-local loopback; do
@@ -77,8 +82,10 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- up (normally a few seconds; SIGTERM at the limit makes it clean up)
-if out=$(t 150 "$cwctl" lab --name "$name" up 2>&1); then
-  ok "cwctl lab up (2 x 2) in $(( $(date +%s) - started )) s"
+up_args=(--underlay-mtu 1400)
+[ -n "$world" ] && up_args=(--cni "$world")
+if out=$(t 150 "$cwctl" lab --name "$name" up "${up_args[@]}" 2>&1); then
+  ok "cwctl lab up (2 x 2, ${world:-bird} world, ${up_args[*]}) in $(( $(date +%s) - started )) s"
 else
   bad "cwctl lab up" "$out"; echo "$passed passed, $failed failed"; exit 1
 fi
@@ -91,10 +98,17 @@ c1n1=$(pod_ip c1-n1) c1n2=$(pod_ip c1-n2) c2n1=$(pod_ip c2-n1) c2n2=$(pod_ip c2-
 if1=$(t 10 ip -n "$name-c1-n1" -o link | grep -o 'cw[0-9a-f]\{6\}c1n1' | head -1)
 [ -n "$if1" ] && ok "c1-n1 has its WireGuard device $if1" || bad "no WireGuard device cw<hash>c1n1 in $name-c1-n1"
 
-# --- verify (normally about 20 s)
+# --- faults real networks have: a CNI masquerade on top of the bridge plugin's, a PMTU black hole
+[ -z "$world" ] && for fault in "masquerade c1" "drop-icmp-frag"; do
+  fout=$(lab 30 impair $fault 2>&1) && grep -q "on: *$fault" <<<"$fout" && ok "impair $fault" || bad "impair $fault" "$fout"
+done
+[ -z "$world" ] && { t 10 ip netns exec "$name-c1-n1" iptables-legacy -t nat -S POSTROUTING | grep -q -- "-j MASQUERADE"; } \
+  && ok "c1-n1 masquerades in iptables-legacy beside the bridge plugin's iptables-nft rules" || [ -n "$world" ] || bad "no masquerade rule"
+
+# --- verify (normally a few seconds)
 vout=$(lab 150 verify 2>&1); vrc=$?
 echo "$vout" | sed 's/^/    /'
-for check in peering ping tcp in-cluster underlay; do
+for check in peering ping tcp source in-cluster cni-routes underlay mtu mss; do
   rows=$(grep -E "^$check " <<<"$vout" || true)
   if [ -z "$rows" ]; then bad "verify: no $check row"
   elif grep -vqE '^\S+ +\S+ +\S+ +PASS ' <<<"$rows"; then bad "verify: $check rows" "$(grep -vE '^\S+ +\S+ +\S+ +PASS ' <<<"$rows")"
@@ -109,6 +123,27 @@ else
   grep -E '^dns ' <<<"$vout" | grep -q 'cw-dns is not running' && ok "verify explains the DNS rows' failure" \
     || bad "DNS rows without cw-dns" "$(grep -E '^dns' <<<"$vout")"
 fi
+
+if [ -n "$world" ]; then
+  grep -q "($world world" <<<"$vout" && ok "verify ran in the $world world" || bad "verify's world" "$(head -1 <<<"$vout")"
+else
+  grep -E '^mtu ' <<<"$vout" | grep -q "faults: masquerade c1, drop-icmp-frag" && ok "verify names the faults it ran under" \
+    || bad "mtu rows without the faults" "$(grep -E '^mtu' <<<"$vout")"
+fi
+if [ -z "$world" ]; then  # the rest of the full run; a world's short run goes on at down
+
+# --- a partition: WireGuard UDP between the clusters dropped, then cleared
+fout=$(lab 30 impair partition c2 c1 2>&1) && grep -q "on: *partition c1 c2" <<<"$fout" && ok "impair partition c2 c1" \
+  || bad "impair partition" "$fout"
+pod c1-n1 ping -c 2 -i 0.2 -W 1 "$c2n1" >/dev/null 2>&1 && bad "cross-cluster ping works through a partition" \
+  || ok "the partition stops cross-cluster traffic"
+pod c1-n1 ping -c 2 -i 0.2 -W 1 "$c1n2" >/dev/null && ok "in-cluster traffic is not partitioned" || bad "in-cluster ping in a partition"
+lout=$(lab 30 impair 2>&1) && [ "$(sort <<<"$lout" | tr '\n' ';')" = "drop-icmp-frag;masquerade c1;partition c1 c2;" ] \
+  && ok "impair lists the three faults" || bad "impair list" "$lout"
+fout=$(lab 30 impair --clear partition 2>&1) && grep -q "cleared: partition c1 c2" <<<"$fout" || bad "impair --clear partition" "$fout"
+wait_until 'pod c1-n1 ping -c 1 -W 0.5 $c2n1' 20 && ok "cleared: cross-cluster traffic is back" || bad "no traffic after clearing the partition"
+fout=$(lab 30 impair bogus 2>&1); [ $? -eq 2 ] && grep -q "expected one of" <<<"$fout" && ok "impair refuses an unknown fault" \
+  || bad "impair bogus" "$fout"
 
 # --- status
 sout=$(lab 30 status 2>&1) && grep -q "peering c2: Connected" <<<"$sout" && grep -q "handshake [0-9]*s ago" <<<"$sout" \
@@ -176,6 +211,8 @@ else bad "peering after operator restart" "$(kc c1 get clusterpeering c2 -o yaml
 wait_until 'pod c2-n2 ping -c 1 -W 1 $c1n2' 15 && ok "and the mesh still works (c2-n2 -> c1-n2)" \
   || bad "mesh after operator restart" "$(pod c2-n2 ping -c 2 -W 1 "$c1n2" 2>&1)" "$(t 5 ip netns exec "$name-c2-n2" wg show 2>&1)"
 
+fi
+
 # --- down leaves nothing
 # The lab's processes as recorded (pid and start time), read before down removes the record.
 cp "$state/state.json" "$tmp/state.json" || bad "no state.json to read the lab's processes from"
@@ -205,6 +242,11 @@ procs=$(ps -eo pid,args | grep -F -- "$state" | grep -v grep || true)
 ls /var/run/wireguard/ 2>/dev/null | grep -q "^${if1:-none}" && bad "UAPI socket left" || ok "no UAPI socket left"
 ls /etc/netns 2>/dev/null | grep -q "^$name-" && bad "/etc/netns entries left" || ok "no /etc/netns entry left"
 out=$(lab 60 down 2>&1) && grep -q "nothing left" <<<"$out" && ok "a second down is a no-op" || bad "second down" "$out"
+
+if [ -n "$world" ]; then
+  echo "$passed passed, $failed failed ($(( $(date +%s) - started )) s)"
+  [ "$failed" -eq 0 ]; exit
+fi
 
 # --- down after a crash half-way through up (killed while the operators start)
 { ( timeout -s KILL 1 "$cwctl" lab --name "$name" up >/dev/null 2>&1 ); } 2>/dev/null
