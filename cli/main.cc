@@ -77,6 +77,10 @@ int main(int argc, char** argv) {
                 "no words lists them");
   lab_impair->add_option("fault", impair_words, "drop-icmp-frag, partition c1 c2, masquerade c1");
   lab_impair->add_flag("--clear", impair_clear, "Remove the named fault (or kind of fault), or all of them");
+  std::string services_cluster;
+  auto* lab_services = lab->add_subcommand(
+      "services", "(run by up) the EndpointSlice controller and kube-proxy stand-ins of one cluster, until SIGTERM");
+  lab_services->add_option("cluster", services_cluster, "c1, c2, ...")->required();
   std::string kubectl_cluster;
   std::vector<std::string> kubectl_args;
   auto* lab_kubectl = lab->add_subcommand("kubectl", "kubectl against one cluster: cwctl lab kubectl c1 -- get nodes");
@@ -84,7 +88,9 @@ int main(int argc, char** argv) {
   lab_kubectl->add_option("args", kubectl_args, "kubectl's arguments (after --)");
 
   // --name may also follow the action: `cwctl lab up --name x`.
-  for (auto* sub : {lab_up, lab_verify, lab_status, lab_down, lab_restart, lab_impair, lab_kubectl}) sub->fallthrough();
+  for (auto* sub : {lab_up, lab_verify, lab_status, lab_down, lab_restart, lab_impair, lab_services, lab_kubectl}) {
+    sub->fallthrough();
+  }
 
   try {
     app.parse(argc, argv);
@@ -104,6 +110,7 @@ int main(int argc, char** argv) {
   if (*lab_down) return cw::lab::lab_down(lab_options, std::cout, std::cerr);
   if (*lab_restart) return cw::lab::lab_restart(lab_options, restart_process, restart_hard, std::cout, std::cerr);
   if (*lab_impair) return cw::lab::lab_impair(lab_options, impair_words, impair_clear, std::cout, std::cerr);
+  if (*lab_services) return cw::lab::lab_services(lab_options, services_cluster, std::cout, std::cerr);
   if (*lab_kubectl) return cw::lab::lab_kubectl(lab_options, kubectl_cluster, kubectl_args, std::cout, std::cerr);
   return 0;
 }

@@ -40,6 +40,9 @@ int lab_restart(const LabOptions& options, const std::string& process, bool hard
 // partition), or none to remove all.
 int lab_impair(const LabOptions& options, const std::vector<std::string>& words, bool clear, std::ostream& out,
                std::ostream& err);
+// The stand-ins for the EndpointSlice controller and kube-proxy of one cluster (services.h),
+// until SIGTERM: `up` runs one per cluster in the background.
+int lab_services(const LabOptions& options, const std::string& cluster, std::ostream& out, std::ostream& err);
 // Runs kubectl against one cluster's API server (from the underlay namespace); replaces
 // nothing, returns kubectl's exit status.
 int lab_kubectl(const LabOptions& options, const std::string& cluster, const std::vector<std::string>& args,

@@ -18,7 +18,7 @@ nlohmann::json to_json(const LabState& s) {
           {"phase", s.phase},       {"binDir", s.bin_dir},    {"backend", s.backend},
           {"dns", s.dns},           {"podIPs", s.pod_ips},    {"nodeCIDRs", s.node_cidrs},
           {"processes", procs},     {"convergenceMs", s.convergence_ms}, {"notes", s.notes},
-          {"cni", s.cni},           {"underlayMTU", s.underlay_mtu}, {"impairments", s.impairments}};
+          {"cni", s.cni},           {"webIPs", s.web_ips},           {"underlayMTU", s.underlay_mtu}, {"impairments", s.impairments}};
 }
 
 Result<LabState> state_from_json(const nlohmann::json& j) {
@@ -35,6 +35,7 @@ Result<LabState> state_from_json(const nlohmann::json& j) {
     s.node_cidrs = j.value("nodeCIDRs", std::map<std::string, std::string>{});
     s.convergence_ms = j.value("convergenceMs", -1LL);
     s.notes = j.value("notes", "");
+    s.web_ips = j.value("webIPs", std::map<std::string, std::string>{});
     s.cni = j.value("cni", "clusterwire");  // labs made before worlds existed
     s.underlay_mtu = j.value("underlayMTU", 1500);
     s.impairments = j.value("impairments", std::vector<std::string>{});

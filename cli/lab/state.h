@@ -37,6 +37,7 @@ struct LabState {
   bool dns = false;         // cw-dns was started
   std::map<std::string, std::string> pod_ips;     // node name -> its pod's IPv4 address
   std::map<std::string, std::string> node_cidrs;  // node name -> pod CIDR the operator gave it
+  std::map<std::string, std::string> web_ips;     // cluster -> the ClusterIP of its demo Service web
   std::map<std::string, LabProcess> processes;
   long long convergence_ms = -1;  // last ClusterPeering applied -> first ping reply c1 -> last cluster
   std::string notes;              // what up could not do (e.g. cw-dns missing)

@@ -615,34 +615,85 @@ Result<void> LabBuilder::start_dns() {
   return save();
 }
 
+// The Pod objects of the lab's pods, as a kubelet would report them: where they run, their
+// address, Running and Ready. Pods on the first two nodes of a cluster back the demo Service
+// "web"; c1-n1's pod backs "echo".
+json pod_object(const NodeLayout& n, const std::string& ip) {
+  json labels = {{"lab.clusterwire.io/node", n.node_name}};
+  if (n.index <= 2) labels["app"] = "web";
+  if (n.cluster == 1 && n.index == 1) labels["demo.clusterwire.io/echo"] = "true";
+  const json ports = json::array({{{"name", "http"}, {"containerPort", kPodWebPort}, {"protocol", "TCP"}},
+                                  {{"name", "echo"}, {"containerPort", kPodEchoPort}, {"protocol", "TCP"}},
+                                  {{"name", "sink"}, {"containerPort", kPodSinkPort}, {"protocol", "TCP"}}});
+  return {{"apiVersion", "v1"},
+          {"kind", "Pod"},
+          {"metadata", {{"name", n.pod_name}, {"namespace", "demo"}, {"labels", labels}}},
+          {"spec", {{"nodeName", n.node_name}, {"containers", json::array({{{"name", "socat"}, {"image", "cwlab/socat"}, {"ports", ports}}})}}},
+          {"status",
+           {{"phase", "Running"},
+            {"hostIP", n.underlay_ip},
+            {"podIP", ip},
+            {"podIPs", json::array({{{"ip", ip}}})},
+            {"conditions", json::array({{{"type", "Ready"}, {"status", "True"}}})}}}};
+}
+
 Result<void> LabBuilder::apply_demo() {
-  const auto& c = lab_.clusters.front();
-  const auto& n = c.nodes.front();
-  const json port = {{"name", "tcp"}, {"port", kPodEchoPort}, {"protocol", "TCP"}};
-  json service_port = port;
-  service_port["targetPort"] = kPodEchoPort;
-  // There is no kube-controller-manager: the lab writes the EndpointSlice itself.
-  const json objects = json::array(
-      {{{"apiVersion", "v1"},
-        {"kind", "Service"},
-        {"metadata", {{"name", "echo"}, {"namespace", "demo"}}},
-        {"spec", {{"clusterIP", "None"}, {"selector", {{"app", "echo"}}}, {"ports", json::array({service_port})}}}},
-       {{"apiVersion", "discovery.k8s.io/v1"},
-        {"kind", "EndpointSlice"},
-        {"metadata",
-         {{"name", "echo-lab"},
-          {"namespace", "demo"},
-          {"labels", {{"kubernetes.io/service-name", "echo"}, {"endpointslice.kubernetes.io/managed-by", "cwctl-lab"}}}}},
-        {"addressType", "IPv4"},
-        {"endpoints", json::array({{{"addresses", json::array({state_.pod_ips[n.node_name]})},
-                                    {"hostname", n.pod_name},
-                                    {"nodeName", n.node_name},
-                                    {"conditions", {{"ready", true}}}}})},
-        {"ports", json::array({port})}},
-       {{"apiVersion", "multicluster.x-k8s.io/v1alpha1"},
-        {"kind", "ServiceExport"},
-        {"metadata", {{"name", "echo"}, {"namespace", "demo"}}}}});
-  return kubectl_apply(lab_, c, objects);
+  // The Pods, then the stand-ins that turn them into EndpointSlices and kube-proxy rules.
+  for (const auto& c : lab_.clusters) {
+    json pods = json::array();
+    for (const auto& n : c.nodes) pods.push_back(pod_object(n, state_.pod_ips[n.node_name]));
+    if (auto r = kubectl_apply(lab_, c, pods); !r) return r;
+    for (const auto& pod : pods) {  // status is the kubelet's, through the status subresource
+      auto r = kubectl(lab_, c, {"patch", "pod", "-n", "demo", pod["metadata"]["name"].get<std::string>(),
+                                 "--subresource=status", "--type=merge", "-p", json{{"status", pod["status"]}}.dump()});
+      if (!r.ok()) return fail("the status of Pod " + pod["metadata"]["name"].get<std::string>() + ": " + r.summary());
+    }
+  }
+  std::error_code ec;
+  const std::string self = fs::read_symlink("/proc/self/exe", ec).string();
+  if (ec) return fail("cannot find cwctl's own binary: " + ec.message());
+  for (const auto& c : lab_.clusters) {
+    auto pid = start("services-" + c.id, netns_exec(lab_.underlay_netns, {self, "lab", "--name", lab_.name, "services", c.id}));
+    if (!pid) return pid.error();
+  }
+  const json echo_port = {{"name", "echo"}, {"port", kPodEchoPort}, {"targetPort", "echo"}, {"protocol", "TCP"}};
+  const json web_port = {{"name", "http"}, {"port", 80}, {"targetPort", "http"}, {"protocol", "TCP"}};
+  auto service = [](const std::string& name, const json& spec) {
+    return json{{"apiVersion", "v1"}, {"kind", "Service"}, {"metadata", {{"name", name}, {"namespace", "demo"}}}, {"spec", spec}};
+  };
+  auto service_export = [](const std::string& name) {
+    return json{{"apiVersion", "multicluster.x-k8s.io/v1alpha1"},
+                {"kind", "ServiceExport"},
+                {"metadata", {{"name", name}, {"namespace", "demo"}}}};
+  };
+  for (const auto& c : lab_.clusters) {
+    json objects = json::array({service("web", {{"selector", {{"app", "web"}}}, {"ports", json::array({web_port})}})});
+    if (c.index == 1) {
+      objects.push_back(service("echo", {{"clusterIP", "None"},
+                                         {"selector", {{"demo.clusterwire.io/echo", "true"}}},
+                                         {"ports", json::array({echo_port})}}));
+      objects.push_back(service_export("echo"));
+    }
+    if (c.index <= 2) objects.push_back(service_export("web"));
+    if (auto r = kubectl_apply(lab_, c, objects); !r) return r;
+  }
+  // Ready when every cluster's first pod reaches its own web ClusterIP through kube-proxy's rules.
+  for (const auto& c : lab_.clusters) {
+    auto svc = kubectl_get_json(lab_, c, {"service", "web", "-n", "demo"});
+    if (!svc) return svc.error();
+    const std::string ip = svc->value("spec", json::object()).value("clusterIP", "");
+    state_.web_ips[c.id] = ip;
+    const auto& n = c.nodes.front();
+    const bool served = wait_until(
+        [&] {
+          return in_netns(n.pod_netns, {"socat", "-T", "2", "-", "TCP:" + ip + ":80,connect-timeout=1"}, seconds(5)).out.find(
+                     "-pod ") != std::string::npos;
+        },
+        seconds(20), milliseconds(200));
+    if (!served) return fail("web." + c.id + " (" + ip + ":80) is not served through the kube-proxy stand-in" + log_tail("services-" + c.id));
+  }
+  progress_.note("Pods and EndpointSlices written; kube-proxy's rules serve web:80 in every cluster");
+  return save();
 }
 
 bool pod_pings(const NodeLayout& from, const std::string& ip, const char* wait = "1") {
@@ -723,7 +774,8 @@ Result<void> LabBuilder::build() {
       {"node agents", &LabBuilder::start_node_agents},
       {"pods (CNI bridge, host-local, loopback) with TCP echo servers", &LabBuilder::make_pods},
       {"DNS: cw-dns and unbound per cluster", &LabBuilder::start_dns},
-      {"demo Service echo.demo exported from c1", &LabBuilder::apply_demo},
+      {"demo: Pods, Services echo (c1) and web (c1, c2, exported), EndpointSlices and kube-proxy rules",
+       &LabBuilder::apply_demo},
       {"ClusterPeerings (kubectl apply), waiting for the first cross-cluster packet", &LabBuilder::apply_peerings},
   };
   for (const auto& step : steps) {

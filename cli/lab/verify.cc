@@ -78,7 +78,7 @@ class Table {
          << std::setw(static_cast<int>(w_[2] + 2)) << c << std::setw(8) << d << e << std::endl;
   }
   std::ostream& out_;
-  std::size_t w_[3] = {11, 8, 8};
+  std::size_t w_[3] = {13, 8, 8};
 };
 
 struct Pair {
@@ -255,6 +255,8 @@ class Verifier {
       for (const auto& n : c.nodes) checks.push_back([this, &c, &n] { cni_routes(c, n); });
     }
     for (const auto& p : cluster_pairs_) checks.push_back([this, p] { transfer(p); });
+    for (const auto& p : cluster_pairs_) checks.push_back([this, p] { cluster_ip(p); });
+    for (const auto& c : lab_.clusters) checks.push_back([this, &c] { clusterset_ip(c); });
     for (const auto& c : lab_.clusters) {
       if (&c != &lab_.clusters.front()) checks.push_back([this, &c] { dns(c); });
     }
@@ -453,6 +455,77 @@ class Verifier {
     add("mss", p.from->pod_name, p.to->pod_name, mss <= limit,
         "the SYN arrived with MSS " + std::to_string(mss) + (mss <= limit ? " <= " : " > ") + std::to_string(limit) +
             " (" + p.from->wg_interface + " MTU " + mm[1].str() + " - 40)" + (mss <= limit ? ": clamped" : ": NOT clamped"));
+  }
+
+  // Which cluster's pod answers a web request to ip:80 ("<pod name> <client address>").
+  std::pair<std::string, std::string> ask_web(const NodeLayout& from, const std::string& ip, std::string& answer) {
+    auto r = tcp(from, ip, 80, "");
+    answer = r.ok() ? one_line(r.out) : r.summary();
+    std::istringstream in(r.out);
+    std::string pod, seen;
+    in >> pod >> seen;
+    for (const auto& c : lab_.clusters) {
+      for (const auto& n : c.nodes) {
+        if (n.pod_name == pod) return {c.id, seen};
+      }
+    }
+    return {"", seen};
+  }
+
+  // A remote cluster's Service "web" by its ClusterIP: through the tunnel to that cluster's
+  // kube-proxy (the lab's stand-in), which picks an endpoint there, and back.
+  void cluster_ip(const Pair& p) {
+    const std::string remote = lab_.clusters[static_cast<std::size_t>(p.to->cluster - 1)].id;
+    auto it = s_.web_ips.find(remote);
+    if (it == s_.web_ips.end() || it->second.empty()) {
+      add("clusterip", p.from->pod_name, "web." + remote, Outcome::kSkip, "no ClusterIP of web in " + remote + " in the lab's state");
+      return;
+    }
+    std::string answer;
+    const auto [cluster, seen] = ask_web(*p.from, it->second, answer);
+    add("clusterip", p.from->pod_name, it->second + ":80", cluster == remote,
+        cluster == remote ? "web of " + remote + ": answered by " + answer.substr(0, answer.find(' ')) + ", which saw the client at " + seen +
+                                " (" + remote + "'s kube-proxy masquerades sources outside its pod range)"
+                          : "answer \"" + answer + "\", expected a pod of " + remote);
+  }
+
+  // The clusterset name of web through the cluster's resolver, and every address it gives
+  // answered by a pod of the cluster whose Service address it is.
+  void clusterset_ip(const ClusterLayout& c) {
+    const std::string name = "web.demo.svc.clusterset.local";
+    const auto& from = c.nodes.back();
+    std::vector<std::string> ips;
+    std::string last;
+    (void)wait_until(
+        [&] {
+          auto r = in_netns(from.pod_netns, {"dig", "@" + c.dns_node().underlay_ip, "+time=2", "+tries=1", "+short", name, "A"},
+                            seconds(5));
+          last = r.ok() ? one_line(r.out) : r.summary();
+          ips.clear();
+          std::istringstream in(r.out);
+          for (std::string a; in >> a;) ips.push_back(a);
+          return r.ok() && !ips.empty();
+        },
+        s_.dns ? seconds(10) : seconds(1), milliseconds(500));
+    if (ips.empty()) {
+      add("clusterset-ip", from.pod_name, name, false, "no address (resolver answered \"" + last + "\")");
+      return;
+    }
+    bool all = true;
+    std::string detail;
+    for (const auto& ip : ips) {
+      std::string owner;
+      for (const auto& [cluster, web] : s_.web_ips) {
+        if (web == ip) owner = cluster;
+      }
+      std::string answer;
+      const auto [cluster, seen] = ask_web(from, ip, answer);
+      const bool good = !owner.empty() && cluster == owner;
+      all = all && good;
+      detail += (detail.empty() ? "" : "; ") + ip + (owner.empty() ? " (no cluster's web)" : " (" + owner + "'s web)") +
+                (good ? " answered by " + answer.substr(0, answer.find(' ')) : ": " + answer);
+    }
+    add("clusterset-ip", from.pod_name, name, all, detail);
   }
 
   // Cross-cluster traffic with a marker in its payload while tcpdump records the underlay

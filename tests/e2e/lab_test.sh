@@ -108,7 +108,7 @@ done
 # --- verify (normally a few seconds)
 vout=$(lab 150 verify 2>&1); vrc=$?
 echo "$vout" | sed 's/^/    /'
-for check in peering ping tcp source in-cluster cni-routes underlay mtu mss; do
+for check in peering ping tcp source in-cluster cni-routes underlay mtu mss clusterip clusterset-ip; do
   rows=$(grep -E "^$check " <<<"$vout" || true)
   if [ -z "$rows" ]; then bad "verify: no $check row"
   elif grep -vqE '^\S+ +\S+ +\S+ +PASS ' <<<"$rows"; then bad "verify: $check rows" "$(grep -vE '^\S+ +\S+ +\S+ +PASS ' <<<"$rows")"
@@ -131,6 +131,21 @@ else
     || bad "mtu rows without the faults" "$(grep -E '^mtu' <<<"$vout")"
 fi
 if [ -z "$world" ]; then  # the rest of the full run; a world's short run goes on at down
+
+# --- a remote ClusterSetIP through DNS: with web no longer exported by c1, c1's resolver gives
+# c2's address, and c2's kube-proxy stand-in answers through the tunnel
+kc c1 delete serviceexport web -n demo >/dev/null || bad "unexport web in c1"
+web_c2=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["webIPs"]["c2"])' "$state/state.json")
+if wait_until '[ "$(pod c1-n2 dig +short @192.168.77.11 web.demo.svc.clusterset.local)" = "$web_c2" ]' 20; then
+  ok "c1's resolver answers web with c2's address ($web_c2) once c1 no longer exports it"
+  ans=$(pod c1-n2 socat -T 3 - TCP:$web_c2:80,connect-timeout=3 </dev/null)
+  grep -q '^c2-n[12]-pod ' <<<"$ans" && ok "and a pod of c2 answers a c1 pod there ($ans)" || bad "remote ClusterSetIP" "got '$ans'"
+else bad "c1's resolver never answered c2's web" "$(pod c1-n2 dig +short @192.168.77.11 web.demo.svc.clusterset.local 2>&1)"; fi
+cat <<YAML | kc c1 apply --validate=false -f - >/dev/null || bad "re-export web in c1"
+apiVersion: multicluster.x-k8s.io/v1alpha1
+kind: ServiceExport
+metadata: {name: web, namespace: demo}
+YAML
 
 # --- a partition: WireGuard UDP between the clusters dropped, then cleared
 fout=$(lab 30 impair partition c2 c1 2>&1) && grep -q "on: *partition c1 c2" <<<"$fout" && ok "impair partition c2 c1" \
