@@ -25,8 +25,16 @@ Result<void> kubectl_apply(const LabLayout& lab, const ClusterLayout& cluster, c
 Result<nlohmann::json> kubectl_get_json(const LabLayout& lab, const ClusterLayout& cluster,
                                         const std::vector<std::string>& what);
 
+// A command inside a network namespace, joined with setns (RunOptions::netns): no mount
+// namespace, so /etc/netns/<ns>/resolv.conf does not apply (name a server, as `dig @...`).
 CommandResult in_netns(const std::string& netns, std::vector<std::string> argv,
                        std::chrono::milliseconds timeout = std::chrono::seconds(15), const std::string& input = "");
+// One TCP exchange from inside a network namespace, without a process: the calling thread joins
+// the namespace (setns) only to make the socket, then returns to its own. Connects to ip:port,
+// sends `input`, half-closes, and returns everything received until the server closes.
+// kUnavailable (with the reason) when it cannot connect or the deadline passes first.
+Result<std::string> tcp_exchange(const std::string& netns, const std::string& ip, int port, const std::string& input,
+                                 std::chrono::milliseconds timeout = std::chrono::seconds(10));
 // The argv prefix that runs a command inside a namespace: {"ip", "netns", "exec", netns}.
 std::vector<std::string> netns_exec(const std::string& netns, std::vector<std::string> argv);
 

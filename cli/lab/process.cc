@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -55,8 +56,15 @@ struct ExecArgs {
 
 // In the child after fork: only async-signal-safe calls. SIGPIPE goes back to its default:
 // cwctl ignores it (ignore_sigpipe) and an ignored disposition would survive exec.
-[[noreturn]] void exec_child(const ExecArgs& e) {
+[[noreturn]] void exec_child(const ExecArgs& e, int netns_fd = -1) {
   signal(SIGPIPE, SIG_DFL);
+  if (netns_fd >= 0 && setns(netns_fd, CLONE_NEWNET) != 0) {
+    const char* why = strerrordesc_np(errno);
+    (void)!write(STDERR_FILENO, "cwctl: setns: ", 14);
+    (void)!write(STDERR_FILENO, why, std::strlen(why));
+    (void)!write(STDERR_FILENO, "\n", 1);
+    _exit(127);
+  }
   execvpe(e.argv[0], e.argv.data(), e.envp.data());
   const char* why = strerrordesc_np(errno);
   (void)!write(STDERR_FILENO, e.failure.data(), e.failure.size());
@@ -116,14 +124,24 @@ CommandResult run(const std::vector<std::string>& argv, const RunOptions& option
     return result;
   }
   const ExecArgs exec_args(argv, options.env);
+  int netns_fd = -1;
+  if (!options.netns.empty()) {
+    netns_fd = open(("/run/netns/" + options.netns).c_str(), O_RDONLY | O_CLOEXEC);
+    if (netns_fd < 0) {
+      result.err = "cannot open network namespace \"" + options.netns + "\": " + std::strerror(errno);
+      close(in_pipe[0]), close(in_pipe[1]), close(out_pipe[0]), close(out_pipe[1]), close(err_pipe[0]), close(err_pipe[1]);
+      return result;
+    }
+  }
   const pid_t pid = fork();
   if (pid == 0) {
     setpgid(0, 0);
     dup2(in_pipe[0], STDIN_FILENO);
     dup2(out_pipe[1], STDOUT_FILENO);
     dup2(err_pipe[1], STDERR_FILENO);
-    exec_child(exec_args);
+    exec_child(exec_args, netns_fd);
   }
+  if (netns_fd >= 0) close(netns_fd);
   close(in_pipe[0]);
   close(out_pipe[1]);
   close(err_pipe[1]);

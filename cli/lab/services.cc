@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <mutex>
 #include <cstdint>
 #include <cstdio>
 #include <map>
@@ -14,6 +16,10 @@
 #include "cli/lab/lab.h"
 #include "cli/lab/state.h"
 #include "cli/lab/world.h"
+#include "common/base/clock.h"
+#include "common/kube/client.h"
+#include "common/kube/informer.h"
+#include "common/kube/kubeconfig.h"
 
 namespace cw::lab {
 
@@ -237,6 +243,59 @@ json slice_essence(const json& slice) {
           {"ports", arr(slice, "ports")}};
 }
 
+const kube::Resource kPods{"", "v1", "pods", true};
+
+json items(const std::vector<json>& list) { return {{"items", list}}; }
+
+// One pass of both stand-ins over what the informers hold: the EndpointSlice controller's
+// writes, then (once the slices are as desired) kube-proxy's rules on every node, when changed.
+Result<void> pass(kube::Client& client, const kube::Informer& pods, const kube::Informer& services,
+                  const kube::Informer& slices, const ClusterLayout& c, const std::string& cluster_cidr,
+                  std::string& applied_rules, std::ostream& out) {
+  std::map<std::string, json> ours;  // ns/name -> existing slice written by "the controller"
+  for (const auto& s : slices.list()) {
+    if (str(obj(obj(s, "metadata"), "labels"), "endpointslice.kubernetes.io/managed-by") == kSliceManager) {
+      ours[str(obj(s, "metadata"), "namespace") + "/" + str(obj(s, "metadata"), "name")] = s;
+    }
+  }
+  bool wrote = false;
+  std::set<std::string> wanted;
+  for (auto d : desired_endpoint_slices(items(services.list()), items(pods.list()))) {
+    const std::string ns = str(d["metadata"], "namespace");
+    const std::string key = ns + "/" + str(d["metadata"], "name");
+    wanted.insert(key);
+    auto it = ours.find(key);
+    if (it != ours.end() && slice_essence(it->second) == slice_essence(d)) continue;
+    Result<json> r = Error(ErrorCode::kInternal, "");
+    if (it == ours.end()) {
+      r = client.create(kube::resources::kEndpointSlices, ns, d);
+    } else {
+      d["metadata"]["resourceVersion"] = it->second["metadata"].value("resourceVersion", "");
+      r = client.update(kube::resources::kEndpointSlices, ns, d);
+    }
+    if (!r) return r.error().with_context("writing EndpointSlice " + key);
+    out << "EndpointSlice " << (it == ours.end() ? "created" : "updated") << ": " << key << std::endl;
+    wrote = true;
+  }
+  for (const auto& [key, s] : ours) {
+    if (wanted.count(key)) continue;
+    auto r = client.remove(kube::resources::kEndpointSlices, str(s["metadata"], "namespace"), str(s["metadata"], "name"));
+    if (!r && r.error().code() != ErrorCode::kNotFound) return r.error().with_context("deleting EndpointSlice " + key);
+    out << "EndpointSlice deleted: " << key << std::endl;
+    wrote = true;
+  }
+  if (wrote) return ok_result();  // the informer brings the slices back as stored; the next pass goes on
+  const std::string rules = kube_proxy_rules(items(services.list()), items(slices.list()), cluster_cidr);
+  if (rules == applied_rules) return ok_result();
+  for (const auto& n : c.nodes) {
+    auto r = in_netns(n.netns, {"nft", "-f", "-"}, std::chrono::seconds(10), rules);
+    if (!r.ok()) return Error(ErrorCode::kUnavailable, "nft in " + n.netns + ": " + r.summary() + " " + r.err);
+  }
+  applied_rules = rules;
+  out << "kube-proxy rules applied on every node of " << c.id << std::endl;
+  return ok_result();
+}
+
 }  // namespace
 
 int lab_services(const LabOptions& options, const std::string& cluster_id, std::ostream& out, std::ostream& err) {
@@ -259,63 +318,61 @@ int lab_services(const LabOptions& options, const std::string& cluster_id, std::
     err << "cwctl lab services: the pod range of " << c->id << ": " << cluster_cidr.error().message() << "\n";
     return 1;
   }
+  // Watches, not polls: the lab's API servers push changes (a kubectl per poll cost a core).
+  auto conn = kube::load_client_config(lab.kubeconfig(*c));
+  if (!conn) {
+    err << "cwctl lab services: " << conn.error().message() << "\n";
+    return 1;
+  }
+  auto client = kube::Client::create(*conn);
+  if (!client) {
+    err << "cwctl lab services: " << client.error().message() << "\n";
+    return 1;
+  }
+  SystemClock clock;
+  std::mutex mu;
+  std::condition_variable changed;
+  bool dirty = true;
+  auto kick = [&] {
+    std::lock_guard lock(mu);
+    dirty = true;
+    changed.notify_one();
+  };
+  const kube::InformerHandlers handlers{.on_add = [&](const json&) { kick(); },
+                                        .on_update = [&](const json&, const json&) { kick(); },
+                                        .on_delete = [&](const json&) { kick(); }};
+  kube::Informer pods(**client, {.resource = kPods}, clock), services(**client, {.resource = kube::resources::kServices}, clock),
+      slices(**client, {.resource = kube::resources::kEndpointSlices}, clock);
+  for (auto* inf : {&pods, &services, &slices}) {
+    inf->add_handlers(handlers);
+    inf->start();
+  }
   catch_interrupts();
-  out << "services of " << c->id << ": EndpointSlices from Pods, kube-proxy's nftables rules on "
-      << c->nodes.size() << " nodes (cluster CIDR " << *cluster_cidr << ")" << std::endl;
-  std::string applied_rules;
-  std::string last_error;
+  out << "services of " << c->id << ": EndpointSlices from Pods, kube-proxy's nftables rules on " << c->nodes.size()
+      << " nodes (cluster CIDR " << *cluster_cidr << ")" << std::endl;
+  std::string applied_rules, last_error;
   while (interrupt_signal() == 0) {
-    auto snapshot = [&]() -> Result<void> {
-      auto all = kubectl_get_json(lab, *c, {"pods,services,endpointslices", "-A"});
-      if (!all) return all.error();
-      json pods{{"items", json::array()}}, services{{"items", json::array()}}, slices{{"items", json::array()}};
-      for (const auto& item : arr(*all, "items")) {
-        const std::string kind = str(item, "kind");
-        (kind == "Pod" ? pods : kind == "Service" ? services : slices)["items"].push_back(item);
-      }
-      // The EndpointSlice controller: write what differs, delete its slices that are not desired.
-      std::map<std::string, json> ours;  // ns/name -> existing slice written by "the controller"
-      for (const auto& s : slices["items"]) {
-        if (str(obj(obj(s, "metadata"), "labels"), "endpointslice.kubernetes.io/managed-by") == kSliceManager) {
-          ours[str(obj(s, "metadata"), "namespace") + "/" + str(obj(s, "metadata"), "name")] = s;
-        }
-      }
-      json writes = json::array();
-      std::set<std::string> wanted;
-      for (const auto& d : desired_endpoint_slices(services, pods)) {
-        const std::string key = str(d["metadata"], "namespace") + "/" + str(d["metadata"], "name");
-        wanted.insert(key);
-        auto it = ours.find(key);
-        if (it == ours.end() || slice_essence(it->second) != slice_essence(d)) writes.push_back(d);
-      }
-      if (!writes.empty()) {
-        if (auto r = kubectl_apply(lab, *c, writes); !r) return r.error().with_context("writing EndpointSlices");
-        out << "EndpointSlices written: " << writes.size() << std::endl;
-      }
-      for (const auto& [key, s] : ours) {
-        if (wanted.count(key)) continue;
-        auto r = kubectl(lab, *c, {"delete", "endpointslice", "-n", str(s["metadata"], "namespace"), str(s["metadata"], "name"),
-                                   "--ignore-not-found"});
-        if (!r.ok()) return Error(ErrorCode::kUnavailable, "deleting EndpointSlice " + key + ": " + r.summary());
-        out << "EndpointSlice deleted: " << key << std::endl;
-      }
-      if (!writes.empty()) return ok_result();  // the next pass sees the slices as the API server stored them
-      // kube-proxy: the rules on every node, when they change.
-      const std::string rules = kube_proxy_rules(services, slices, *cluster_cidr);
-      if (rules == applied_rules) return ok_result();
-      for (const auto& n : c->nodes) {
-        auto r = in_netns(n.netns, {"nft", "-f", "-"}, std::chrono::seconds(10), rules);
-        if (!r.ok()) return Error(ErrorCode::kUnavailable, "nft in " + n.netns + ": " + r.summary() + " " + r.err);
-      }
-      applied_rules = rules;
-      out << "kube-proxy rules applied on every node of " << c->id << std::endl;
-      return ok_result();
-    }();
-    const std::string e = snapshot ? "" : snapshot.error().message();
+    {
+      std::unique_lock lock(mu);
+      changed.wait_for(lock, std::chrono::seconds(1), [&] { return dirty; });  // 1 s: also notices SIGTERM
+      if (!dirty) continue;
+      dirty = false;
+    }
+    if (!pods.has_synced() || !services.has_synced() || !slices.has_synced()) {
+      kick();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      continue;
+    }
+    auto r = pass(**client, pods, services, slices, *c, *cluster_cidr, applied_rules, out);
+    const std::string e = r ? "" : r.error().message();
     if (e != last_error && !e.empty()) err << "cwctl lab services: " << e << std::endl;
     last_error = e;
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    if (!r) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));  // then try again
+      kick();
+    }
   }
+  for (auto* inf : {&pods, &services, &slices}) inf->stop();
   out << "stopping" << std::endl;
   return 0;
 }

@@ -106,27 +106,28 @@ CommandResult ping(const NodeLayout& from, const std::string& ip, int count = 3)
 }
 
 // One TCP exchange from a pod: sends `input`, returns what came back.
-CommandResult tcp(const NodeLayout& from, const std::string& ip, int port, const std::string& input,
-                  seconds timeout = seconds(10)) {
-  return in_netns(from.pod_netns,
-                  {"socat", "-t", "5", "-T", std::to_string(timeout.count()), "-",
-                   "TCP:" + ip + ":" + std::to_string(port) + ",connect-timeout=3"},
-                  timeout + seconds(5), input);
+Result<std::string> tcp(const NodeLayout& from, const std::string& ip, int port, const std::string& input,
+                        seconds timeout = seconds(10)) {
+  return tcp_exchange(from.pod_netns, ip, port, input, timeout);
 }
 
 // Sends a line to the pod's echo server and expects it back.
 std::pair<bool, std::string> tcp_echo(const NodeLayout& from, const std::string& ip, const std::string& line) {
   auto r = tcp(from, ip, kPodEchoPort, line + "\n");
-  if (r.ok() && r.out.find(line) != std::string::npos) return {true, "echoed " + std::to_string(line.size() + 1) + " bytes"};
-  return {false, r.ok() ? "connected, but no echo" : r.summary()};
+  if (r && r->find(line) != std::string::npos) return {true, "echoed " + std::to_string(line.size() + 1) + " bytes"};
+  return {false, r ? "connected, but no echo" : r.error().message()};
 }
 
 // Packet counters of single checks, in a table of the lab's own in each node namespace
-// (`inet cwlab_verify`, chain `count` at postrouting): a rule per check matching the WireGuard
-// device as output and the check's source and destination. Removed when verify ends.
+// (`inet cwlab_verify`, chain `count` at postrouting): for every ordered pair of pods, one rule
+// counting the ICMP echo requests and one the echo replies that the node sends from its pod to
+// the other pod through its WireGuard device, made at zero once before the checks run (after
+// the capture, which pings too). Exactly one check pings each pair and no other check sends
+// ICMP, so a check's counters hold only its own packets. Nothing is added or removed while
+// checks run. Removed when verify ends.
 class TunnelCounters {
  public:
-  explicit TunnelCounters(const LabLayout& lab) : lab_(lab) {}
+  TunnelCounters(const LabLayout& lab, const LabState& s) : lab_(lab), s_(s) {}
   ~TunnelCounters() {
     for (const auto& c : lab_.clusters) {
       for (const auto& n : c.nodes) (void)in_netns(n.netns, {"nft", "delete", "table", "inet", "cwlab_verify"}, seconds(5));
@@ -135,60 +136,60 @@ class TunnelCounters {
   TunnelCounters(const TunnelCounters&) = delete;
   TunnelCounters& operator=(const TunnelCounters&) = delete;
 
-  Result<void> prepare(const NodeLayout& n) {
-    auto r = in_netns(n.netns, {"nft", "-f", "-"}, seconds(5),
-                      "add table inet cwlab_verify\n"
-                      "add chain inet cwlab_verify count { type filter hook postrouting priority 0; policy accept; }\n");
-    if (!r.ok()) return Error(ErrorCode::kUnavailable, "nft in " + n.netns + ": " + r.summary());
+  // The counters of `node`'s pod towards every other pod of the lab.
+  Result<void> prepare(const NodeLayout& node) {
+    const std::string src = ip(node);
+    std::ostringstream script;
+    script << "add table inet cwlab_verify\ndelete table inet cwlab_verify\ntable inet cwlab_verify {\n"
+           << "  chain count {\n    type filter hook postrouting priority 0; policy accept;\n";
+    for (const auto& c : lab_.clusters) {
+      for (const auto& other : c.nodes) {
+        if (&other == &node || ip(other).empty()) continue;
+        for (const char* type : {"echo-request", "echo-reply"}) {
+          script << "    oifname \"" << node.wg_interface << "\" ip saddr " << src << " ip daddr " << ip(other) << " icmp type "
+                 << type << " counter comment \"" << src << ">" << ip(other) << " " << type << "\"\n";
+        }
+      }
+    }
+    script << "  }\n}\n";
+    auto r = in_netns(node.netns, {"nft", "-f", "-"}, seconds(10), script.str());
+    if (!r.ok()) return Error(ErrorCode::kUnavailable, "nft in " + node.netns + ": " + r.summary() + " " + r.err);
     return ok_result();
   }
 
-  // A counter of packets `node` sends from src to dst through its WireGuard device.
-  Result<std::string> add(const NodeLayout& node, const std::string& src, const std::string& dst) {
-    const std::string family = src.find(':') == std::string::npos ? "ip" : "ip6";
-    auto r = in_netns(node.netns,
-                      {"nft", "--echo", "--handle", "add", "rule", "inet", "cwlab_verify", "count", "oifname",
-                       node.wg_interface, family, "saddr", src, family, "daddr", dst, "counter"},
-                      seconds(5));
-    static const std::regex handle_re("# handle ([0-9]+)");
-    std::smatch m;
-    if (!r.ok() || !std::regex_search(r.out, m, handle_re)) {
-      return Error(ErrorCode::kUnavailable, "cannot add a counter in " + node.netns + ": " + r.summary());
-    }
-    return m[1].str();
-  }
-
-  Result<long long> packets(const NodeLayout& node, const std::string& handle) {
-    auto r = in_netns(node.netns, {"nft", "--handle", "list", "chain", "inet", "cwlab_verify", "count"}, seconds(5));
-    std::istringstream in(r.out);
-    std::string line;
-    static const std::regex packets_re("counter packets ([0-9]+) ");
-    while (std::getline(in, line)) {
-      std::smatch m;
-      if (line.size() > handle.size() && line.ends_with("# handle " + handle) && std::regex_search(line, m, packets_re)) {
-        return std::stoll(m[1].str());
+  // ICMP echo packets of `type` ("echo-request", "echo-reply") that `node` sent from src to dst
+  // through its WireGuard device so far.
+  Result<long long> packets(const NodeLayout& node, const std::string& src, const std::string& dst,
+                            const std::string& type = "echo-request") {
+    auto r = in_netns(node.netns, {"nft", "-j", "list", "chain", "inet", "cwlab_verify", "count"}, seconds(5));
+    auto listing = nlohmann::json::parse(r.out, nullptr, false);
+    if (r.ok() && !listing.is_discarded()) {
+      for (const auto& item : listing.value("nftables", nlohmann::json::array())) {
+        if (!item.contains("rule") || item["rule"].value("comment", "") != src + ">" + dst + " " + type) continue;
+        for (const auto& e : item["rule"].value("expr", nlohmann::json::array())) {
+          if (e.contains("counter")) return e["counter"].value("packets", 0LL);
+        }
       }
     }
-    return Error(ErrorCode::kUnavailable, "cannot read counter " + handle + " in " + node.netns + ": " + r.summary());
+    return Error(ErrorCode::kUnavailable, "cannot read the counter " + src + ">" + dst + " in " + node.netns + ": " + r.summary());
   }
 
-  void remove(const NodeLayout& node, const std::string& handle) {
-    (void)in_netns(node.netns, {"nft", "delete", "rule", "inet", "cwlab_verify", "count", "handle", handle}, seconds(5));
-  }
-
-  // Runs `traffic` and returns how many packets from src to dst went out of node's WireGuard.
+  // Runs `traffic` and returns how many echo packets of `type` from src to dst left node's
+  // WireGuard: the counter itself, made at zero by prepare() for the one check that pings this
+  // pair.
   Result<long long> around(const NodeLayout& node, const std::string& src, const std::string& dst,
-                           const std::function<void()>& traffic) {
-    auto handle = add(node, src, dst);
-    if (!handle) return handle.error();
+                           const std::function<void()>& traffic, const std::string& type = "echo-request") {
     traffic();
-    auto n = packets(node, *handle);
-    remove(node, *handle);
-    return n;
+    return packets(node, src, dst, type);
   }
 
  private:
+  std::string ip(const NodeLayout& n) const {
+    auto it = s_.pod_ips.find(n.node_name);
+    return it == s_.pod_ips.end() ? "" : it->second;
+  }
   const LabLayout& lab_;
+  const LabState& s_;
 };
 
 // Runs the tasks on `workers` threads; returns when all are done.
@@ -209,7 +210,7 @@ constexpr std::size_t kTransferBytes = 4 << 20;
 class Verifier {
  public:
   Verifier(const LabLayout& lab, const LabState& s, Table& table)
-      : lab_(lab), s_(s), table_(table), counters_(lab), cni_(parse_cni(s.cni)) {
+      : lab_(lab), s_(s), table_(table), counters_(lab, s), cni_(parse_cni(s.cni)) {
     for (const auto& c : lab.clusters) {
       for (const auto& n : c.nodes) {
         node_cluster_[n.underlay_ip] = c.id;
@@ -234,6 +235,9 @@ class Verifier {
   std::vector<Row> run_all() {
     table_.header();
     peerings();
+    // The capture first and alone: it records the underlay while its own traffic runs. Then the
+    // counters, at zero, so that each ping check reads only its own packets.
+    capture();
     std::vector<std::function<void()>> prepare;
     for (const auto& c : lab_.clusters) {
       for (const auto& n : c.nodes) {
@@ -243,8 +247,6 @@ class Verifier {
       }
     }
     run_concurrently(prepare, kWorkers);
-    // The capture first and alone: it records the underlay while its own traffic runs.
-    capture();
     std::vector<std::function<void()>> checks;
     for (const auto& p : cross_) checks.push_back([this, p] { cross_cluster(p); });
     for (const auto& p : in_cluster_) checks.push_back([this, p] { in_cluster(p); });
@@ -325,12 +327,12 @@ class Verifier {
     auto [ok, detail] = tcp_echo(*p.from, dst, token());
     add("tcp", p.from->pod_name, p.to->pod_name + ":" + std::to_string(kPodEchoPort), ok, detail);
     auto web = tcp(*p.from, dst, kPodWebPort, "");
-    std::istringstream in(web.out);
+    std::istringstream in(web ? *web : std::string());
     std::string name, seen;
     in >> name >> seen;
-    const bool preserved = web.ok() && name == p.to->pod_name && seen == src;
+    const bool preserved = web && name == p.to->pod_name && seen == src;
     add("source", p.from->pod_name, p.to->pod_name + ":" + std::to_string(kPodWebPort), preserved,
-        !web.ok()     ? web.summary()
+        !web          ? web.error().message()
         : name.empty() ? "no answer"
         : preserved   ? name + " saw the client at " + seen + ", the pod's own address (no SNAT)"
                       : name + " saw the client at " + seen + ", expected " + src +
@@ -349,7 +351,7 @@ class Verifier {
     CommandResult r;
     std::optional<Result<long long>> back;
     auto out = counters_.around(*p.from, src, dst, [&] {
-      back = counters_.around(*p.to, dst, src, [&] { r = ping(*p.from, dst, 5); });
+      back = counters_.around(*p.to, dst, src, [&] { r = ping(*p.from, dst, 5); }, "echo-reply");
     });
     bool untouched = false;
     if (!out) {
@@ -358,7 +360,7 @@ class Verifier {
       detail += ", " + (back ? back->error().message() : std::string("no counter"));
     } else {
       untouched = *out == 0 && **back == 0;
-      detail += untouched ? ", 0 packets through WireGuard either way"
+      detail += untouched ? ", 0 echo requests or replies through WireGuard"
                           : ", " + std::to_string(*out + **back) + " packets through WireGuard";
     }
     detail += r.ok() ? ", " + ping_avg(r.out) : ", ping: " + r.summary();
@@ -422,13 +424,13 @@ class Verifier {
     const auto started = std::chrono::steady_clock::now();
     auto r = tcp(*p.from, dst, kPodSinkPort, payload, seconds(30));
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    std::string received = one_line(r.out);
+    std::string received = r ? one_line(*r) : "";
     received.erase(0, received.find_first_not_of(' '));
-    const bool whole = r.ok() && received == std::to_string(kTransferBytes);
+    const bool whole = r && received == std::to_string(kTransferBytes);
     std::ostringstream d;
     d << std::fixed << std::setprecision(2);
     if (whole) d << "4 MiB in " << secs << " s (" << (kTransferBytes * 8 / secs / 1e6) << " Mbit/s)";
-    else d << "sink answered \"" << received << "\" (" << r.summary() << ") after " << secs << " s";
+    else d << (r ? "sink answered \"" + received + "\"" : r.error().message()) << " after " << secs << " s";
     d << ", underlay MTU " << s_.underlay_mtu;
     std::string faults;
     for (const auto& f : s_.impairments) faults += (faults.empty() ? "" : ", ") + f;
@@ -460,8 +462,8 @@ class Verifier {
   // Which cluster's pod answers a web request to ip:80 ("<pod name> <client address>").
   std::pair<std::string, std::string> ask_web(const NodeLayout& from, const std::string& ip, std::string& answer) {
     auto r = tcp(from, ip, 80, "");
-    answer = r.ok() ? one_line(r.out) : r.summary();
-    std::istringstream in(r.out);
+    answer = r ? one_line(*r) : r.error().message();
+    std::istringstream in(r ? *r : std::string());
     std::string pod, seen;
     in >> pod >> seen;
     for (const auto& c : lab_.clusters) {
