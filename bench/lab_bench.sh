@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The lab's figures (root): convergence (the last ClusterPeering applied -> the first
-# cross-cluster packet) and pod-to-pod TCP throughput across clusters through WireGuard, with
-# the same pods over plain in-cluster routes in the same run as the baseline.
+# The lab's figures (root), in the bird world (BGP routes, the bridge plugin's masquerade):
+# convergence (the last ClusterPeering applied -> the first cross-cluster packet), pod-to-pod
+# TCP throughput across clusters through WireGuard with the same pods over the CNI's plain
+# in-cluster routes in the same run as the baseline, and the node agent's nftables apply for
+# 200 remote ranges (bench/tunnel_rules_bench.cc) beside the nft command and a rewrite.
 # Every command has a timeout; a round that did not converge is reported, not counted.
 # Usage: bench/lab_bench.sh [BUILD_DIR] [ROUNDS]   (default build/, 5 convergence rounds)
 set -u -o pipefail
@@ -21,8 +23,8 @@ kc() { local c=$1; shift; t 15 ip netns exec "$name-underlay" kubectl --kubeconf
 field() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); [d:=d[k] for k in sys.argv[2:]]; print(d)' "$state/state.json" "$@"; }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
-echo "lab_bench: up (2 clusters x 2 nodes) ..."
-lab 150 up >"/tmp/$name-up.log" 2>&1 || { cat "/tmp/$name-up.log"; exit 1; }
+echo "lab_bench: up (2 clusters x 2 nodes, --cni bird) ..."
+lab 150 up --cni bird >"/tmp/$name-up.log" 2>&1 || { cat "/tmp/$name-up.log"; exit 1; }
 at_up=$(field convergenceMs)
 backend=$(field backend)
 case "$backend" in kernel) backend_name="kernel WireGuard" ;; uapi) backend_name="wireguard-go" ;; *) backend_name="$backend" ;; esac
@@ -81,8 +83,15 @@ done
 echo
 echo "pod-to-pod TCP throughput, iperf3 -t 5, c1-n1-pod as client:"
 echo "  across clusters ($backend_name): ${wg[*]} Gbit/s"
-echo "  in-cluster plain routes (baseline, same run): ${plain[*]} Gbit/s"
+echo "  in-cluster, the CNI's plain routes (baseline, same run): ${plain[*]} Gbit/s"
 rtt() { t 10 ip netns exec "$name-c1-n1-pod" ping -n -q -c 20 -i 0.05 "$1" | sed -n 's/.*= [0-9.]*\/\([0-9.]*\)\/.*/\1/p'; }
 rtt_wg=$(rtt "$c2n1") || rtt_wg="failed"
 rtt_plain=$(rtt "$c1n2") || rtt_plain="failed"
 echo "  rtt: across clusters ${rtt_wg} ms, plain ${rtt_plain} ms"
+
+echo
+if [ -x "$build/bench/tunnel_rules_bench" ]; then
+  t 120 "$build/bench/tunnel_rules_bench"
+else
+  echo "tunnel_rules_bench is not built ($build/bench/tunnel_rules_bench): the agent's nftables figures are left out"
+fi

@@ -48,6 +48,9 @@ json bridge_config(Cni cni, const std::string& node_block, int underlay_mtu, con
           {"bridge", "cni0"},
           {"isGateway", true},
           {"ipMasq", cni == Cni::kBird},
+          // A pod reaching a Service whose endpoint is itself: the bridge must send the frame back
+          // out of the port it came in on (kubelet's hairpin-veth, every CNI's default).
+          {"hairpinMode", true},
           {"mtu", mtu},
           {"ipam",
            {{"type", "host-local"},

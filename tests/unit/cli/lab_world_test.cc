@@ -42,6 +42,7 @@ TEST(LabWorldTest, PodsGetTheirWorldsMtuAndMasquerade) {
     EXPECT_EQ(j["ipMasq"], c.ip_masq) << cni_name(c.cni);
     EXPECT_EQ(j["mtu"], c.pod_mtu) << cni_name(c.cni) << " " << c.underlay_mtu;
     EXPECT_EQ(j["ipam"]["ranges"][0][0]["subnet"], "10.241.1.0/24");
+    EXPECT_EQ(j["hairpinMode"], true);  // a pod reaching a Service whose endpoint is itself
   }
 }
 
