@@ -422,16 +422,17 @@ struct Agent::Impl {
     else if (listing.error().code() != ErrorCode::kNotFound) return listing.error();
     const std::string script = plan_tunnel_rules(desired, observed);
     if (script.empty()) return false;
+    const std::string whole = render_tunnel_rules(desired);
     auto r = nftables.run(script);
-    if (!r && observed && script != render_tunnel_rules(desired)) {
+    if (!r && script != whole) {
       // An element update the kernel refused (someone edited our sets): replace the table.
       log.warn("nftables element update refused; replacing clusterwire's table", {{"error", r.error().message()}});
-      r = nftables.run(render_tunnel_rules(desired));
+      r = nftables.run(whole);
     }
     if (!r) return r.error();
     log.info("nftables updated", {{"table", std::string(kNftFamily) + " " + kNftTable},
                                   {"remote_ranges", desired.remote_v4.size() + desired.remote_v6.size()},
-                                  {"whole_table", !observed || script == render_tunnel_rules(desired)}});
+                                  {"whole_table", script == whole}});
     return true;
   }
 
