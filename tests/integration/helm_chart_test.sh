@@ -81,6 +81,13 @@ refuse "wireguard.backend outside its enum is refused" 'wireguard.backend must b
   t --set clusterID=east,wireguard.backend=boringtun
 refuse "nodeCIDRs outside its enum is refused" 'nodeCIDRs must be one of the following' -- t --set clusterID=east,nodeCIDRs=maybe
 refuse "log.format outside its enum is refused" 'log.format must be one of the following' -- t --set clusterID=east,log.format=xml
+refuse "nodeAgent.inClusterRoutes outside its enum is refused" 'nodeAgent.inClusterRoutes must be one of the following: "auto", "on", "off"' -- \
+  t --set clusterID=east,nodeAgent.inClusterRoutes=sometimes
+refuse "nodeAgent.clampMss that is not a boolean is refused" 'nodeAgent.clampMss: Invalid type. Expected: boolean' -- \
+  t --set clusterID=east,nodeAgent.clampMss=yes
+expect "nodeAgent.inClusterRoutes reaches the agent's flags" '--in-cluster-routes=off' -- \
+  t --set clusterID=east,nodeAgent.inClusterRoutes=off
+expect "nodeAgent.clampMss reaches the agent's flags" '--clamp-mss=false' -- t --set clusterID=east,nodeAgent.clampMss=false
 refuse "a misspelt value is refused" 'wireguard: Additional property prot is not allowed' -- t --set clusterID=east,wireguard.prot=1
 refuse "a service CIDR with a bad prefix length is refused" 'serviceCIDRs.0: Does not match pattern' -- \
   t --set clusterID=east --set 'serviceCIDRs={10.96.0.0/33}'
