@@ -98,8 +98,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   auto nft = cw::netfilter::make_nftables();
-  const auto base = cw::agent::make_tunnel_rules("cw0", ranges(100, 100), true);
-  const auto grown = cw::agent::make_tunnel_rules("cw0", ranges(101, 100), true);
+  const auto base = cw::agent::make_tunnel_rules("cw0", ranges(100, 100), 1420);
+  const auto grown = cw::agent::make_tunnel_rules("cw0", ranges(101, 100), 1420);
   const std::string whole = cw::agent::render_tunnel_rules(base);
   const bool have_nft = nft_command("list tables\n");
 

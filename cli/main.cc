@@ -59,6 +59,9 @@ int main(int argc, char** argv) {
                      "Who routes inside a cluster: bird (Calico's way: BGP, bridge ipMasq), vxlan (flannel's way), "
                      "clusterwire (the node agents, no masquerade)")
       ->check(CLI::IsMember({"bird", "vxlan", "clusterwire"}))->capture_default_str();
+  lab_up->add_option("--ip-family", lab_options.ip_family,
+                     "Pod addresses: ipv4, ipv6 or dual (pools, node blocks and pods for each family asked for)")
+      ->check(CLI::IsMember({"ipv4", "ipv6", "dual"}))->capture_default_str();
   lab_up->add_option("--underlay-mtu", lab_options.underlay_mtu, "MTU of the underlay's links (node eth0 included)")
       ->check(CLI::Range(1280, 9000))->capture_default_str();
   auto* lab_verify = lab->add_subcommand(

@@ -65,14 +65,27 @@ std::string annotation(const json& object, const char* key) {
   return m.contains("annotations") ? str(m["annotations"], key) : "";
 }
 
-std::optional<net::IpAddress> internal_ip(const json& node) {
-  if (!node.contains("status") || !node["status"].contains("addresses")) return std::nullopt;
+// Every InternalIP of a Node, in the order the Node lists them (one per family on dual-stack).
+std::vector<net::IpAddress> internal_ips(const json& node) {
+  std::vector<net::IpAddress> out;
+  if (!node.contains("status") || !node["status"].contains("addresses")) return out;
   for (const auto& a : node["status"]["addresses"]) {
     if (str(a, "type") == "InternalIP") {
-      if (auto ip = net::IpAddress::parse(str(a, "address"))) return *ip;
+      if (auto ip = net::IpAddress::parse(str(a, "address"))) out.push_back(*ip);
     }
   }
-  return std::nullopt;
+  return out;
+}
+
+// The address other nodes reach this one at: its first InternalIP, IPv4 if it has one (the
+// WireGuard endpoint and the underlay MTU are taken from it).
+std::optional<net::IpAddress> internal_ip(const json& node) {
+  const auto all = internal_ips(node);
+  for (const auto& ip : all) {
+    if (ip.is_v4()) return ip;
+  }
+  if (all.empty()) return std::nullopt;
+  return all.front();
 }
 
 RemoteNode remote_node(const json& n) {
@@ -291,7 +304,7 @@ struct Agent::Impl {
     in.default_keepalive = config.persistent_keepalive;
     std::optional<json> self;
     for (const auto& n : nodes->list()) {
-      LocalNode ln{str(n["metadata"], "name"), internal_ip(n), prefixes(json(annotation(n, kPodCidrAnnotation)))};
+      LocalNode ln{str(n["metadata"], "name"), internal_ips(n), prefixes(json(annotation(n, kPodCidrAnnotation)))};
       // The cluster's pod space, as far as a node can see it: every node's block.
       in.local_pod_cidrs.insert(in.local_pod_cidrs.end(), ln.pod_cidrs.begin(), ln.pod_cidrs.end());
       if (ln.name == config.node_name) self = n;
@@ -343,7 +356,7 @@ struct Agent::Impl {
     // Netfilter first: no SNAT towards remote ranges, MSS clamping, no strict rp_filter on the
     // tunnel. Before the routes, because a NAT decision lasts as long as its connection: a
     // connection started through a new route before its exemption would stay masqueraded.
-    auto rules_changed = apply_tunnel_rules(topology);
+    auto rules_changed = apply_tunnel_rules(topology, config.clamp_mss ? mtu : 0);
     if (!rules_changed) {
       set_error("nftables: " + rules_changed.error().message());
       return rules_changed.error();
@@ -410,12 +423,12 @@ struct Agent::Impl {
 
   // Makes clusterwire's nftables table match the ranges routed through the tunnel; true when
   // it wrote something.
-  Result<bool> apply_tunnel_rules(const Topology& topology) {
+  Result<bool> apply_tunnel_rules(const Topology& topology, std::uint32_t clamp_to_mtu) {
     std::vector<net::Prefix> remote;
     for (const auto& r : topology.routes) {
       if (r.via_tunnel) remote.push_back(r.destination);
     }
-    const TunnelRules desired = make_tunnel_rules(config.interface, remote, config.clamp_mss);
+    const TunnelRules desired = make_tunnel_rules(config.interface, remote, clamp_to_mtu);
     std::optional<ObservedRules> observed;
     auto listing = nftables.list_table(kNftFamily, kNftTable);
     if (listing) observed = parse_listing(*listing);

@@ -49,7 +49,7 @@ struct AgentConfig {
   std::chrono::milliseconds resync_period{std::chrono::seconds(30)};
   // Who routes the other local nodes' pod blocks (docs/node-agent.md, "Beside the CNI").
   InClusterRoutes in_cluster_routes = InClusterRoutes::kAuto;
-  bool clamp_mss = true;  // lower the MSS of SYNs leaving through the tunnel to the route's MTU
+  bool clamp_mss = true;  // lower the MSS of SYNs leaving through the tunnel to what its MTU allows
 };
 
 // "auto", "on", "off".

@@ -91,8 +91,11 @@ Topology compute_topology(const TopologyInput& in) {
         t.left_to_cni.push_back(p);
         continue;
       }
-      if (!n.internal_ip || p.family() != n.internal_ip->family()) continue;  // a v6 block needs a v6 next hop
-      t.routes.push_back({p, false, n.internal_ip});
+      // A block needs a next hop of its own family: a v6 block is routed via the node's v6 address.
+      auto via = std::find_if(n.internal_ips.begin(), n.internal_ips.end(),
+                              [&](const net::IpAddress& ip) { return ip.family() == p.family(); });
+      if (via == n.internal_ips.end()) continue;
+      t.routes.push_back({p, false, *via});
     }
   }
   std::sort(t.left_to_cni.begin(), t.left_to_cni.end());

@@ -44,7 +44,7 @@ struct RemoteCluster {
 
 struct LocalNode {
   std::string name;
-  std::optional<net::IpAddress> internal_ip;  // status.addresses InternalIP
+  std::vector<net::IpAddress> internal_ips;   // status.addresses InternalIP, one per family on dual-stack nodes
   std::vector<net::Prefix> pod_cidrs;         // clusterwire.io/pod-cidr
 };
 

@@ -35,16 +35,23 @@ std::vector<Rule> rules_of(const TunnelRules& r) {
   const std::string v = kTagVersion;
   out.push_back({&kPostrouting, "ip daddr @remote_v4 counter snat ip to ip saddr", v + " no-snat v4"});
   out.push_back({&kPostrouting, "ip6 daddr @remote_v6 counter snat ip6 to ip6 saddr", v + " no-snat v6"});
-  if (r.clamp_mss) {
-    const std::string clamp = "oifname \"" + r.interface + "\" tcp flags syn / syn,rst counter tcp option maxseg size set rt mtu";
-    out.push_back({&kForward, clamp, v + " mss " + r.interface});
-    out.push_back({&kOutput, clamp, v + " mss " + r.interface});
+  if (r.mtu != 0) {
+    // Counted only when they lower an MSS, so the counters say how many SYNs were clamped.
+    for (const auto& [family, headers] : {std::pair{"ipv4", 40U}, std::pair{"ipv6", 60U}}) {
+      const std::string mss = std::to_string(r.mtu > headers ? r.mtu - headers : 536);
+      const std::string clamp = "oifname \"" + r.interface + "\" meta nfproto " + family +
+                                " tcp flags syn / syn,rst tcp option maxseg size > " + mss +
+                                " counter tcp option maxseg size set " + mss;
+      const std::string tag = v + " mss " + family + " " + mss + " " + r.interface;
+      out.push_back({&kForward, clamp, tag});
+      out.push_back({&kOutput, clamp, tag});
+    }
   }
   return out;
 }
 
 std::vector<const Chain*> chains_of(const TunnelRules& r) {
-  if (r.clamp_mss) return {&kPostrouting, &kForward, &kOutput};
+  if (r.mtu != 0) return {&kPostrouting, &kForward, &kOutput};
   return {&kPostrouting};
 }
 
@@ -95,10 +102,10 @@ std::optional<net::Prefix> element_prefix(const json& e) {
 
 }  // namespace
 
-TunnelRules make_tunnel_rules(std::string interface, const std::vector<net::Prefix>& remote_ranges, bool clamp_mss) {
+TunnelRules make_tunnel_rules(std::string interface, const std::vector<net::Prefix>& remote_ranges, std::uint32_t mtu) {
   TunnelRules r;
   r.interface = std::move(interface);
-  r.clamp_mss = clamp_mss;
+  r.mtu = mtu;
   std::vector<net::Prefix> v4, v6;
   for (const auto& p : remote_ranges) (p.address().is_v4() ? v4 : v6).push_back(p);
   r.remote_v4 = normalize(std::move(v4));

@@ -10,7 +10,10 @@
 //   the kernel runs no later source NAT for it, whichever backend that NAT is written in. So
 //   no backend needs detecting and no foreign chain is edited.
 // - MSS clamping: SYNs leaving through the WireGuard device get their MSS lowered to what the
-//   route's MTU allows, so TCP works even where ICMP "fragmentation needed" is dropped.
+//   device's MTU allows (MTU - 40 for IPv4, MTU - 60 for IPv6), so TCP works even where ICMP
+//   "fragmentation needed" is dropped. The values are written out per family (rather than
+//   `rt mtu`) so that each family's header size is explicit and the rule, and its counter,
+//   matches only SYNs whose MSS it actually lowers.
 //
 // Every rule carries a counter and a comment tag; the tags say which rules the table should
 // have, so that a pass can tell from the kernel's listing whether the table is as desired.
@@ -18,6 +21,7 @@
 // of peerings is one small set update, never a rewrite of rules.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,14 +40,15 @@ struct TunnelRules {
   std::string interface;                // the WireGuard device
   std::vector<net::Prefix> remote_v4;   // remote pod and service ranges: sorted, none inside another
   std::vector<net::Prefix> remote_v6;
-  bool clamp_mss = true;
+  std::uint32_t mtu = 0;                // the tunnel's MTU, to which SYNs are clamped; 0: no clamping
 
   friend bool operator==(const TunnelRules&, const TunnelRules&) = default;
 };
 
-// The rules for the ranges routed through `interface`. Ranges are split by family, sorted, and
-// a range lying inside another is dropped (an interval set refuses overlapping elements).
-TunnelRules make_tunnel_rules(std::string interface, const std::vector<net::Prefix>& remote_ranges, bool clamp_mss);
+// The rules for the ranges routed through `interface`, clamping SYNs to `mtu` (0: not at all).
+// Ranges are split by family, sorted, and a range lying inside another is dropped (an interval
+// set refuses overlapping elements).
+TunnelRules make_tunnel_rules(std::string interface, const std::vector<net::Prefix>& remote_ranges, std::uint32_t mtu);
 
 // What our table holds, read back from nft's JSON listing.
 struct ObservedRules {

@@ -22,13 +22,14 @@ std::string kind_of(const std::string& impairment) { return impairment.substr(0,
 // already is as asked is left alone, so a half-done earlier attempt is completed, not doubled.
 Result<void> masquerade(const LabLayout& lab, const LabState& s, const std::string& cluster_id, const std::string& op) {
   for (const auto& n : lab.cluster(cluster_id)->nodes) {
-    auto block = s.node_cidrs.find(n.node_name);
-    if (block == s.node_cidrs.end()) return Error(ErrorCode::kNotFound, n.node_name + " has no pod block in the lab's state");
-    auto range = cluster_range_of(block->second);
+    auto it = s.node_cidrs.find(n.node_name);
+    const std::string block = it == s.node_cidrs.end() ? "" : family_block(it->second, false);
+    if (block.empty()) return Error(ErrorCode::kNotFound, n.node_name + " has no IPv4 pod block in the lab's state");
+    auto range = cluster_range_of(block);
     if (!range) return range.error();
-    const bool present = in_netns(n.netns, masquerade_rule("-C", block->second, *range), seconds(10)).ok();
+    const bool present = in_netns(n.netns, masquerade_rule("-C", block, *range), seconds(10)).ok();
     if (present == (op == "-A")) continue;
-    auto r = in_netns(n.netns, masquerade_rule(op, block->second, *range), seconds(10));
+    auto r = in_netns(n.netns, masquerade_rule(op, block, *range), seconds(10));
     if (!r.ok()) return Error(ErrorCode::kUnavailable, "iptables-legacy in " + n.netns + ": " + r.summary());
   }
   return ok_result();

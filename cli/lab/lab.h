@@ -20,6 +20,7 @@ struct LabOptions {
   bool keep_on_failure = false;  // up: leave a failed lab for a look instead of removing it
   std::string cni = "bird";      // who routes inside a cluster: bird, vxlan, clusterwire (world.h)
   int underlay_mtu = 1500;       // of the underlay's links, node eth0 included
+  std::string ip_family = "dual";  // of the pods: ipv4, ipv6, dual (the underlay is always dual)
 };
 
 // Builds the lab; when a step fails (or SIGINT/SIGTERM arrive) it removes what it made, as

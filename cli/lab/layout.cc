@@ -58,6 +58,7 @@ Result<LabLayout> make_layout(const std::string& name, int clusters, int nodes) 
       nl.pod_netns = nl.netns + "-pod";
       nl.pod_name = nl.node_name + "-pod";
       nl.underlay_ip = "192.168.77." + std::to_string(10 * c + n);
+      nl.underlay_ip6 = "fd00:77::" + std::to_string(10 * c + n);
       nl.underlay_veth = cn;
       nl.wg_interface = lab.interface_prefix + cn;
       cl.nodes.push_back(nl);

@@ -14,6 +14,10 @@ inline constexpr const char* kUnderlayBridge = "br0";
 inline constexpr const char* kUnderlaySubnet = "192.168.77.0/24";
 inline constexpr const char* kUnderlayGateway = "192.168.77.254";  // the bridge; API servers listen here
 inline constexpr const char* kClusterSetPool = "10.240.0.0/12";     // /16 per cluster, /24 per node
+inline constexpr const char* kUnderlaySubnet6 = "fd00:77::/64";      // the underlay's IPv6 (dual-stack labs)
+inline constexpr const char* kClusterSetPool6 = "fd10:240::/32";     // /48 per cluster, /64 per node
+inline constexpr int kClusterPrefixLength6 = 48;
+inline constexpr int kNodePrefixLength6 = 64;
 inline constexpr int kClusterPrefixLength = 16;
 inline constexpr int kNodePrefixLength = 24;
 inline constexpr int kWireGuardPort = 51820;
@@ -34,6 +38,7 @@ struct NodeLayout {
   std::string pod_netns;   // "<lab>-c1-n1-pod"
   std::string pod_name;    // "c1-n1-pod"
   std::string underlay_ip; // 192.168.77.<10*cluster+index>
+  std::string underlay_ip6;  // fd00:77::<10*cluster+index> (the same digits, read as hex)
   std::string underlay_veth;  // the bridge side, in the underlay namespace: "c1n1"
   std::string wg_interface;   // unique across labs (UAPI sockets are global): "cw<hash6>c1n1"
 };

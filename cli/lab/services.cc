@@ -284,7 +284,7 @@ Result<void> pass(kube::Client& client, const kube::Informer& pods, const kube::
     out << "EndpointSlice deleted: " << key << std::endl;
     wrote = true;
   }
-  if (wrote) return ok_result();  // the informer brings the slices back as stored; the next pass goes on
+  if (wrote || cluster_cidr.empty()) return ok_result();  // the informer brings the slices back as stored
   const std::string rules = kube_proxy_rules(items(services.list()), items(slices.list()), cluster_cidr);
   if (rules == applied_rules) return ok_result();
   for (const auto& n : c.nodes) {
@@ -312,11 +312,17 @@ int lab_services(const LabOptions& options, const std::string& cluster_id, std::
     return 2;
   }
   auto block = loaded->state.node_cidrs.find(c->nodes.front().node_name);
-  auto cluster_cidr = block == loaded->state.node_cidrs.end() ? Result<std::string>(Error(ErrorCode::kNotFound, "no node block"))
-                                                               : cluster_range_of(block->second);
-  if (!cluster_cidr) {
-    err << "cwctl lab services: the pod range of " << c->id << ": " << cluster_cidr.error().message() << "\n";
-    return 1;
+  // kube-proxy's stand-in serves IPv4 Services: without an IPv4 pod range (an IPv6-only lab) it
+  // writes no rules, and only the EndpointSlices are kept.
+  const std::string block4 = block == loaded->state.node_cidrs.end() ? "" : family_block(block->second, false);
+  std::string cluster_cidr;
+  if (!block4.empty()) {
+    auto range = cluster_range_of(block4);
+    if (!range) {
+      err << "cwctl lab services: the pod range of " << c->id << ": " << range.error().message() << "\n";
+      return 1;
+    }
+    cluster_cidr = *range;
   }
   // Watches, not polls: the lab's API servers push changes (a kubectl per poll cost a core).
   auto conn = kube::load_client_config(lab.kubeconfig(*c));
@@ -348,8 +354,11 @@ int lab_services(const LabOptions& options, const std::string& cluster_id, std::
     inf->start();
   }
   catch_interrupts();
-  out << "services of " << c->id << ": EndpointSlices from Pods, kube-proxy's nftables rules on " << c->nodes.size()
-      << " nodes (cluster CIDR " << *cluster_cidr << ")" << std::endl;
+  out << "services of " << c->id << ": EndpointSlices from Pods"
+      << (cluster_cidr.empty() ? " (no IPv4 pod range: no kube-proxy rules)"
+                               : ", kube-proxy's nftables rules on " + std::to_string(c->nodes.size()) + " nodes (cluster CIDR " +
+                                     cluster_cidr + ")")
+      << std::endl;
   std::string applied_rules, last_error;
   while (interrupt_signal() == 0) {
     {
@@ -363,7 +372,7 @@ int lab_services(const LabOptions& options, const std::string& cluster_id, std::
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       continue;
     }
-    auto r = pass(**client, pods, services, slices, *c, *cluster_cidr, applied_rules, out);
+    auto r = pass(**client, pods, services, slices, *c, cluster_cidr, applied_rules, out);
     const std::string e = r ? "" : r.error().message();
     if (e != last_error && !e.empty()) err << "cwctl lab services: " << e << std::endl;
     last_error = e;

@@ -18,7 +18,7 @@ nlohmann::json to_json(const LabState& s) {
           {"phase", s.phase},       {"binDir", s.bin_dir},    {"backend", s.backend},
           {"dns", s.dns},           {"podIPs", s.pod_ips},    {"nodeCIDRs", s.node_cidrs},
           {"processes", procs},     {"convergenceMs", s.convergence_ms}, {"notes", s.notes},
-          {"cni", s.cni},           {"webIPs", s.web_ips},           {"underlayMTU", s.underlay_mtu}, {"impairments", s.impairments}};
+          {"cni", s.cni},           {"webIPs", s.web_ips},    {"ipFamily", s.ip_family}, {"podIPs6", s.pod_ips6},           {"underlayMTU", s.underlay_mtu}, {"impairments", s.impairments}};
 }
 
 Result<LabState> state_from_json(const nlohmann::json& j) {
@@ -36,6 +36,8 @@ Result<LabState> state_from_json(const nlohmann::json& j) {
     s.convergence_ms = j.value("convergenceMs", -1LL);
     s.notes = j.value("notes", "");
     s.web_ips = j.value("webIPs", std::map<std::string, std::string>{});
+    s.ip_family = j.value("ipFamily", "ipv4");
+    s.pod_ips6 = j.value("podIPs6", std::map<std::string, std::string>{});
     s.cni = j.value("cni", "clusterwire");  // labs made before worlds existed
     s.underlay_mtu = j.value("underlayMTU", 1500);
     s.impairments = j.value("impairments", std::vector<std::string>{});

@@ -15,6 +15,7 @@
 #include <set>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include "cli/lab/cluster_api.h"
 #include "cli/lab/down.h"
@@ -78,8 +79,16 @@ class LabBuilder {
   Result<void> save() { return save_state(lab_, state_); }
   std::string log_tail(const std::string& process) const;
 
-  // Node name -> block, for one cluster's nodes.
+  // Node name -> its pod-cidr annotation (a block per family), for one cluster's nodes.
   std::map<std::string, std::string> blocks_of(const ClusterLayout& c) const;
+  // The node's pod's addresses, IPv4 first.
+  std::vector<std::string> pod_addresses(const NodeLayout& n) const {
+    std::vector<std::string> out;
+    for (const auto* m : {&state_.pod_ips, &state_.pod_ips6}) {
+      if (auto it = m->find(n.node_name); it != m->end()) out.push_back(it->second);
+    }
+    return out;
+  }
 
   const LabOptions& o_;
   const LabLayout& lab_;
@@ -228,6 +237,7 @@ Result<void> LabBuilder::make_state_dir() {
   state_.bin_dir = o_.bin_dir;
   state_.cni = cni_name(cni_);
   state_.underlay_mtu = o_.underlay_mtu;
+  state_.ip_family = o_.ip_family;
   return save();
 }
 
@@ -250,9 +260,12 @@ Result<void> LabBuilder::make_namespaces() {
       }
       if (auto r = ip({"-n", u, "link", "set", n.underlay_veth, "mtu", mtu, "master", kUnderlayBridge, "up"}); !r) return r;
       if (auto r = ip({"-n", n.netns, "addr", "add", n.underlay_ip + "/24", "dev", "eth0"}); !r) return r;
+      if (auto r = ip({"-n", n.netns, "addr", "add", n.underlay_ip6 + "/64", "dev", "eth0", "nodad"}); !r) return r;
       if (auto r = ip({"-n", n.netns, "link", "set", "eth0", "mtu", mtu, "up"}); !r) return r;
       // Forwarding, and strict reverse-path filtering as RHEL-family nodes have it.
-      auto s = in_netns(n.netns, {"sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=1"}, seconds(10));
+      auto s = in_netns(n.netns, {"sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1",
+                                  "net.ipv4.conf.all.rp_filter=1"},
+                        seconds(10));
       if (!s.ok()) return fail("sysctl in " + n.netns + ": " + s.summary());
       if (auto r = ip({"netns", "add", n.pod_netns}); !r) return r;
     }
@@ -279,13 +292,32 @@ Result<void> LabBuilder::start_api_servers() {
 }
 
 json node_object(const NodeLayout& n) {
+  // Both underlay addresses, as a dual-stack node reports them: IPv6 blocks are routed in-cluster
+  // via the IPv6 one.
   return {{"apiVersion", "v1"},
           {"kind", "Node"},
           {"metadata", {{"name", n.node_name}, {"labels", {{"kubernetes.io/hostname", n.node_name}}}}},
           {"status",
            {{"addresses", json::array({{{"type", "InternalIP"}, {"address", n.underlay_ip}},
+                                       {{"type", "InternalIP"}, {"address", n.underlay_ip6}},
                                        {{"type", "Hostname"}, {"address", n.node_name}}})},
             {"conditions", json::array({{{"type", "Ready"}, {"status", "True"}, {"reason", "KubeletReady"}}})}}}};
+}
+
+// The ClusterSet's pools for the families asked for.
+json clusterset_spec(const std::string& ip_family) {
+  json spec = json::object();
+  if (ip_family != "ipv6") {
+    spec["ipv4"] = {{"pools", json::array({kClusterSetPool})},
+                    {"clusterPrefixLength", kClusterPrefixLength},
+                    {"nodePrefixLength", kNodePrefixLength}};
+  }
+  if (ip_family != "ipv4") {
+    spec["ipv6"] = {{"pools", json::array({kClusterSetPool6})},
+                    {"clusterPrefixLength", kClusterPrefixLength6},
+                    {"nodePrefixLength", kNodePrefixLength6}};
+  }
+  return spec;
 }
 
 Result<void> LabBuilder::apply_base_objects() {
@@ -299,11 +331,7 @@ Result<void> LabBuilder::apply_base_objects() {
        {{"apiVersion", "clusterwire.io/v1alpha1"},
         {"kind", "ClusterSet"},
         {"metadata", {{"name", "default"}, {"namespace", "clusterwire-broker"}}},
-        {"spec",
-         {{"ipv4",
-           {{"pools", json::array({kClusterSetPool})},
-            {"clusterPrefixLength", kClusterPrefixLength},
-            {"nodePrefixLength", kNodePrefixLength}}}}}}});
+        {"spec", clusterset_spec(o_.ip_family)}}});
   if (auto r = kubectl_apply(lab_, lab_.clusters.front(), broker); !r) return r;
   for (const auto& c : lab_.clusters) {
     json objects = json::array({{{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", "demo"}}}}});
@@ -359,14 +387,35 @@ Result<std::map<std::string, std::string>> LabBuilder::wait_node_annotation(cons
 }
 
 Result<void> LabBuilder::wait_node_cidrs() {
+  const bool want4 = o_.ip_family != "ipv6", want6 = o_.ip_family != "ipv4";
   for (const auto& c : lab_.clusters) {
-    auto cidrs = wait_node_annotation(c, "clusterwire.io/pod-cidr", "the operator gave no pod CIDR to every Node",
-                                      "operator-" + c.id);
-    if (!cidrs) return cidrs.error();
+    // Until every Node has a block of every family asked for.
+    std::map<std::string, std::string> cidrs;
+    std::string waiting;
+    const bool all = wait_until(
+        [&] {
+          auto got = wait_node_annotation(c, "clusterwire.io/pod-cidr", "the operator gave no pod CIDR to every Node",
+                                          "operator-" + c.id);
+          if (!got) return false;
+          cidrs = *got;
+          waiting.clear();
+          for (const auto& n : c.nodes) {
+            const std::string& a = cidrs[n.node_name];
+            if ((want4 && family_block(a, false).empty()) || (want6 && family_block(a, true).empty())) {
+              waiting += " " + n.node_name + " (" + a + ")";
+            }
+          }
+          return waiting.empty();
+        },
+        seconds(30), milliseconds(200));
+    if (!all) {
+      return fail("the operator of " + c.id + " gave not every Node a block of each family (" + o_.ip_family + "):" +
+                  waiting + log_tail("operator-" + c.id));
+    }
     std::string line;
     for (const auto& n : c.nodes) {
-      state_.node_cidrs[n.node_name] = cidrs->at(n.node_name);
-      line += (line.empty() ? "" : ", ") + n.node_name + " " + cidrs->at(n.node_name);
+      state_.node_cidrs[n.node_name] = cidrs.at(n.node_name);
+      line += (line.empty() ? "" : ", ") + n.node_name + " " + cidrs.at(n.node_name);
     }
     progress_.note(c.id + ": " + line);
   }
@@ -414,10 +463,14 @@ Result<void> LabBuilder::start_bird() {
         [&] {
           missing.clear();
           for (const auto& n : c.nodes) {
-            auto routes = in_netns(n.netns, {"ip", "route", "show", "proto", "bird"}, seconds(5));
-            for (const auto& [name, block] : blocks) {
-              if (name != n.node_name && routes.out.find(block + " via") == std::string::npos) {
-                missing += " " + n.node_name + "->" + block;
+            const std::string routes = in_netns(n.netns, {"ip", "-4", "route", "show", "proto", "bird"}, seconds(5)).out +
+                                       in_netns(n.netns, {"ip", "-6", "route", "show", "proto", "bird"}, seconds(5)).out;
+            for (const auto& [name, annotation] : blocks) {
+              for (const bool v6 : {false, true}) {
+                const std::string block = family_block(annotation, v6);
+                if (name != n.node_name && !block.empty() && routes.find(block + " via") == std::string::npos) {
+                  missing += " " + n.node_name + "->" + block;
+                }
               }
             }
           }
@@ -443,11 +496,15 @@ Result<void> LabBuilder::make_vxlan() {
           return fail(line + " in " + n.netns + ": " + r.summary());
         }
       }
-      auto range = cluster_range_of(blocks.at(n.node_name));
-      if (!range) return range.error();
-      auto r = in_netns(n.netns, {"iptables-restore", "--noflush"}, seconds(10),
-                        flannel_masquerade_rules(*range, blocks.at(n.node_name)));
-      if (!r.ok()) return fail("flanneld's masquerade rules in " + n.netns + ": " + r.summary());
+      for (const bool v6 : {false, true}) {
+        const std::string block = family_block(blocks.at(n.node_name), v6);
+        if (block.empty()) continue;
+        auto range = cluster_range_of(block);
+        if (!range) return range.error();
+        auto r = in_netns(n.netns, {v6 ? "ip6tables-restore" : "iptables-restore", "--noflush"}, seconds(10),
+                          flannel_masquerade_rules(*range, block));
+        if (!r.ok()) return fail("flanneld's masquerade rules in " + n.netns + ": " + r.summary());
+      }
     }
   }
   progress_.note("flannel.1 (VXLAN 1, UDP " + std::to_string(kVxlanPort) + ") and flanneld's masquerade on every node");
@@ -510,7 +567,7 @@ Result<void> LabBuilder::make_pods() {
   for (const auto& c : lab_.clusters) {
     for (const auto& n : c.nodes) {
       const std::string cidr = state_.node_cidrs[n.node_name];
-      const json bridge = bridge_config(cni_, cidr, o_.underlay_mtu, lab_.state_dir + "/cni/" + n.node_name);
+      const json bridge = bridge_config(cni_, cidr, o_.underlay_mtu, lab_.state_dir + "/cni/" + n.node_name);  // every family
       const json loopback = {{"cniVersion", "1.0.0"}, {"name", "cwlab-lo"}, {"type", "loopback"}};
       auto cni = [&](const std::string& plugin, const std::string& ifname, const json& config) {
         return run(netns_exec(n.netns, {o_.cni_dir + "/" + plugin}),
@@ -522,12 +579,16 @@ Result<void> LabBuilder::make_pods() {
       auto r = cni("bridge", "eth0", bridge);
       if (!r.ok()) return fail("CNI bridge for " + n.pod_name + ": " + r.summary() + " " + r.out);
       auto result = json::parse(r.out, nullptr, false);
-      std::string address;
-      if (!result.is_discarded() && result.contains("ips") && !result["ips"].empty()) {
-        address = strip_prefix_length(result["ips"][0].value("address", ""));
+      std::string address;  // every address, for the progress line
+      if (!result.is_discarded() && result.contains("ips") && result["ips"].is_array()) {
+        for (const auto& ipc : result["ips"]) {
+          const std::string a = strip_prefix_length(ipc.value("address", ""));
+          if (a.empty()) continue;
+          (a.find(':') == std::string::npos ? state_.pod_ips : state_.pod_ips6)[n.node_name] = a;
+          address += (address.empty() ? "" : " ") + a;
+        }
       }
       if (address.empty()) return fail("CNI bridge for " + n.pod_name + " returned no address: " + r.out);
-      state_.pod_ips[n.node_name] = address;
       auto lo = cni("loopback", "lo", loopback);
       if (!lo.ok()) return fail("CNI loopback for " + n.pod_name + ": " + lo.summary());
       // The pod's resolver is its cluster's unbound (ip netns exec bind-mounts this file).
@@ -535,23 +596,25 @@ Result<void> LabBuilder::make_pods() {
       std::error_code ec;
       fs::create_directories(etc, ec);
       if (ec) return fail("cannot create " + etc + ": " + ec.message());
-      if (auto w = write_text(etc + "/resolv.conf", "nameserver " + c.dns_node().underlay_ip +
-                                                        "\nsearch demo.svc.cluster.local svc.cluster.local\n");
+      // An IPv6-only pod reaches the resolver at its IPv6 address only: that one first then.
+      const std::string v4 = "nameserver " + c.dns_node().underlay_ip + "\n", v6 = "nameserver " + c.dns_node().underlay_ip6 + "\n";
+      if (auto w = write_text(etc + "/resolv.conf", (o_.ip_family == "ipv6" ? v6 + v4 : v4 + v6) +
+                                                        "search demo.svc.cluster.local svc.cluster.local\n");
           !w) {
         return w;
       }
-      auto pid = start("echo-" + n.node_name, netns_exec(n.pod_netns, {"socat", "TCP-LISTEN:" + std::to_string(kPodEchoPort) +
+      auto pid = start("echo-" + n.node_name, netns_exec(n.pod_netns, {"socat", "TCP6-LISTEN:" + std::to_string(kPodEchoPort) + ",ipv6only=0" +
                                                                                      ",fork,reuseaddr",
                                                                                  "EXEC:cat"}));
       if (!pid) return pid.error();
       // "web": answers with the pod's name and the address it saw the client at (source
       // preservation); "sink": counts what it receives (large transfers).
       pid = start("web-" + n.node_name,
-                  netns_exec(n.pod_netns, {"socat", "TCP-LISTEN:" + std::to_string(kPodWebPort) + ",fork,reuseaddr",
+                  netns_exec(n.pod_netns, {"socat", "TCP6-LISTEN:" + std::to_string(kPodWebPort) + ",ipv6only=0,fork,reuseaddr",
                                            "SYSTEM:echo " + n.pod_name + " $SOCAT_PEERADDR"}));
       if (!pid) return pid.error();
       pid = start("sink-" + n.node_name,
-                  netns_exec(n.pod_netns, {"socat", "TCP-LISTEN:" + std::to_string(kPodSinkPort) + ",fork,reuseaddr",
+                  netns_exec(n.pod_netns, {"socat", "TCP6-LISTEN:" + std::to_string(kPodSinkPort) + ",ipv6only=0,fork,reuseaddr",
                                            "SYSTEM:wc -c"}));
       if (!pid) return pid.error();
       progress_.note(n.pod_name + " " + address + " on " + n.node_name);
@@ -576,9 +639,11 @@ Result<void> LabBuilder::start_dns() {
     std::ostringstream text;
     text << "server:\n"
                         << "  interface: " << n.underlay_ip << "@" << kResolverPort << "\n"
+                        << "  interface: " << n.underlay_ip6 << "@" << kResolverPort << "\n"
                         << "  do-daemonize: no\n  chroot: \"\"\n  username: \"\"\n"
                         << "  directory: \"" << dir << "\"\n  pidfile: \"\"\n  use-syslog: no\n  logfile: \"\"\n"
-                        << "  do-ip6: no\n  access-control: 0.0.0.0/0 allow\n  do-not-query-localhost: no\n"
+                        << "  do-ip6: yes\n  access-control: 0.0.0.0/0 allow\n  access-control: ::/0 allow\n"
+                        << "  do-not-query-localhost: no\n"
                         << "  module-config: \"iterator\"\n  domain-insecure: \"clusterset.local.\"\n"
                         << "  serve-expired: no\n  infra-host-ttl: 5\n"
                         << "forward-zone:\n  name: \"clusterset.local.\"\n  forward-addr: " << dns_addr << "\n"
@@ -618,7 +683,9 @@ Result<void> LabBuilder::start_dns() {
 // The Pod objects of the lab's pods, as a kubelet would report them: where they run, their
 // address, Running and Ready. Pods on the first two nodes of a cluster back the demo Service
 // "web"; c1-n1's pod backs "echo".
-json pod_object(const NodeLayout& n, const std::string& ip) {
+json pod_object(const NodeLayout& n, const std::vector<std::string>& ips) {
+  json pod_ips = json::array();
+  for (const auto& ip : ips) pod_ips.push_back({{"ip", ip}});
   json labels = {{"lab.clusterwire.io/node", n.node_name}};
   if (n.index <= 2) labels["app"] = "web";
   if (n.cluster == 1 && n.index == 1) labels["demo.clusterwire.io/echo"] = "true";
@@ -632,8 +699,8 @@ json pod_object(const NodeLayout& n, const std::string& ip) {
           {"status",
            {{"phase", "Running"},
             {"hostIP", n.underlay_ip},
-            {"podIP", ip},
-            {"podIPs", json::array({{{"ip", ip}}})},
+            {"podIP", ips.empty() ? "" : ips.front()},
+            {"podIPs", pod_ips},
             {"conditions", json::array({{{"type", "Ready"}, {"status", "True"}}})}}}};
 }
 
@@ -641,7 +708,7 @@ Result<void> LabBuilder::apply_demo() {
   // The Pods, then the stand-ins that turn them into EndpointSlices and kube-proxy rules.
   for (const auto& c : lab_.clusters) {
     json pods = json::array();
-    for (const auto& n : c.nodes) pods.push_back(pod_object(n, state_.pod_ips[n.node_name]));
+    for (const auto& n : c.nodes) pods.push_back(pod_object(n, pod_addresses(n)));
     if (auto r = kubectl_apply(lab_, c, pods); !r) return r;
     for (const auto& pod : pods) {  // status is the kubelet's, through the status subresource
       auto r = kubectl(lab_, c, {"patch", "pod", "-n", "demo", pod["metadata"]["name"].get<std::string>(),
@@ -677,8 +744,10 @@ Result<void> LabBuilder::apply_demo() {
     if (c.index <= 2) objects.push_back(service_export("web"));
     if (auto r = kubectl_apply(lab_, c, objects); !r) return r;
   }
-  // Ready when every cluster's first pod reaches its own web ClusterIP through kube-proxy's rules.
+  // Ready when every cluster's first pod reaches its own web ClusterIP through kube-proxy's rules
+  // (IPv4: an IPv6-only lab has no ClusterIP its pods can reach).
   for (const auto& c : lab_.clusters) {
+    if (o_.ip_family == "ipv6") break;
     auto svc = kubectl_get_json(lab_, c, {"service", "web", "-n", "demo"});
     if (!svc) return svc.error();
     const std::string ip = svc->value("spec", json::object()).value("clusterIP", "");
@@ -692,7 +761,8 @@ Result<void> LabBuilder::apply_demo() {
         seconds(20), milliseconds(200));
     if (!served) return fail("web." + c.id + " (" + ip + ":80) is not served through the kube-proxy stand-in" + log_tail("services-" + c.id));
   }
-  progress_.note("Pods and EndpointSlices written; kube-proxy's rules serve web:80 in every cluster");
+  progress_.note(o_.ip_family == "ipv6" ? "Pods and EndpointSlices written (IPv6 only: no ClusterIP is served)"
+                                        : "Pods and EndpointSlices written; kube-proxy's rules serve web:80 in every cluster");
   return save();
 }
 
@@ -721,7 +791,7 @@ Result<void> LabBuilder::apply_peerings() {
   }
   const auto& from = lab_.clusters.front().nodes.front();
   const auto& to = lab_.clusters.back().nodes.front();
-  const std::string to_ip = state_.pod_ips[to.node_name];
+  const std::string to_ip = pod_addresses(to).empty() ? "" : pod_addresses(to).front();
   if (!wait_until([&] { return pod_pings(from, to_ip, "0.5"); }, seconds(60), milliseconds(50))) {
     return fail("no ping from " + from.pod_name + " to " + to.pod_name + " (" + to_ip +
                 ") within 60 s of the peerings" + log_tail("node-agent-" + from.node_name));
@@ -729,30 +799,33 @@ Result<void> LabBuilder::apply_peerings() {
   state_.convergence_ms =
       std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - applied).count();
   // Then every pod to every pod of the other clusters, so that verify starts from a settled lab.
-  std::vector<std::pair<const NodeLayout*, const NodeLayout*>> pending;
+  // (from, to, the address pinged): every family.
+  std::vector<std::tuple<const NodeLayout*, const NodeLayout*, std::string>> pending;
   for (const auto& c : lab_.clusters) {
     for (const auto& n : c.nodes) {
       for (const auto& oc : lab_.clusters) {
         if (oc.id == c.id) continue;
-        for (const auto& on : oc.nodes) pending.emplace_back(&n, &on);
+        for (const auto& on : oc.nodes) {
+          for (const auto& a : pod_addresses(on)) pending.emplace_back(&n, &on, a);
+        }
       }
     }
   }
   const std::size_t pairs = pending.size();
   wait_until(
       [&] {
-        std::erase_if(pending, [&](const auto& p) { return pod_pings(*p.first, state_.pod_ips[p.second->node_name]); });
+        std::erase_if(pending, [&](const auto& p) { return pod_pings(*std::get<0>(p), std::get<2>(p)); });
         return pending.empty();
       },
       seconds(30), milliseconds(100));
   if (!pending.empty()) {
     std::string list;
-    for (const auto& [a, b] : pending) list += "\n    " + a->pod_name + " -> " + b->pod_name;
+    for (const auto& [a, b, addr] : pending) list += "\n    " + a->pod_name + " -> " + b->pod_name + " " + addr;
     return fail(std::to_string(pending.size()) + " of " + std::to_string(pairs) +
                 " cross-cluster pod pairs do not reach each other 30 s after the first did:" + list +
-                log_tail("node-agent-" + pending.front().first->node_name));
+                log_tail("node-agent-" + std::get<0>(pending.front())->node_name));
   }
-  progress_.note("every pod pings every pod of the other clusters (" + std::to_string(pairs) + " pairs)");
+  progress_.note("every pod pings every pod of the other clusters, every family (" + std::to_string(pairs) + " pairs)");
   return save();
 }
 

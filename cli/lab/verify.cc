@@ -84,7 +84,24 @@ class Table {
 struct Pair {
   const NodeLayout* from;
   const NodeLayout* to;
+  bool v6 = false;  // which of the pods' addresses the check uses
 };
+
+// " /v6" rows carry the family in their TO column; IPv4 rows are as they always were.
+std::string family_tag(bool v6) { return v6 ? "/v6" : ""; }
+
+// An address as a peer reported it ("10.0.0.1", or socat's "[fd10:0240:...]" and
+// "[...:ffff:0af1:0002]" for an IPv4 client of an IPv6 socket), in canonical form.
+std::string canonical_address(std::string a) {
+  if (a.size() > 2 && a.front() == '[' && a.back() == ']') a = a.substr(1, a.size() - 2);
+  auto ip = net::IpAddress::parse(a);
+  if (!ip) return a;
+  const net::Uint128 mapped = net::Uint128{0xffff} << 32;
+  if (!ip->is_v4() && (ip->bits() >> 32) == 0xffff && (ip->bits() & ~((net::Uint128{1} << 32) - 1)) == mapped) {
+    return net::IpAddress::from_bits(net::Family::kIPv4, ip->bits() & 0xffffffffu).to_string();
+  }
+  return ip->to_string();
+}
 
 std::string token() {
   std::random_device rd;
@@ -124,7 +141,7 @@ std::pair<bool, std::string> tcp_echo(const NodeLayout& from, const std::string&
 // the other pod through its WireGuard device, made at zero once before the checks run (after
 // the capture, which pings too). Exactly one check pings each pair and no other check sends
 // ICMP, so a check's counters hold only its own packets. Nothing is added or removed while
-// checks run. Removed when verify ends.
+// checks run; they are read once, per node, after all checks ran. Removed when verify ends.
 class TunnelCounters {
  public:
   TunnelCounters(const LabLayout& lab, const LabState& s) : lab_(lab), s_(s) {}
@@ -136,18 +153,21 @@ class TunnelCounters {
   TunnelCounters(const TunnelCounters&) = delete;
   TunnelCounters& operator=(const TunnelCounters&) = delete;
 
-  // The counters of `node`'s pod towards every other pod of the lab.
+  // The counters of `node`'s pod towards every other pod of the lab, in every family.
   Result<void> prepare(const NodeLayout& node) {
-    const std::string src = ip(node);
     std::ostringstream script;
     script << "add table inet cwlab_verify\ndelete table inet cwlab_verify\ntable inet cwlab_verify {\n"
            << "  chain count {\n    type filter hook postrouting priority 0; policy accept;\n";
-    for (const auto& c : lab_.clusters) {
-      for (const auto& other : c.nodes) {
-        if (&other == &node || ip(other).empty()) continue;
-        for (const char* type : {"echo-request", "echo-reply"}) {
-          script << "    oifname \"" << node.wg_interface << "\" ip saddr " << src << " ip daddr " << ip(other) << " icmp type "
-                 << type << " counter comment \"" << src << ">" << ip(other) << " " << type << "\"\n";
+    for (const bool v6 : {false, true}) {
+      const std::string src = ip(node, v6), ipf = v6 ? "ip6" : "ip", icmp = v6 ? "icmpv6" : "icmp";
+      for (const auto& c : lab_.clusters) {
+        for (const auto& other : c.nodes) {
+          if (&other == &node || src.empty() || ip(other, v6).empty()) continue;
+          for (const char* type : {"echo-request", "echo-reply"}) {
+            script << "    oifname \"" << node.wg_interface << "\" " << ipf << " saddr " << src << " " << ipf << " daddr "
+                   << ip(other, v6) << " " << icmp << " type " << type << " counter comment \"" << src << ">" << ip(other, v6)
+                   << " " << type << "\"\n";
+          }
         }
       }
     }
@@ -157,36 +177,29 @@ class TunnelCounters {
     return ok_result();
   }
 
-  // ICMP echo packets of `type` ("echo-request", "echo-reply") that `node` sent from src to dst
-  // through its WireGuard device so far.
-  Result<long long> packets(const NodeLayout& node, const std::string& src, const std::string& dst,
-                            const std::string& type = "echo-request") {
-    auto r = in_netns(node.netns, {"nft", "-j", "list", "chain", "inet", "cwlab_verify", "count"}, seconds(5));
+  // Every counter of `node`, by comment ("<src>><dst> echo-request"): one read per node once
+  // the checks have sent their pings, rather than one per check.
+  Result<std::map<std::string, long long>> snapshot(const NodeLayout& node) {
+    auto r = in_netns(node.netns, {"nft", "-j", "list", "chain", "inet", "cwlab_verify", "count"}, seconds(10));
     auto listing = nlohmann::json::parse(r.out, nullptr, false);
-    if (r.ok() && !listing.is_discarded()) {
-      for (const auto& item : listing.value("nftables", nlohmann::json::array())) {
-        if (!item.contains("rule") || item["rule"].value("comment", "") != src + ">" + dst + " " + type) continue;
-        for (const auto& e : item["rule"].value("expr", nlohmann::json::array())) {
-          if (e.contains("counter")) return e["counter"].value("packets", 0LL);
-        }
+    if (!r.ok() || listing.is_discarded()) {
+      return Error(ErrorCode::kUnavailable, "cannot read the counters in " + node.netns + ": " + r.summary());
+    }
+    std::map<std::string, long long> out;
+    for (const auto& item : listing.value("nftables", nlohmann::json::array())) {
+      if (!item.contains("rule")) continue;
+      for (const auto& e : item["rule"].value("expr", nlohmann::json::array())) {
+        if (e.contains("counter")) out[item["rule"].value("comment", "")] = e["counter"].value("packets", 0LL);
       }
     }
-    return Error(ErrorCode::kUnavailable, "cannot read the counter " + src + ">" + dst + " in " + node.netns + ": " + r.summary());
-  }
-
-  // Runs `traffic` and returns how many echo packets of `type` from src to dst left node's
-  // WireGuard: the counter itself, made at zero by prepare() for the one check that pings this
-  // pair.
-  Result<long long> around(const NodeLayout& node, const std::string& src, const std::string& dst,
-                           const std::function<void()>& traffic, const std::string& type = "echo-request") {
-    traffic();
-    return packets(node, src, dst, type);
+    return out;
   }
 
  private:
-  std::string ip(const NodeLayout& n) const {
-    auto it = s_.pod_ips.find(n.node_name);
-    return it == s_.pod_ips.end() ? "" : it->second;
+  std::string ip(const NodeLayout& n, bool v6) const {
+    const auto& m = v6 ? s_.pod_ips6 : s_.pod_ips;
+    auto it = m.find(n.node_name);
+    return it == m.end() ? "" : it->second;
   }
   const LabLayout& lab_;
   const LabState& s_;
@@ -211,23 +224,31 @@ class Verifier {
  public:
   Verifier(const LabLayout& lab, const LabState& s, Table& table)
       : lab_(lab), s_(s), table_(table), counters_(lab, s), cni_(parse_cni(s.cni)) {
+    if (!s.pod_ips.empty()) families_.push_back(false);
+    if (!s.pod_ips6.empty()) families_.push_back(true);
     for (const auto& c : lab.clusters) {
       for (const auto& n : c.nodes) {
         node_cluster_[n.underlay_ip] = c.id;
+        node_cluster_[n.underlay_ip6] = c.id;
         if (auto it = s.node_cidrs.find(n.node_name); it != s.node_cidrs.end()) {
-          if (auto p = net::Prefix::parse(it->second)) pod_blocks_.push_back({*p, c.id});
+          for (const bool v6 : {false, true}) {
+            if (auto p = net::Prefix::parse(family_block(it->second, v6))) pod_blocks_.push_back({*p, c.id});
+          }
         }
-        for (const auto& oc : lab.clusters) {
-          for (const auto& on : oc.nodes) {
-            if (&n == &on) continue;
-            (c.id == oc.id ? in_cluster_ : cross_).push_back({&n, &on});
+        for (const bool v6 : families_) {
+          for (const auto& oc : lab.clusters) {
+            for (const auto& on : oc.nodes) {
+              if (&n != &on) (c.id == oc.id ? in_cluster_ : cross_).push_back({&n, &on, v6});
+            }
           }
         }
       }
     }
-    for (const auto& c : lab.clusters) {
-      for (const auto& oc : lab.clusters) {
-        if (c.id != oc.id) cluster_pairs_.push_back({&c.nodes.front(), &oc.nodes.back()});
+    for (const bool v6 : families_) {
+      for (const auto& c : lab.clusters) {
+        for (const auto& oc : lab.clusters) {
+          if (c.id != oc.id) cluster_pairs_.push_back({&c.nodes.front(), &oc.nodes.back(), v6});
+        }
       }
     }
   }
@@ -257,20 +278,46 @@ class Verifier {
       for (const auto& n : c.nodes) checks.push_back([this, &c, &n] { cni_routes(c, n); });
     }
     for (const auto& p : cluster_pairs_) checks.push_back([this, p] { transfer(p); });
-    for (const auto& p : cluster_pairs_) checks.push_back([this, p] { cluster_ip(p); });
-    for (const auto& c : lab_.clusters) checks.push_back([this, &c] { clusterset_ip(c); });
-    for (const auto& c : lab_.clusters) {
-      if (&c != &lab_.clusters.front()) checks.push_back([this, &c] { dns(c); });
+    for (const auto& p : cluster_pairs_) {
+      if (!p.v6) checks.push_back([this, p] { cluster_ip(p); });
+    }
+    if (std::find(families_.begin(), families_.end(), true) != families_.end()) {
+      for (const char* check : {"clusterip", "clusterset-ip"}) {
+        add(check, "-", "-" + family_tag(true), Outcome::kSkip,
+            "the lab API server allocates IPv4 ClusterIPs only, and the kube-proxy stand-in serves IPv4");
+      }
+    }
+    if (!s_.pod_ips.empty()) {
+      for (const auto& c : lab_.clusters) checks.push_back([this, &c] { clusterset_ip(c); });
+    }
+    for (const bool v6 : families_) {
+      for (const auto& c : lab_.clusters) {
+        if (&c != &lab_.clusters.front()) checks.push_back([this, &c, v6] { dns(c, v6); });
+      }
     }
     run_concurrently(checks, kWorkers);
+    // The ping checks' verdicts, from one read of every node's counters.
+    std::vector<std::function<void()>> reads;
+    for (const auto& c : lab_.clusters) {
+      for (const auto& n : c.nodes) {
+        reads.push_back([this, &n] {
+          auto got = counters_.snapshot(n);
+          std::lock_guard lock(mu_);
+          counts_.emplace(n.node_name, std::move(got));
+        });
+      }
+    }
+    run_concurrently(reads, kWorkers);
+    for (const auto& verdict : deferred_) verdict();
     convergence();
     return rows_;
   }
 
  private:
-  std::string ip_of(const NodeLayout& n) const {
-    auto it = s_.pod_ips.find(n.node_name);
-    return it == s_.pod_ips.end() ? "" : it->second;
+  std::string ip_of(const NodeLayout& n, bool v6 = false) const {
+    const auto& m = v6 ? s_.pod_ips6 : s_.pod_ips;
+    auto it = m.find(n.node_name);
+    return it == m.end() ? "" : it->second;
   }
 
   void add(std::string check, std::string from, std::string to, Outcome outcome, std::string detail) {
@@ -292,79 +339,105 @@ class Verifier {
     return "";
   }
 
+  // Each cluster's peerings, read concurrently (a kubectl each).
   void peerings() {
-    for (const auto& c : lab_.clusters) {
-      auto list = kubectl_get_json(lab_, c, {"clusterpeerings"});
-      if (!list) {
-        add("peering", c.id, "*", false, list.error().message());
-        continue;
-      }
-      std::map<std::string, std::string> phases;
-      for (const auto& p : list->value("items", nlohmann::json::array())) {
-        phases[p["metadata"].value("name", "")] = p.value("status", nlohmann::json::object()).value("phase", "(none)");
-      }
-      for (const auto& oc : lab_.clusters) {
-        if (oc.id == c.id) continue;
-        auto it = phases.find(oc.id);
-        const std::string phase = it == phases.end() ? "missing" : it->second;
-        add("peering", c.id, oc.id, phase == "Connected", "phase " + phase);
-      }
+    std::vector<std::function<void()>> reads;
+    for (const auto& c : lab_.clusters) reads.push_back([this, &c] { peerings_of(c); });
+    run_concurrently(reads, kWorkers);
+  }
+
+  void peerings_of(const ClusterLayout& c) {
+    auto list = kubectl_get_json(lab_, c, {"clusterpeerings"});
+    if (!list) {
+      add("peering", c.id, "*", false, list.error().message());
+      return;
+    }
+    std::map<std::string, std::string> phases;
+    for (const auto& p : list->value("items", nlohmann::json::array())) {
+      phases[p["metadata"].value("name", "")] = p.value("status", nlohmann::json::object()).value("phase", "(none)");
+    }
+    for (const auto& oc : lab_.clusters) {
+      if (oc.id == c.id) continue;
+      auto it = phases.find(oc.id);
+      const std::string phase = it == phases.end() ? "missing" : it->second;
+      add("peering", c.id, oc.id, phase == "Connected", "phase " + phase);
     }
   }
 
-  // ping (through WireGuard, by the check's own counter), tcp (echo) and source (the address
-  // the far pod saw is the near pod's own: no SNAT between clusters).
+  // The packets `node` counted from src to dst of one ICMP type, once the counters are read.
+  Result<long long> counted(const NodeLayout& node, const std::string& src, const std::string& dst,
+                            const std::string& type) const {
+    auto it = counts_.find(node.node_name);
+    if (it == counts_.end()) return Error(ErrorCode::kInternal, "no counters read on " + node.node_name);
+    if (!it->second) return it->second.error();
+    auto c = it->second->find(src + ">" + dst + " " + type);
+    if (c == it->second->end()) return Error(ErrorCode::kNotFound, "no counter " + src + ">" + dst + " on " + node.node_name);
+    return c->second;
+  }
+
+  // A verdict given once every node's counters are read (run_all).
+  void defer(std::function<void()> verdict) {
+    std::lock_guard lock(mu_);
+    deferred_.push_back(std::move(verdict));
+  }
+
   void cross_cluster(const Pair& p) {
-    const std::string src = ip_of(*p.from), dst = ip_of(*p.to);
-    CommandResult r;
-    auto through = counters_.around(*p.from, src, dst, [&] { r = ping(*p.from, dst); });
-    std::string counted = through ? std::to_string(*through) + " packets out of " + p.from->wg_interface
-                                  : through.error().message();
-    const bool tunnelled = through && *through >= 3;
-    add("ping", p.from->pod_name, p.to->pod_name, r.ok() && tunnelled,
-        (r.ok() ? ping_avg(r.out) : "ping: " + r.summary()) + ", " + counted +
-            (through ? (tunnelled ? " (through WireGuard)" : " (NOT through WireGuard)") : ""));
+    const std::string src = ip_of(*p.from, p.v6), dst = ip_of(*p.to, p.v6), to = p.to->pod_name + family_tag(p.v6);
+    const CommandResult r = ping(*p.from, dst);
+    defer([this, p, r, src, dst, to] {
+      auto through = counted(*p.from, src, dst, "echo-request");
+      const std::string n = through ? std::to_string(*through) + " echo requests out of " + p.from->wg_interface
+                                    : through.error().message();
+      const bool tunnelled = through && *through >= 3;
+      add("ping", p.from->pod_name, to, r.ok() && tunnelled,
+          (r.ok() ? ping_avg(r.out) : "ping: " + r.summary()) + ", " + n +
+              (through ? (tunnelled ? " (through WireGuard)" : " (NOT through WireGuard)") : ""));
+    });
     auto [ok, detail] = tcp_echo(*p.from, dst, token());
-    add("tcp", p.from->pod_name, p.to->pod_name + ":" + std::to_string(kPodEchoPort), ok, detail);
+    add("tcp", p.from->pod_name, to + ":" + std::to_string(kPodEchoPort), ok, detail);
     auto web = tcp(*p.from, dst, kPodWebPort, "");
     std::istringstream in(web ? *web : std::string());
     std::string name, seen;
     in >> name >> seen;
+    seen = canonical_address(seen);
     const bool preserved = web && name == p.to->pod_name && seen == src;
-    add("source", p.from->pod_name, p.to->pod_name + ":" + std::to_string(kPodWebPort), preserved,
+    add("source", p.from->pod_name, to + ":" + std::to_string(kPodWebPort), preserved,
         !web          ? web.error().message()
         : name.empty() ? "no answer"
         : preserved   ? name + " saw the client at " + seen + ", the pod's own address (no SNAT)"
                       : name + " saw the client at " + seen + ", expected " + src +
-                          (seen == p.from->underlay_ip ? " (SNAT to its node's address: a masquerade hit it)" : ""));
+                          (seen == p.from->underlay_ip || seen == p.from->underlay_ip6
+                               ? " (SNAT to its node's address: a masquerade hit it)"
+                               : ""));
   }
 
   // In-cluster traffic takes the CNI's path (or clusterwire's plain route), never the tunnel:
   // the route, a ping, and the check's own counters on both nodes.
   void in_cluster(const Pair& p) {
-    const std::string src = ip_of(*p.from), dst = ip_of(*p.to);
+    const std::string src = ip_of(*p.from, p.v6), dst = ip_of(*p.to, p.v6);
     auto route = in_netns(p.from->netns, {"ip", "-o", "route", "get", dst}, seconds(10));
-    const std::string via = cni_ && *cni_ == Cni::kVxlan ? "dev flannel.1" : "via " + p.to->underlay_ip + " dev eth0";
+    const std::string via = cni_ && *cni_ == Cni::kVxlan
+                                ? "dev flannel.1"
+                                : "via " + (p.v6 ? p.to->underlay_ip6 : p.to->underlay_ip) + " dev eth0";
     const bool plain = route.ok() && route.out.find(via) != std::string::npos &&
                        route.out.find(p.from->wg_interface) == std::string::npos;
     std::string detail = plain ? "route " + via : "route: " + one_line(route.out + route.err) + " (expected " + via + ")";
-    CommandResult r;
-    std::optional<Result<long long>> back;
-    auto out = counters_.around(*p.from, src, dst, [&] {
-      back = counters_.around(*p.to, dst, src, [&] { r = ping(*p.from, dst, 5); }, "echo-reply");
+    const CommandResult r = ping(*p.from, dst, 5);
+    defer([this, p, r, src, dst, plain, detail]() mutable {
+      const auto out = counted(*p.from, src, dst, "echo-request"), back = counted(*p.to, dst, src, "echo-reply");
+      bool untouched = false;
+      if (!out) {
+        detail += ", " + out.error().message();
+      } else if (!back) {
+        detail += ", " + back.error().message();
+      } else {
+        untouched = *out == 0 && *back == 0;
+        detail += untouched ? ", 0 echo requests or replies through WireGuard"
+                            : ", " + std::to_string(*out + *back) + " packets through WireGuard";
+      }
+      detail += r.ok() ? ", " + ping_avg(r.out) : ", ping: " + r.summary();
+      add("in-cluster", p.from->pod_name, p.to->pod_name + family_tag(p.v6), plain && untouched && r.ok(), detail);
     });
-    bool untouched = false;
-    if (!out) {
-      detail += ", " + out.error().message();
-    } else if (!back || !*back) {
-      detail += ", " + (back ? back->error().message() : std::string("no counter"));
-    } else {
-      untouched = *out == 0 && **back == 0;
-      detail += untouched ? ", 0 echo requests or replies through WireGuard"
-                          : ", " + std::to_string(*out + **back) + " packets through WireGuard";
-    }
-    detail += r.ok() ? ", " + ping_avg(r.out) : ", ping: " + r.summary();
-    add("in-cluster", p.from->pod_name, p.to->pod_name, plain && untouched && r.ok(), detail);
   }
 
   // Who routes the other nodes' blocks of a node's cluster: the CNI's routes are there and
@@ -374,18 +447,22 @@ class Verifier {
       add("cni-routes", n.node_name, "-", Outcome::kSkip, "one node per cluster: no in-cluster block to route");
       return;
     }
-    auto r = in_netns(n.netns, {"ip", "route", "show"}, seconds(10));
+    auto r = in_netns(n.netns, {"ip", "-4", "route", "show"}, seconds(10));
+    r.out += in_netns(n.netns, {"ip", "-6", "route", "show"}, seconds(10)).out;
     if (!r.ok()) {
       add("cni-routes", n.node_name, c.id, false, "ip route: " + r.summary());
       return;
     }
     const Cni world = cni_ ? *cni_ : Cni::kClusterwire;
     const std::string want = world == Cni::kBird ? "proto bird" : world == Cni::kVxlan ? "dev flannel.1" : "proto 119";
-    int good = 0;
+    int good = 0, blocks = 0;
     std::string bad;
     for (const auto& other : c.nodes) {
       if (&other == &n) continue;
-      const std::string block = s_.node_cidrs.count(other.node_name) ? s_.node_cidrs.at(other.node_name) : "?";
+      for (const bool v6 : families_) {
+      ++blocks;
+      const std::string block =
+          s_.node_cidrs.count(other.node_name) ? family_block(s_.node_cidrs.at(other.node_name), v6) : "?";
       std::string line;
       std::istringstream in(r.out);
       for (std::string l; std::getline(in, l);) {
@@ -394,9 +471,10 @@ class Verifier {
       const bool theirs_only = world == Cni::kClusterwire || line.find("proto 119") == std::string::npos;
       if (line.find(want) != std::string::npos && theirs_only && line.find(" | ") == std::string::npos) ++good;
       else bad += "; " + block + ": " + (line.empty() ? "no route" : line);
+      }
     }
     add("cni-routes", n.node_name, c.id, bad.empty(),
-        std::to_string(good) + "/" + std::to_string(c.nodes.size() - 1) + " blocks routed " + want +
+        std::to_string(good) + "/" + std::to_string(blocks) + " blocks routed " + want +
             (world == Cni::kClusterwire ? " (clusterwire routes in-cluster in this world)"
                                         : ", none by clusterwire (" + std::string(cni_name(world)) + " world)") +
             bad);
@@ -405,13 +483,15 @@ class Verifier {
   // A 4 MiB transfer across clusters (mtu), and the MSS the far pod saw on its SYN (mss):
   // TCP must work at the lab's underlay MTU, with whatever faults are on.
   void transfer(const Pair& p) {
-    const std::string dst = ip_of(*p.to);
-    const std::string pcap_log = lab_.log_path("verify-mss-" + p.from->node_name + "-" + p.to->node_name);
+    const std::string dst = ip_of(*p.to, p.v6), to = p.to->pod_name + family_tag(p.v6);
+    const std::string pcap_log =
+        lab_.log_path("verify-mss-" + p.from->node_name + "-" + p.to->node_name + (p.v6 ? "-v6" : ""));
     std::filesystem::remove(pcap_log);
     auto tcpdump = spawn_background(
+        // The first packet from the sending pod to the sink is this transfer's SYN (one check per
+        // pair and family). Not `tcp[tcpflags]`: libpcap reads it for IPv4 only.
         netns_exec(p.to->pod_netns, {"tcpdump", "--immediate-mode", "-ni", "eth0", "-c", "1", "-v", "-l",
-                                     "tcp[tcpflags] & tcp-syn != 0 and tcp[tcpflags] & tcp-ack == 0 and dst port " +
-                                         std::to_string(kPodSinkPort)}),
+                                     "src host " + ip_of(*p.from, p.v6) + " and tcp dst port " + std::to_string(kPodSinkPort)}),
         pcap_log);
     const bool listening = tcpdump && wait_until([&] { return read_file_or_empty(pcap_log).find("listening on") != std::string::npos; },
                                                  seconds(5));
@@ -435,7 +515,7 @@ class Verifier {
     std::string faults;
     for (const auto& f : s_.impairments) faults += (faults.empty() ? "" : ", ") + f;
     d << (faults.empty() ? ", no faults" : ", faults: " + faults);
-    add("mtu", p.from->pod_name, p.to->pod_name + ":" + std::to_string(kPodSinkPort), whole, d.str());
+    add("mtu", p.from->pod_name, to + ":" + std::to_string(kPodSinkPort), whole, d.str());
 
     if (tcpdump) {
       (void)wait_until([&] { return !same_process(*tcpdump); }, seconds(2));
@@ -448,15 +528,17 @@ class Verifier {
     static const std::regex mtu_re(" mtu ([0-9]+) ");
     std::smatch mm;
     if (!listening || !std::regex_search(captured, m, mss_re) || !std::regex_search(link.out, mm, mtu_re)) {
-      add("mss", p.from->pod_name, p.to->pod_name, false,
+      add("mss", p.from->pod_name, to, false,
           !listening ? "tcpdump in " + p.to->pod_netns + " did not start: " + one_line(captured)
                      : "no SYN with an MSS captured at " + p.to->pod_name + " (or no MTU on " + p.from->wg_interface + ")");
       return;
     }
-    const int mss = std::stoi(m[1].str()), limit = std::stoi(mm[1].str()) - 40;
-    add("mss", p.from->pod_name, p.to->pod_name, mss <= limit,
+    const int headers = p.v6 ? 60 : 40;  // IPv6 + TCP, or IPv4 + TCP
+    const int mss = std::stoi(m[1].str()), limit = std::stoi(mm[1].str()) - headers;
+    add("mss", p.from->pod_name, to, mss <= limit,
         "the SYN arrived with MSS " + std::to_string(mss) + (mss <= limit ? " <= " : " > ") + std::to_string(limit) +
-            " (" + p.from->wg_interface + " MTU " + mm[1].str() + " - 40)" + (mss <= limit ? ": clamped" : ": NOT clamped"));
+            " (" + p.from->wg_interface + " MTU " + mm[1].str() + " - " + std::to_string(headers) + ")" +
+            (mss <= limit ? ": clamped" : ": NOT clamped"));
   }
 
   // Which cluster's pod answers a web request to ip:80 ("<pod name> <client address>").
@@ -555,8 +637,8 @@ class Verifier {
     std::vector<std::function<void()>> traffic;
     for (const auto& p : cluster_pairs_) {
       traffic.push_back([&, p] {
-        if (ping(*p.from, ip_of(*p.to), 2).ok()) ++pinged;
-        if (tcp_echo(*p.from, ip_of(*p.to), marker).first) ++markers_echoed;
+        if (ping(*p.from, ip_of(*p.to, p.v6), 2).ok()) ++pinged;
+        if (tcp_echo(*p.from, ip_of(*p.to, p.v6), marker).first) ++markers_echoed;
       });
     }
     run_concurrently(traffic, kWorkers);
@@ -569,7 +651,10 @@ class Verifier {
     const bool marker_seen = bytes && bytes->find(marker) != std::string::npos;
     static const std::regex ip_re(R"(^\S+ IP (\d+\.\d+\.\d+\.\d+)\.(\d+) > (\d+\.\d+\.\d+\.\d+)\.(\d+): (\S+))");
     static const std::regex addr_re(R"((\d+\.\d+\.\d+\.\d+))");
-    static const std::regex housekeeping_re(R"(^\S+ (ARP,|IP6 ))");  // ARP; IPv6 neighbour discovery
+    static const std::regex addr6_re(R"(([0-9a-f]*:[0-9a-f:]*:[0-9a-f]*))");  // timestamps match too, and are no address
+    static const std::regex ip6_ports_re(R"(^\S+ IP6 ([0-9a-f:]+)\.(\d+) > ([0-9a-f:]+)\.(\d+): )");
+    // ARP; IPv6 neighbour and router discovery, and anything to or from link-local or multicast
+    static const std::regex housekeeping_re(R"(^\S+ (ARP,|IP6 .*(ICMP6, (neighbor|router)|fe80::|ff02::)))");
     int wireguard = 0, api = 0, cni = 0, in_cluster = 0, cross = 0, other = 0, housekeeping = 0;
     std::string example;
     std::istringstream in(text.out);
@@ -582,10 +667,11 @@ class Verifier {
     };
     while (std::getline(in, line)) {
       std::set<std::string> pod_clusters, node_clusters;
-      for (std::sregex_iterator it(line.begin(), line.end(), addr_re), end; it != end; ++it) {
+      const bool v6_line = line.find(" IP6 ") != std::string::npos;
+      for (std::sregex_iterator it(line.begin(), line.end(), v6_line ? addr6_re : addr_re), end; it != end; ++it) {
         const std::string a = (*it)[1].str();
         if (auto c = pod_cluster(a); !c.empty()) pod_clusters.insert(c);
-        else if (auto n = node_cluster_.find(a); n != node_cluster_.end()) node_clusters.insert(n->second);
+        else if (auto n = node_cluster_.find(canonical_address(a)); n != node_cluster_.end()) node_clusters.insert(n->second);
       }
       std::smatch m;
       if (!pod_clusters.empty()) {
@@ -613,6 +699,9 @@ class Verifier {
           ++other;
           if (example.empty()) example = line;
         }
+      } else if (std::regex_search(line, m, ip6_ports_re) && same_cluster_nodes(canonical_address(m[1].str()), canonical_address(m[3].str())) &&
+                 (m[2].str() == "179" || m[4].str() == "179")) {
+        ++cni;  // BGP over IPv6 between a cluster's nodes (the IPv6 blocks' sessions)
       } else if (std::regex_search(line, housekeeping_re)) {
         ++housekeeping;  // ARP, IPv6 neighbour discovery of the veths
       } else {
@@ -634,16 +723,18 @@ class Verifier {
     add("underlay", "capture", kUnderlayBridge, pass, d.str());
   }
 
-  void dns(const ClusterLayout& c) {
+  void dns(const ClusterLayout& c, bool v6) {
     const auto& exporter = lab_.clusters.front();
-    const std::string want = ip_of(exporter.nodes.front());
+    const std::string want = ip_of(exporter.nodes.front(), v6);
     const std::string name = "echo.demo.svc.clusterset.local";
     const auto& from = c.nodes.back();
-    const std::string resolver = c.dns_node().underlay_ip;
+    // The resolver at the address of the family asked about: an IPv6-only pod has no other.
+    const std::string resolver = v6 ? c.dns_node().underlay_ip6 : c.dns_node().underlay_ip;
     std::string answer, last;
     (void)wait_until(
         [&] {
-          auto r = in_netns(from.pod_netns, {"dig", "@" + resolver, "+time=2", "+tries=1", "+short", name, "A"}, seconds(5));
+          auto r = in_netns(from.pod_netns, {"dig", "@" + resolver, "+time=2", "+tries=1", "+short", name, v6 ? "AAAA" : "A"},
+                            seconds(5));
           last = r.ok() ? r.out : r.summary();
           std::istringstream in(r.out);
           std::string a;
@@ -659,14 +750,16 @@ class Verifier {
       why = (s_.dns ? "" : "cw-dns is not running in this lab (" + s_.notes + "); ") + "unbound " + resolver +
             " answered " + (last.empty() ? "nothing" : "\"" + last + "\"") + ", expected " + want;
     }
-    add("dns", from.pod_name, name, !answer.empty(),
+    add("dns", from.pod_name, name + family_tag(v6), !answer.empty(),
         answer.empty() ? why : answer + " through unbound " + resolver + " (" + c.id + "'s resolver)");
     if (answer.empty()) {
-      add("dns-tcp", from.pod_name, "echo.demo:" + std::to_string(kPodEchoPort), false, "no address to connect to");
+      add("dns-tcp", from.pod_name, "echo.demo" + family_tag(v6) + ":" + std::to_string(kPodEchoPort), false,
+          "no address to connect to");
       return;
     }
     auto [ok, detail] = tcp_echo(from, answer, token());
-    add("dns-tcp", from.pod_name, "echo.demo:" + std::to_string(kPodEchoPort), ok, detail + " from " + answer);
+    add("dns-tcp", from.pod_name, "echo.demo" + family_tag(v6) + ":" + std::to_string(kPodEchoPort), ok,
+        detail + " from " + answer);
   }
 
   // A figure, not a check: up measured it once, and no bound would be honest on every machine.
@@ -687,10 +780,13 @@ class Verifier {
   const Result<Cni> cni_;
   std::map<std::string, std::string> node_cluster_;  // underlay address -> cluster
   std::vector<std::pair<net::Prefix, std::string>> pod_blocks_;  // node block -> cluster
+  std::vector<bool> families_;  // false: IPv4, true: IPv6; those the lab's pods have
   std::vector<Pair> cross_, in_cluster_;
   std::vector<Pair> cluster_pairs_;  // one per ordered pair of clusters: first node -> last node
   std::mutex mu_;
   std::vector<Row> rows_;
+  std::map<std::string, Result<std::map<std::string, long long>>> counts_;  // node -> its counters, read after the checks
+  std::vector<std::function<void()>> deferred_;  // verdicts that wait for those
 };
 
 }  // namespace
@@ -709,7 +805,8 @@ int lab_verify(const LabOptions& options, std::ostream& out, std::ostream& err) 
   const auto& lab = loaded->lab;
   const auto& state = loaded->state;
   if (state.phase != "up") out << "note: lab " << lab.name << " is in phase \"" << state.phase << "\" (up did not finish)\n";
-  out << "verifying lab " << lab.name << " (" << state.cni << " world, underlay MTU " << state.underlay_mtu
+  out << "verifying lab " << lab.name << " (" << state.cni << " world, " << state.ip_family << ", underlay MTU "
+      << state.underlay_mtu
       << (state.impairments.empty() ? "" : ", faults on") << ") ..." << std::endl;
   const auto started = std::chrono::steady_clock::now();
   Table table(lab, out);

@@ -29,16 +29,32 @@ const char* cni_name(Cni cni) {
 Result<std::string> cluster_range_of(const std::string& node_block) {
   auto block = net::Prefix::parse(node_block);
   if (!block) return block.error();
-  // The block's first kClusterPrefixLength bits: the cluster's range holding it.
-  const int width = block->address().is_v4() ? 32 : 128;
-  const net::Uint128 host = (net::Uint128{1} << (width - kClusterPrefixLength)) - 1;
+  // The block's first bits: the cluster's range holding it.
+  const bool v4 = block->address().is_v4();
+  const int width = v4 ? 32 : 128, length = v4 ? kClusterPrefixLength : kClusterPrefixLength6;
+  const net::Uint128 host = (net::Uint128{1} << (width - length)) - 1;
   auto range = net::Prefix::make(net::IpAddress::from_bits(block->address().family(), block->address().bits() & ~host),
-                                 kClusterPrefixLength);
+                                 length);
   if (!range) return range.error();
   return range->to_string();
 }
 
-json bridge_config(Cni cni, const std::string& node_block, int underlay_mtu, const std::string& ipam_dir) {
+std::string family_block(const std::string& annotation, bool v6) {
+  std::istringstream in(annotation);
+  for (std::string part; std::getline(in, part, ',');) {
+    if (!part.empty() && (part.find(':') != std::string::npos) == v6) return part;
+  }
+  return "";
+}
+
+json bridge_config(Cni cni, const std::string& node_blocks, int underlay_mtu, const std::string& ipam_dir) {
+  json ranges = json::array(), routes = json::array();
+  for (const bool v6 : {false, true}) {
+    const std::string block = family_block(node_blocks, v6);
+    if (block.empty()) continue;
+    ranges.push_back(json::array({{{"subnet", block}}}));
+    routes.push_back({{"dst", v6 ? "::/0" : "0.0.0.0/0"}});
+  }
   const int mtu = cni == Cni::kBird    ? underlay_mtu  // Calico without encapsulation: the host's MTU
                   : cni == Cni::kVxlan ? underlay_mtu - kVxlanOverhead
                                        : underlay_mtu - kWireGuardOverhead;
@@ -54,8 +70,8 @@ json bridge_config(Cni cni, const std::string& node_block, int underlay_mtu, con
           {"mtu", mtu},
           {"ipam",
            {{"type", "host-local"},
-            {"ranges", json::array({json::array({{{"subnet", node_block}}})})},
-            {"routes", json::array({{{"dst", "0.0.0.0/0"}}})},
+            {"ranges", ranges},
+            {"routes", routes},
             {"dataDir", ipam_dir}}}};
 }
 
@@ -65,15 +81,23 @@ std::string bird_config(const ClusterLayout& cluster, const NodeLayout& node,
   s << "# bird2 on " << node.node_name << ", as Calico's BIRD: iBGP full mesh within " << cluster.id << "\n"
     << "log stderr all;\n"
     << "router id " << node.underlay_ip << ";\n"
-    << "protocol device { scan time 10; }\n"
-    << "protocol static blocks {\n  ipv4;\n  route " << node_blocks.at(node.node_name) << " blackhole;\n}\n"
-    << "protocol kernel {\n  ipv4 { import none; export filter { if source = RTS_BGP then accept; reject; }; };\n}\n"
-    << "template bgp mesh {\n  local " << node.underlay_ip << " as " << kBgpAs << ";\n  direct;\n"
-    << "  connect delay time 1;\n  connect retry time 2;\n  error wait time 1, 10;\n"
-    << "  ipv4 { import all; export where proto = \"blocks\"; next hop self; };\n}\n";
-  for (const auto& other : cluster.nodes) {
-    if (other.node_name == node.node_name) continue;
-    s << "protocol bgp n" << other.index << " from mesh { neighbor " << other.underlay_ip << " as " << kBgpAs << "; }\n";
+    << "protocol device { scan time 10; }\n";
+  for (const bool v6 : {false, true}) {
+    const std::string block = family_block(node_blocks.at(node.node_name), v6);
+    if (block.empty()) continue;
+    const std::string f = v6 ? "ipv6" : "ipv4", sfx = v6 ? "6" : "";
+    const std::string& local = v6 ? node.underlay_ip6 : node.underlay_ip;
+    s << "protocol static blocks" << sfx << " {\n  " << f << ";\n  route " << block << " blackhole;\n}\n"
+      << "protocol kernel kernel_" << (v6 ? "v6" : "v4") << " {\n  " << f
+      << " { import none; export filter { if source = RTS_BGP then accept; reject; }; };\n}\n"
+      << "template bgp mesh" << sfx << " {\n  local " << local << " as " << kBgpAs << ";\n  direct;\n"
+      << "  connect delay time 1;\n  connect retry time 2;\n  error wait time 1, 10;\n"
+      << "  " << f << " { import all; export where proto = \"blocks" << sfx << "\"; next hop self; };\n}\n";
+    for (const auto& other : cluster.nodes) {
+      if (other.node_name == node.node_name) continue;
+      s << "protocol bgp n" << other.index << (v6 ? "v6" : "") << " from mesh" << sfx << " { neighbor "
+        << (v6 ? other.underlay_ip6 : other.underlay_ip) << " as " << kBgpAs << "; }\n";
+    }
   }
   return s.str();
 }
@@ -96,15 +120,21 @@ std::vector<std::vector<std::string>> vxlan_commands(const ClusterLayout& cluste
       {"ip", "link", "add", "flannel.1", "address", vtep_mac(node), "type", "vxlan", "id", "1", "local",
        node.underlay_ip, "dev", "eth0", "dstport", std::to_string(kVxlanPort), "nolearning"},
       {"ip", "link", "set", "flannel.1", "mtu", std::to_string(underlay_mtu - kVxlanOverhead), "up"},
-      {"ip", "addr", "add", vtep_address(node_blocks.at(node.node_name)) + "/32", "dev", "flannel.1"},
   };
+  for (const bool v6 : {false, true}) {
+    const std::string block = family_block(node_blocks.at(node.node_name), v6);
+    if (!block.empty()) cmds.push_back({"ip", "addr", "add", vtep_address(block) + (v6 ? "/128" : "/32"), "dev", "flannel.1"});
+  }
   for (const auto& other : cluster.nodes) {
     if (other.node_name == node.node_name) continue;
-    const std::string& block = node_blocks.at(other.node_name);
-    const std::string vtep = vtep_address(block);
-    cmds.push_back({"ip", "neigh", "replace", vtep, "lladdr", vtep_mac(other), "dev", "flannel.1", "nud", "permanent"});
     cmds.push_back({"bridge", "fdb", "append", vtep_mac(other), "dev", "flannel.1", "dst", other.underlay_ip});
-    cmds.push_back({"ip", "route", "replace", block, "via", vtep, "dev", "flannel.1", "onlink"});
+    for (const bool v6 : {false, true}) {
+      const std::string block = family_block(node_blocks.at(other.node_name), v6);
+      if (block.empty()) continue;
+      const std::string vtep = vtep_address(block);
+      cmds.push_back({"ip", "neigh", "replace", vtep, "lladdr", vtep_mac(other), "dev", "flannel.1", "nud", "permanent"});
+      cmds.push_back({"ip", "route", "replace", block, "via", vtep, "dev", "flannel.1", "onlink"});
+    }
   }
   return cmds;
 }
@@ -112,13 +142,14 @@ std::vector<std::vector<std::string>> vxlan_commands(const ClusterLayout& cluste
 std::string flannel_masquerade_rules(const std::string& cluster_range, const std::string& node_block) {
   const std::string& c = cluster_range;
   const std::string tag = " -m comment --comment \"flanneld masq\"";
+  const std::string multicast = c.find(':') == std::string::npos ? "224.0.0.0/4" : "ff00::/8";
   std::ostringstream s;
   s << "*nat\n:FLANNEL-POSTRTG - [0:0]\n"
     << "-A POSTROUTING" << tag << " -j FLANNEL-POSTRTG\n"
     << "-A FLANNEL-POSTRTG -m mark --mark 0x4000/0x4000" << tag << " -j RETURN\n"
     << "-A FLANNEL-POSTRTG -s " << c << " -d " << c << tag << " -j RETURN\n"
     << "-A FLANNEL-POSTRTG ! -s " << c << " -d " << node_block << tag << " -j RETURN\n"
-    << "-A FLANNEL-POSTRTG -s " << c << " ! -d 224.0.0.0/4" << tag << " -j MASQUERADE --random-fully\n"
+    << "-A FLANNEL-POSTRTG -s " << c << " ! -d " << multicast << tag << " -j MASQUERADE --random-fully\n"
     << "-A FLANNEL-POSTRTG ! -s " << c << " -d " << c << tag << " -j MASQUERADE --random-fully\n"
     << "COMMIT\n";
   return s.str();

@@ -33,17 +33,22 @@ inline constexpr int kVxlanOverhead = 50;  // flannel's MTU reduction for VXLAN 
 inline constexpr int kWireGuardOverhead = 80;
 inline constexpr int kBgpAs = 64512;       // Calico's default AS number
 
-// The cluster's pod range: the /16 (kClusterPrefixLength) holding a node block.
+// The cluster's pod range holding a node block: its /16 (IPv4) or /48 (IPv6).
 Result<std::string> cluster_range_of(const std::string& node_block);
 
-// The CNI bridge plugin's configuration for one node's pods in this world: bridge cni0 as the
-// pods' gateway, host-local on the node's block, the pod MTU that world's CNI would use, and
-// ipMasq only in the bird world.
-nlohmann::json bridge_config(Cni cni, const std::string& node_block, int underlay_mtu, const std::string& ipam_dir);
+// The block of one family in a Node's clusterwire.io/pod-cidr annotation ("10.240.0.0/24,
+// fd10:240::/64"): "" when it has none.
+std::string family_block(const std::string& annotation, bool v6);
 
-// bird2's configuration for one node: its block originated, an iBGP session with every other
-// node of its cluster, and only BGP routes exported to the kernel (where they show as `proto
-// bird`). `node_blocks` maps node name to block, for the node's cluster.
+// The CNI bridge plugin's configuration for one node's pods in this world: bridge cni0 as the
+// pods' gateway, host-local on the node's blocks (the annotation's, one range per family), the
+// pod MTU that world's CNI would use, and ipMasq only in the bird world.
+nlohmann::json bridge_config(Cni cni, const std::string& node_blocks, int underlay_mtu, const std::string& ipam_dir);
+
+// bird2's configuration for one node: its blocks originated, an iBGP session with every other
+// node of its cluster per family (IPv6 blocks over IPv6 sessions, so their next hops are IPv6),
+// and only BGP routes exported to the kernel (where they show as `proto bird`). `node_blocks`
+// maps node name to its pod-cidr annotation, for the node's cluster.
 std::string bird_config(const ClusterLayout& cluster, const NodeLayout& node,
                         const std::map<std::string, std::string>& node_blocks);
 
@@ -52,12 +57,15 @@ std::string bird_config(const ClusterLayout& cluster, const NodeLayout& node,
 std::string vtep_mac(const NodeLayout& node);
 
 // The `ip` and `bridge` commands (argument vectors, run inside the node's namespace) that make
-// flannel.1 and the entries for every other node of the cluster.
+// flannel.1 and the entries for every other node of the cluster. IPv6 blocks ride the same
+// VXLAN device (its VTEP gets the v6 block's network address too), where flannel would make a
+// second one, flannel-v6.1, over an IPv6 underlay.
 std::vector<std::vector<std::string>> vxlan_commands(const ClusterLayout& cluster, const NodeLayout& node,
                                                      const std::map<std::string, std::string>& node_blocks,
                                                      int underlay_mtu);
 
-// flanneld's masquerade rules (--ip-masq), as input to `iptables-restore --noflush`.
+// flanneld's masquerade rules (--ip-masq), as input to `iptables-restore --noflush` (or
+// `ip6tables-restore` with the IPv6 ranges).
 std::string flannel_masquerade_rules(const std::string& cluster_range, const std::string& node_block);
 
 }  // namespace cw::lab

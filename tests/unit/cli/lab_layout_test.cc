@@ -1,6 +1,7 @@
 // The lab's names and addresses (cli/lab/layout.h): what up, verify, status and down must
 // agree on without a state file, and what keeps two labs (and everything else) apart.
 #include "cli/lab/layout.h"
+#include "common/net/ip_address.h"
 
 #include <gtest/gtest.h>
 
@@ -26,6 +27,8 @@ TEST(LabLayoutTest, NamesAreUniqueAndFitTheKernelsLimit) {
       EXPECT_TRUE(netns.insert(n.pod_netns).second) << n.pod_netns;
       EXPECT_TRUE(interfaces.insert(n.wg_interface).second) << n.wg_interface;
       EXPECT_TRUE(ips.insert(n.underlay_ip).second) << n.underlay_ip;
+      EXPECT_TRUE(ips.insert(n.underlay_ip6).second) << n.underlay_ip6;
+      EXPECT_TRUE(net::IpAddress::parse(n.underlay_ip6).ok()) << n.underlay_ip6;
       EXPECT_LE(n.wg_interface.size(), 15U) << n.wg_interface;   // IFNAMSIZ - 1
       EXPECT_LE(n.underlay_veth.size(), 15U) << n.underlay_veth;
       EXPECT_EQ(n.wg_interface.rfind(layout->interface_prefix, 0), 0U) << n.wg_interface;

@@ -22,7 +22,7 @@ TEST(LabWorldTest, ParsesTheThreeWorlds) {
 TEST(LabWorldTest, ClusterRangeIsTheSlash16HoldingTheBlock) {
   EXPECT_EQ(cluster_range_of("10.241.3.0/24").value(), "10.241.0.0/16");
   EXPECT_EQ(cluster_range_of("10.240.0.0/24").value(), "10.240.0.0/16");
-  EXPECT_EQ(cluster_range_of("fd00:1:2:3::/64").value(), "fd00::/16");
+  EXPECT_EQ(cluster_range_of("fd10:240:1:3::/64").value(), "fd10:240:1::/48");
   EXPECT_FALSE(cluster_range_of("not a block").ok());
 }
 
@@ -59,19 +59,55 @@ TEST(LabWorldTest, BirdPeersWithEveryOtherNodeOfItsClusterOnly) {
   EXPECT_NE(conf.find("if source = RTS_BGP then accept"), std::string::npos) << conf;  // only learned routes to the kernel
 }
 
-TEST(LabWorldTest, VxlanHasAnEntryTripleForEveryOtherNode) {
+TEST(LabWorldTest, VxlanHasAnFdbEntryAndANeighbourAndRoutePerFamilyForEveryOtherNode) {
   const auto lab = lab3x3();
   const auto& c1 = lab.clusters[0];
   const auto cmds = vxlan_commands(c1, c1.nodes[0], blocks(c1), 1400);
-  ASSERT_EQ(cmds.size(), 3U + 3U * 2U);
+  ASSERT_EQ(cmds.size(), 3U + 2U * 3U);  // link, mtu, address; then fdb, neighbour, route per other node
   EXPECT_EQ(cmds[0][3], "flannel.1");
   EXPECT_EQ(cmds[1], (std::vector<std::string>{"ip", "link", "set", "flannel.1", "mtu", "1350", "up"}));
   EXPECT_EQ(cmds[2], (std::vector<std::string>{"ip", "addr", "add", "10.241.1.0/32", "dev", "flannel.1"}));
   EXPECT_EQ(cmds.back(), (std::vector<std::string>{"ip", "route", "replace", "10.241.3.0/24", "via", "10.241.3.0", "dev",
                                                    "flannel.1", "onlink"}));
-  EXPECT_EQ(cmds[cmds.size() - 2],
+  EXPECT_EQ(cmds[cmds.size() - 3],
             (std::vector<std::string>{"bridge", "fdb", "append", vtep_mac(c1.nodes[2]), "dev", "flannel.1", "dst", "192.168.77.13"}));
   EXPECT_NE(vtep_mac(c1.nodes[0]), vtep_mac(lab.clusters[1].nodes[0]));
+
+  // Dual-stack: the IPv6 block rides the same device, with its own VTEP address, neighbour and route.
+  std::map<std::string, std::string> dual;
+  for (const auto& [node, block] : blocks(c1)) dual[node] = block + ",fd10:240:1:" + node.substr(node.size() - 1) + "::/64";
+  const auto cmds6 = vxlan_commands(c1, c1.nodes[0], dual, 1400);
+  ASSERT_EQ(cmds6.size(), 4U + 2U * 5U);
+  EXPECT_EQ(cmds6[3], (std::vector<std::string>{"ip", "addr", "add", "fd10:240:1:1::/128", "dev", "flannel.1"}));
+  EXPECT_EQ(cmds6.back(), (std::vector<std::string>{"ip", "route", "replace", "fd10:240:1:3::/64", "via", "fd10:240:1:3::", "dev",
+                                                    "flannel.1", "onlink"}));
+}
+
+TEST(LabWorldTest, FamilyBlocksComeFromTheAnnotation) {
+  EXPECT_EQ(family_block("10.240.0.0/24,fd10:240::/64", false), "10.240.0.0/24");
+  EXPECT_EQ(family_block("10.240.0.0/24,fd10:240::/64", true), "fd10:240::/64");
+  EXPECT_EQ(family_block("fd10:240::/64", false), "");
+  EXPECT_EQ(family_block("", true), "");
+}
+
+TEST(LabWorldTest, DualStackPodsGetARangeAndADefaultRoutePerFamily) {
+  const auto j = bridge_config(Cni::kBird, "10.241.1.0/24,fd10:240:1:1::/64", 1500, "/x");
+  ASSERT_EQ(j["ipam"]["ranges"].size(), 2U);
+  EXPECT_EQ(j["ipam"]["ranges"][1][0]["subnet"], "fd10:240:1:1::/64");
+  EXPECT_EQ(j["ipam"]["routes"], nlohmann::json::array({{{"dst", "0.0.0.0/0"}}, {{"dst", "::/0"}}}));
+}
+
+TEST(LabWorldTest, BirdCarriesIpv6BlocksOverIpv6Sessions) {
+  const auto lab = lab3x3();
+  const auto& c2 = lab.clusters[1];
+  std::map<std::string, std::string> dual;
+  for (const auto& [node, block] : blocks(c2)) dual[node] = block + ",fd10:240:2:" + node.substr(node.size() - 1) + "::/64";
+  const std::string conf = bird_config(c2, c2.nodes[1], dual);
+  EXPECT_NE(conf.find("route fd10:240:2:2::/64 blackhole;"), std::string::npos) << conf;
+  EXPECT_NE(conf.find("local fd00:77::22 as 64512;"), std::string::npos) << conf;
+  EXPECT_NE(conf.find("protocol bgp n1v6 from mesh6 { neighbor fd00:77::21 as 64512; }"), std::string::npos) << conf;
+  EXPECT_NE(conf.find("protocol kernel kernel_v6"), std::string::npos) << conf;
+  EXPECT_NE(conf.find("protocol bgp n3 from mesh { neighbor 192.168.77.23 as 64512; }"), std::string::npos) << conf;
 }
 
 TEST(LabWorldTest, FlannelMasqueradesWhatLeavesTheClusterButNotWhatArrivesForItsPods) {

@@ -22,8 +22,8 @@ RemoteCluster west(const std::string& phase = "Connected") {
 
 TopologyInput base() {
   return {"e1", {P("10.64.0.0/16")}, {P("10.96.0.0/16")},
-          {{"e1", net::IpAddress::parse("198.51.100.1").value(), {P("10.64.0.0/24")}},
-           {"e2", net::IpAddress::parse("198.51.100.2").value(), {P("10.64.1.0/24")}}},
+          {{"e1", {net::IpAddress::parse("198.51.100.1").value()}, {P("10.64.0.0/24")}},
+           {"e2", {net::IpAddress::parse("198.51.100.2").value()}, {P("10.64.1.0/24")}}},
           {west()}, 25};
 }
 
@@ -114,6 +114,22 @@ TEST(TopologyTest, InClusterRoutesAreLeftToTheCniThatHasThem) {
     // Remote ranges are clusterwire's in every mode.
     EXPECT_EQ(std::count(r.begin(), r.end(), "10.80.0.0/16 wg"), 1) << c.name;
   }
+}
+
+TEST(TopologyTest, DualStackBlocksAreRoutedViaTheNextHopOfTheirFamily) {
+  auto in = base();
+  in.local_nodes = {{"e1", {net::IpAddress::parse("198.51.100.1").value(), net::IpAddress::parse("2001:db8::1").value()},
+                     {P("10.64.0.0/24"), P("fd00:64::/64")}},
+                    {"e2", {net::IpAddress::parse("198.51.100.2").value(), net::IpAddress::parse("2001:db8::2").value()},
+                     {P("10.64.1.0/24"), P("fd00:64:0:1::/64")}},
+                    {"e3", {net::IpAddress::parse("198.51.100.3").value()}, {P("10.64.2.0/24"), P("fd00:64:0:2::/64")}}};
+  in.local_pod_cidrs = {P("10.64.0.0/16"), P("fd00:64::/48")};
+  const auto r = routes(compute_topology(in));
+  EXPECT_EQ(std::count(r.begin(), r.end(), "10.64.1.0/24 via 198.51.100.2"), 1);
+  EXPECT_EQ(std::count(r.begin(), r.end(), "fd00:64:0:1::/64 via 2001:db8::2"), 1);
+  EXPECT_EQ(std::count(r.begin(), r.end(), "10.64.2.0/24 via 198.51.100.3"), 1);
+  // e3 has no IPv6 address: its v6 block has no next hop of its family and is not routed.
+  EXPECT_EQ(std::count_if(r.begin(), r.end(), [](const std::string& x) { return x.rfind("fd00:64:0:2::/64", 0) == 0; }), 0);
 }
 
 TEST(TopologyTest, IsDeterministic) {

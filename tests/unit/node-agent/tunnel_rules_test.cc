@@ -61,7 +61,7 @@ TEST(TunnelRulesTest, SplitsFamiliesSortsAndDropsCoveredRanges) {
 }
 
 TEST(TunnelRulesTest, TheTableExemptsRemoteRangesFromSnatAndClampsMss) {
-  const std::string t = render_tunnel_rules(make_tunnel_rules("cwab12c1n1", Ps({"10.241.0.0/16", "fd00:2::/48"}), true));
+  const std::string t = render_tunnel_rules(make_tunnel_rules("cwab12c1n1", Ps({"10.241.0.0/16", "fd00:2::/48"}), 1420));
   // One transaction that replaces the table whether or not it exists.
   EXPECT_EQ(t.rfind("add table inet clusterwire\ndelete table inet clusterwire\ntable inet clusterwire {", 0), 0U) << t;
   EXPECT_NE(t.find("elements = { 10.241.0.0/16 }"), std::string::npos) << t;
@@ -69,13 +69,18 @@ TEST(TunnelRulesTest, TheTableExemptsRemoteRangesFromSnatAndClampsMss) {
   EXPECT_NE(t.find("type nat hook postrouting priority srcnat - 1;"), std::string::npos) << t;
   EXPECT_NE(t.find("ip daddr @remote_v4 counter snat ip to ip saddr"), std::string::npos) << t;
   EXPECT_NE(t.find("ip6 daddr @remote_v6 counter snat ip6 to ip6 saddr"), std::string::npos) << t;
-  EXPECT_NE(t.find("oifname \"cwab12c1n1\" tcp flags syn / syn,rst counter tcp option maxseg size set rt mtu"),
+  // The MSS each family's headers leave in a 1420-byte tunnel, only ever lowered.
+  EXPECT_NE(t.find("oifname \"cwab12c1n1\" meta nfproto ipv4 tcp flags syn / syn,rst tcp option maxseg size > 1380 counter "
+                   "tcp option maxseg size set 1380"),
+            std::string::npos) << t;
+  EXPECT_NE(t.find("oifname \"cwab12c1n1\" meta nfproto ipv6 tcp flags syn / syn,rst tcp option maxseg size > 1360 counter "
+                   "tcp option maxseg size set 1360"),
             std::string::npos) << t;
   EXPECT_NE(t.find("type filter hook output priority mangle"), std::string::npos) << t;
 }
 
 TEST(TunnelRulesTest, WithoutClampingThereIsOnlyTheNatChain) {
-  const auto r = make_tunnel_rules("cw0", Ps({"10.241.0.0/16"}), false);
+  const auto r = make_tunnel_rules("cw0", Ps({"10.241.0.0/16"}), 0);
   const std::string t = render_tunnel_rules(r);
   EXPECT_EQ(t.find("maxseg"), std::string::npos) << t;
   EXPECT_EQ(structure_of(r), (std::vector<std::string>{"chain postrouting nat postrouting 99",
@@ -83,13 +88,13 @@ TEST(TunnelRulesTest, WithoutClampingThereIsOnlyTheNatChain) {
 }
 
 TEST(TunnelRulesTest, EmptySetsAreDeclaredWithoutElements) {
-  const std::string t = render_tunnel_rules(make_tunnel_rules("cw0", {}, true));
+  const std::string t = render_tunnel_rules(make_tunnel_rules("cw0", {}, 1420));
   EXPECT_EQ(t.find("elements"), std::string::npos) << t;
   EXPECT_NE(t.find("set remote_v4 {"), std::string::npos);
 }
 
 TEST(TunnelRulesTest, ParsesTheKernelsListingBack) {
-  const auto want = make_tunnel_rules("cw0", Ps({"10.241.0.0/16", "10.9.9.9/32", "fd00:2::/48", "fd00::1/128"}), true);
+  const auto want = make_tunnel_rules("cw0", Ps({"10.241.0.0/16", "10.9.9.9/32", "fd00:2::/48", "fd00::1/128"}), 1420);
   const auto seen = parse_listing(listing_of(want));
   EXPECT_TRUE(seen.elements_readable);
   EXPECT_EQ(seen.remote_v4, want.remote_v4);
@@ -133,9 +138,9 @@ TEST(TunnelRulesTest, PlansTheSmallestChange) {
     std::vector<net::Prefix> before, after;
     for (const char* t : c.before) before.push_back(P(t));
     for (const char* t : c.after) after.push_back(P(t));
-    const auto desired = make_tunnel_rules("cw0", after, true);
+    const auto desired = make_tunnel_rules("cw0", after, 1420);
     std::optional<ObservedRules> observed;
-    if (!c.absent) observed = parse_listing(listing_of(make_tunnel_rules("cw0", before, true)));
+    if (!c.absent) observed = parse_listing(listing_of(make_tunnel_rules("cw0", before, 1420)));
     const std::string plan = plan_tunnel_rules(desired, observed);
     if (c.want == "whole") EXPECT_EQ(plan, render_tunnel_rules(desired)) << c.name;
     else EXPECT_EQ(plan, c.want) << c.name;
@@ -143,10 +148,10 @@ TEST(TunnelRulesTest, PlansTheSmallestChange) {
 }
 
 TEST(TunnelRulesTest, AnythingButTheSetsDifferingReplacesTheWholeTable) {
-  const auto desired = make_tunnel_rules("cw0", Ps({"10.241.0.0/16"}), true);
+  const auto desired = make_tunnel_rules("cw0", Ps({"10.241.0.0/16"}), 1420);
   const std::string whole = render_tunnel_rules(desired);
 
-  auto renamed = listing_of(make_tunnel_rules("cw1", Ps({"10.241.0.0/16"}), true));  // another device
+  auto renamed = listing_of(make_tunnel_rules("cw1", Ps({"10.241.0.0/16"}), 1420));  // another device
   EXPECT_EQ(plan_tunnel_rules(desired, parse_listing(renamed)), whole);
 
   auto flushed = listing_of(desired);  // someone flushed a chain
@@ -158,8 +163,11 @@ TEST(TunnelRulesTest, AnythingButTheSetsDifferingReplacesTheWholeTable) {
   extra.push_back({{"rule", {{"chain", "postrouting"}, {"expr", json::array()}}}});
   EXPECT_EQ(plan_tunnel_rules(desired, parse_listing(extra)), whole);
 
-  auto older = listing_of(make_tunnel_rules("cw0", Ps({"10.241.0.0/16"}), false));  // clamping turned on
+  auto older = listing_of(make_tunnel_rules("cw0", Ps({"10.241.0.0/16"}), 0));  // clamping turned on
   EXPECT_EQ(plan_tunnel_rules(desired, parse_listing(older)), whole);
+
+  auto other_mtu = listing_of(make_tunnel_rules("cw0", Ps({"10.241.0.0/16"}), 1320));  // the MTU changed
+  EXPECT_EQ(plan_tunnel_rules(desired, parse_listing(other_mtu)), whole);
 
   auto ranged = listing_of(desired);  // an element nft prints as a range: not one we wrote
   for (auto& item : ranged) {
