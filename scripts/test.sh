@@ -9,8 +9,13 @@ status=0
 ctest --test-dir "$build" --output-on-failure --timeout 600 -j "$(nproc)" "$@" || status=$?
 # ctest shows no output for skipped tests: print why each one was skipped.
 log="$build/Testing/Temporary/LastTest.log"
-if [ -f "$log" ] && grep -q "SKIP" "$log"; then
-  echo "Skipped tests said:"
-  grep -h "SKIP" "$log" | sort -u | sed 's/^/  /'
+# Skipped script tests print "SKIP: <reason>"; GoogleTest prints "<file>:<line>: Skipped" and
+# the reason on the next line. Other output (such as verify's SKIP rows) is not a skipped test.
+if [ -f "$log" ]; then
+  reasons=$(awk '/SKIP: / { print; next } skipped { print; skipped = 0 } /: Skipped$/ { skipped = 1 }' "$log" | sort -u)
+  if [ -n "$reasons" ]; then
+    echo "Skipped tests said:"
+    sed 's/^/  /' <<<"$reasons"
+  fi
 fi
 exit $status
