@@ -18,7 +18,6 @@
 #include <iomanip>
 #include <map>
 #include <mutex>
-#include <optional>
 #include <random>
 #include <regex>
 #include <set>

@@ -212,7 +212,7 @@ capture=$!
 sleep 0.7; seen_by 10.201.0.10:7000 >/dev/null; wait $capture
 grep -q "mss 1280" "$tmp/syn" && ok "a SYN into the tunnel has its MSS clamped to the tunnel's MTU (1320 - 40)" \
   || bad "MSS clamping" "$(cat "$tmp/syn")"
-[ "$(cat /proc/sys/net/ipv4/conf/all/rp_filter 2>/dev/null; ip netns exec $p-a cat /proc/sys/net/ipv4/conf/$dev_a/rp_filter)" != "" ] &&
+[ "$(ip netns exec "$p-a" cat /proc/sys/net/ipv4/conf/all/rp_filter)" = 1 ] &&
   [ "$(ip netns exec "$p-a" cat /proc/sys/net/ipv4/conf/$dev_a/rp_filter)" = 2 ] \
   && ok "rp_filter is loose on the tunnel beside a strict all.rp_filter" || bad "rp_filter on $dev_a"
 # In-cluster routes: a2's block is the CNI's (left alone), a3's nobody's (clusterwire's).
