@@ -9,10 +9,10 @@ status=0
 ctest --test-dir "$build" --output-on-failure --timeout 600 -j "$(nproc)" "$@" || status=$?
 # ctest shows no output for skipped tests: print why each one was skipped.
 log="$build/Testing/Temporary/LastTest.log"
-# Skipped script tests print "SKIP: <reason>"; GoogleTest prints "<file>:<line>: Skipped" and
+# Skipped script tests print "SKIP: <reason>" (run_in_vm.sh: "SKIPPED: <reason>"); GoogleTest prints "<file>:<line>: Skipped" and
 # the reason on the next line. Other output (such as verify's SKIP rows) is not a skipped test.
 if [ -f "$log" ]; then
-  reasons=$(awk '/SKIP: / { print; next } skipped { print; skipped = 0 } /: Skipped$/ { skipped = 1 }' "$log" | sort -u)
+  reasons=$(awk '/SKIP(PED)?: / { print; next } skipped { print; skipped = 0 } /: Skipped$/ { skipped = 1 }' "$log" | sort -u)
   if [ -n "$reasons" ]; then
     echo "Skipped tests said:"
     sed 's/^/  /' <<<"$reasons"

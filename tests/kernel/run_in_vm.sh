@@ -66,8 +66,12 @@ busybox=$(command -v busybox) || skip "busybox not found (Debian: busybox-static
 if ldd "$busybox" >/dev/null 2>&1; then
   skip "$busybox is dynamically linked; the initramfs needs busybox-static"
 fi
-"$busybox" cpio --help 2>&1 | grep -q -- '-o' || skip "$busybox cpio cannot create archives"
-"$busybox" --list | grep -qx depmod || skip "$busybox has no depmod applet"
+# Output captured first: with pipefail, `busybox ... | grep -q` fails at random when grep exits
+# before busybox has written everything (SIGPIPE), which skipped this test now and then.
+cpio_help=$("$busybox" cpio --help 2>&1 || true)
+applets=$("$busybox" --list)
+grep -q -- '-o' <<<"$cpio_help" || skip "$busybox cpio cannot create archives"
+grep -qx depmod <<<"$applets" || skip "$busybox has no depmod applet"
 cc=$(command -v cc || command -v gcc) || skip "no C compiler (cc) for the exit-port helper"
 command -v dpkg-deb >/dev/null || skip "dpkg-deb not found"
 wg=$(command -v wg) || skip "wg not found (Debian: wireguard-tools)"
