@@ -49,9 +49,19 @@ BuiltSnapshot build_snapshot(const SnapshotInput& in) {
 
   std::set<std::string> connected;
   for (const auto& p : in.peerings) {
-    // Degraded (a late heartbeat) keeps the routes up, so its Services stay answered.
-    const std::string phase = str(obj(p, "status"), "phase");
-    if (phase == "Connected" || phase == "Degraded") connected.insert(str(obj(p, "spec"), "remoteClusterID"));
+    // Degraded keeps the routes up, so its Services stay answered, unless no probe through
+    // the tunnel is answered at all: an address nobody can reach is worse than no answer.
+    const json status = obj(p, "status");
+    const std::string phase = str(status, "phase");
+    bool unreachable = false;
+    for (const auto& c : arr(status, "conditions")) {
+      if (str(c, "type") == "DatapathHealthy" && str(c, "status") == "False" && str(c, "reason") == "Unreachable") {
+        unreachable = true;
+      }
+    }
+    if ((phase == "Connected" || phase == "Degraded") && !unreachable) {
+      connected.insert(str(obj(p, "spec"), "remoteClusterID"));
+    }
   }
 
   // Slices by "<ns>/<service>", then by source cluster.

@@ -10,7 +10,10 @@
 //   to the part of its source cluster: Service IPs (ClusterSetIP) or endpoints (headless);
 //   slices without a source-cluster label, and addresses that do not parse, are skipped;
 // - a part is reachable when it is the local cluster's, or a ClusterPeering naming its
-//   cluster has phase Connected or Degraded (the node agents keep the routes of both);
+//   cluster has phase Connected or Degraded (the node agents keep the routes of both),
+//   except when its DatapathHealthy condition is False for reason Unreachable: no node
+//   pair's probe through the tunnel is answered (a partial failure keeps the answers);
+//   a name none of whose clusters is reachable is not in the zone (NXDOMAIN);
 // - anything malformed is skipped and counted in `skipped`, never fatal: one bad object must
 //   not take the other names down.
 #pragma once

@@ -17,6 +17,7 @@
 #include "common/netlink/rtnetlink.h"
 #include "node-agent/device_diff.h"
 #include "node-agent/key_store.h"
+#include "node-agent/prober.h"
 #include "node-agent/topology.h"
 #include "node-agent/tunnel_rules.h"
 
@@ -31,6 +32,11 @@ const kube::Resource kClusterPeerings{"clusterwire.io", "v1alpha1", "clusterpeer
 constexpr const char* kPublicKeyAnnotation = "clusterwire.io/public-key";
 constexpr const char* kEndpointAnnotation = "clusterwire.io/endpoint";
 constexpr const char* kPodCidrAnnotation = "clusterwire.io/pod-cidr";
+constexpr const char* kDatapathAnnotation = "clusterwire.io/datapath";
+constexpr const char* kReportKey = "report";
+// A report whose verdicts did not change is still rewritten this often, when its figures
+// (loss, RTT) did: status shows them, and a few writes an hour per node cost nothing.
+constexpr auto kReportRefresh = std::chrono::minutes(5);
 constexpr std::uint32_t kWireGuardOverhead = 80;  // IPv6 outer header + UDP + WireGuard
 
 std::string str(const json& j, const char* key) {
@@ -100,6 +106,19 @@ std::optional<int> read_sysctl(const std::string& path) {
   return value;
 }
 
+// A Node update that changed only datapath reports (ours or another node's) changes nothing
+// the agent computes from: without this, every report written would wake every agent.
+bool only_report_changed(const json& before, const json& after) {
+  auto strip = [](json n) {
+    json& m = n["metadata"];
+    m.erase("resourceVersion");
+    m.erase("managedFields");
+    if (m.contains("annotations") && m["annotations"].is_object()) m["annotations"].erase(kDatapathAnnotation);
+    return n;
+  };
+  return strip(before) == strip(after);
+}
+
 std::string describe(const std::vector<net::Prefix>& list) {
   std::string s;
   for (const auto& p : list) s += (s.empty() ? "" : ", ") + p.to_string();
@@ -132,6 +151,10 @@ Result<void> validate(const AgentConfig& c) {
     return Error(ErrorCode::kInvalidArgument, "--endpoint \"" + c.endpoint + "\" is not address:port");
   }
   if (c.mtu != 0 && (c.mtu < 1280 || c.mtu > 65535)) return Error(ErrorCode::kInvalidArgument, "--mtu must be 1280-65535");
+  if (c.probe_port != 0 && c.probe_port == c.listen_port) {
+    return Error(ErrorCode::kInvalidArgument, "--probe-port must differ from --listen-port");
+  }
+  if (c.probe_port != 0) return probe::validate(c.probe);
   return ok_result();
 }
 
@@ -151,6 +174,9 @@ struct Agent::Impl {
   std::unique_ptr<kube::Controller> controller;
   std::optional<netlink::Rtnetlink> rt;  // opened on the reconcile thread, used only there
   std::optional<std::uint32_t> detected_mtu;
+  std::unique_ptr<Prober> prober;
+  json last_report;  // as last written to our Node
+  std::optional<Clock::TimePoint> last_report_at;
 
   mutable std::mutex mu;
   AgentState state;
@@ -182,10 +208,23 @@ struct Agent::Impl {
         kube::ControllerOptions{.name = "node", .workers = 1,
                                 .on_reconciled = [this](const std::string&, Clock::Duration took,
                                                         const Result<kube::ReconcileResult>& r) { observe(took, r); }},
-        [this](const std::string&) { return reconcile(); }, clock);
+        [this](const std::string& which) { return which == kReportKey ? write_report() : reconcile(); }, clock);
     auto kick = [this](const json&) { controller->enqueue("node"); };
     auto kick2 = [this](const json&, const json&) { controller->enqueue("node"); };
-    for (auto* inf : {nodes.get(), peerings.get()}) inf->add_handlers({.on_add = kick, .on_update = kick2, .on_delete = kick});
+    nodes->add_handlers({.on_add = kick,
+                         .on_update = [this](const json& before, const json& after) {
+                           if (!only_report_changed(before, after)) controller->enqueue("node");
+                         },
+                         .on_delete = kick});
+    peerings->add_handlers({.on_add = kick, .on_update = kick2, .on_delete = kick});
+    if (config.probe_port != 0) {
+      auto started = Prober::start({config.interface, config.probe_port, config.probe}, clock, log,
+                                   [this] { controller->enqueue(kReportKey); });
+      if (!started) return started.error();
+      prober = std::move(*started);
+      log.info("probing the datapath", {{"port", static_cast<int>(prober->port())},
+                                        {"interval_ms", static_cast<std::int64_t>(config.probe.interval.count())}});
+    }
     if (auto r = controller->start(); !r) return r;
     nodes->start();
     peerings->start();
@@ -194,6 +233,7 @@ struct Agent::Impl {
   }
 
   void stop() {
+    prober.reset();  // first: its callback enqueues on the controller
     if (controller) controller->stop();
     if (peerings) peerings->stop();
     if (nodes) nodes->stop();
@@ -379,6 +419,8 @@ struct Agent::Impl {
                                   {"removed", route_diff->removed.size()}});
     }
 
+    update_probes(self, in, topology, mtu);
+
     // This node's annotations.
     if (self) {
       std::string endpoint = config.endpoint;
@@ -419,6 +461,96 @@ struct Agent::Impl {
     }
     update_metrics(*current, topology.refused.size());
     return kube::ReconcileResult{.requeue_after = std::chrono::duration_cast<std::chrono::milliseconds>(config.resync_period)};
+  }
+
+  // The probe addresses on the tunnel device (docs/node-agent.md, "Datapath probes"), and
+  // what to probe: one address of every node of every remote cluster routed through the
+  // tunnel, in the family both ends have (IPv4 first).
+  void update_probes(const std::optional<json>& self, const TopologyInput& in, const Topology& topology,
+                     std::uint32_t mtu) {
+    if (!prober) return;
+    std::vector<net::Prefix> own_blocks;
+    if (self) own_blocks = prefixes(json(annotation(*self, kPodCidrAnnotation)));
+    const auto source_v4 = probe::probe_address(own_blocks, net::Family::kIPv4);
+    const auto source_v6 = probe::probe_address(own_blocks, net::Family::kIPv6);
+    std::vector<netlink::InterfaceAddress> addresses;
+    std::vector<net::IpAddress> listed;
+    if (source_v4) addresses.push_back({*source_v4, 32});
+    if (source_v6) addresses.push_back({*source_v6, 128});
+    for (const auto& a : addresses) listed.push_back(a.address);
+    if (auto r = rt->set_addresses(config.interface, addresses); !r) {
+      log.warn("cannot put the probe addresses on the tunnel device", {{"error", r.error().message()}});
+    } else if (!r->unchanged()) {
+      log.info("probe addresses on the tunnel device", {{"interface", config.interface}, {"added", r->added.size()},
+                                                       {"removed", r->removed.size()}});
+    }
+    auto routed = [&](const net::IpAddress& a) {
+      return std::any_of(topology.routes.begin(), topology.routes.end(),
+                         [&](const DesiredRoute& r) { return r.via_tunnel && r.destination.contains(a); });
+    };
+    std::vector<probe::Target> targets;
+    for (const auto& rc : in.remotes) {
+      if (rc.phase != "Connected" && rc.phase != "Degraded") continue;
+      for (const auto& n : rc.nodes) {
+        if (n.public_key.empty() || n.endpoint.empty()) continue;
+        std::optional<net::IpAddress> address;
+        if (source_v4) address = probe::probe_address(n.pod_cidrs, net::Family::kIPv4);
+        if (!address && source_v6) address = probe::probe_address(n.pod_cidrs, net::Family::kIPv6);
+        if (address && routed(*address)) targets.push_back({rc.cluster_id, n.name, *address});
+      }
+    }
+    prober->set_targets(targets, source_v4, source_v6, mtu);
+    std::lock_guard lock(mu);
+    state.probe_addresses = listed;
+  }
+
+  // Writes this node's datapath report when a verdict changed (or, rarely, its figures).
+  Result<kube::ReconcileResult> write_report() {
+    if (!prober) return kube::ReconcileResult{};
+    const json report = probe::summarize(prober->reports());
+    update_probe_metrics(report);
+    const auto now = clock.now();
+    const bool verdicts = probe::verdicts_differ(report, last_report) || !last_report_at;
+    const bool figures = last_report_at && report != last_report && now - *last_report_at >= kReportRefresh;
+    if (!verdicts && !figures) {
+      return kube::ReconcileResult{.requeue_after = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       kReportRefresh)};
+    }
+    json patch{{"metadata", {{"annotations", {{kDatapathAnnotation, report.dump()}}}}}};
+    if (auto r = local.merge_patch(kres::kNodes, "", config.node_name, patch); !r) {
+      log.warn("writing the datapath report", {{"error", r.error().message()}});
+      return r.error();
+    }
+    if (verdicts) log.info("datapath report", {{"report", report.dump()}});
+    last_report = report;
+    last_report_at = now;
+    {
+      std::lock_guard lock(mu);
+      ++state.report_writes;
+    }
+    return kube::ReconcileResult{.requeue_after = std::chrono::duration_cast<std::chrono::milliseconds>(kReportRefresh)};
+  }
+
+  void update_probe_metrics(const json& report) {
+    if (!metrics) return;
+    auto& peers = metrics->gauge_family("clusterwire_node_agent_datapath_peers",
+                                        "Remote nodes probed through the tunnel, by cluster and verdict");
+    auto& rtt = metrics->gauge_family("clusterwire_node_agent_datapath_rtt_seconds",
+                                      "Probe round-trip time to a remote cluster's nodes: the median of their medians");
+    auto& loss = metrics->gauge_family("clusterwire_node_agent_datapath_loss_ratio",
+                                       "The largest share of unanswered probes among a remote cluster's nodes");
+    for (const auto& [cluster, c] : report.items()) {
+      for (const char* v : {"up", "down", "mtu", "snat", "unknown"}) {
+        peers.Add({{"cluster", cluster}, {"verdict", v}}).Set(c.value(v, 0));
+      }
+      if (c.contains("rttP50Micros")) rtt.Add({{"cluster", cluster}}).Set(c["rttP50Micros"].get<double>() / 1e6);
+      loss.Add({{"cluster", cluster}}).Set(c.value("lossPercent", 0) / 100.0);
+    }
+    if (auto stats = prober->stats(); true) {
+      metrics->gauge("clusterwire_node_agent_probes_sent", "Probes this node sent").Set(static_cast<double>(stats.sent));
+      metrics->gauge("clusterwire_node_agent_probes_answered", "Remote nodes' probes this node answered")
+          .Set(static_cast<double>(stats.requests));
+    }
   }
 
   // Makes clusterwire's nftables table match the ranges routed through the tunnel; true when

@@ -22,6 +22,7 @@
 #include "common/log/log.h"
 #include "common/net/prefix.h"
 #include "common/wireguard/device.h"
+#include "node-agent/probe.h"
 #include "node-agent/topology.h"
 
 namespace cw::metrics {
@@ -50,6 +51,9 @@ struct AgentConfig {
   // Who routes the other local nodes' pod blocks (docs/node-agent.md, "Beside the CNI").
   InClusterRoutes in_cluster_routes = InClusterRoutes::kAuto;
   bool clamp_mss = true;  // lower the MSS of SYNs leaving through the tunnel to what its MTU allows
+  // Datapath probes (docs/node-agent.md): UDP port, 0 for none; and their timing.
+  std::uint16_t probe_port = probe::kDefaultPort;
+  probe::Settings probe;
 };
 
 // "auto", "on", "off".
@@ -69,6 +73,8 @@ struct AgentState {
   std::uint64_t device_writes = 0;   // passes that changed the device
   std::uint64_t route_writes = 0;    // passes that changed routes
   std::uint64_t rule_writes = 0;     // passes that changed clusterwire's nftables table
+  std::uint64_t report_writes = 0;   // datapath reports written to the Node
+  std::vector<net::IpAddress> probe_addresses;  // this node's, on the tunnel device
 };
 
 class Agent {

@@ -29,7 +29,8 @@ int main(int argc, char** argv) {
   std::string kubeconfig, backend = "auto", uapi_dir = "/var/run/wireguard", log_format = "text", log_level = "info";
   std::vector<std::string> service_cidrs;
   std::string health_address = "0.0.0.0", in_cluster_routes = "auto";
-  int health_port = 8081, listen_port = 51820, keepalive = 0, resync_s = 30;
+  int health_port = 8081, listen_port = 51820, keepalive = 0, resync_s = 30, probe_port = cw::agent::probe::kDefaultPort;
+  int probe_interval_ms = 1000, probe_timeout_ms = 250;
   app.add_option("--node-name", config.node_name, "This node's name (default: $NODE_NAME)");
   app.add_option("--kubeconfig", kubeconfig, "The local API (default: in-cluster or $KUBECONFIG)");
   app.add_option("--key-path", config.key_path, "The WireGuard private key (created 0600 if absent)")->capture_default_str();
@@ -46,6 +47,14 @@ int main(int argc, char** argv) {
                  "Route other nodes' pod blocks: auto (only those no route of the CNI's reaches), on, off")
       ->check(CLI::IsMember({"auto", "on", "off"}))->capture_default_str();
   app.add_option("--clamp-mss", config.clamp_mss, "Lower the MSS of TCP SYNs entering the tunnel to the route's MTU")
+      ->capture_default_str();
+  app.add_option("--probe-port", probe_port,
+                 "UDP port of the datapath probes through the tunnel (0: no probes; the same on every node)")
+      ->check(CLI::Range(0, 65535))->capture_default_str();
+  app.add_option("--probe-interval-ms", probe_interval_ms, "Milliseconds between probes of one remote node")
+      ->capture_default_str();
+  app.add_option("--probe-timeout-ms", probe_timeout_ms,
+                 "Milliseconds without an answer before a remote node is re-probed fast (it is Down after 8 in a row)")
       ->capture_default_str();
   app.add_option("--backend", backend, "auto (kernel when it has WireGuard), kernel, or uapi")
       ->check(CLI::IsMember({"auto", "kernel", "uapi"}))->capture_default_str();
@@ -73,6 +82,9 @@ int main(int argc, char** argv) {
   config.listen_port = static_cast<std::uint16_t>(listen_port);
   config.persistent_keepalive = static_cast<std::uint16_t>(keepalive);
   config.resync_period = std::chrono::seconds(resync_s);
+  config.probe_port = static_cast<std::uint16_t>(probe_port);
+  config.probe.interval = std::chrono::milliseconds(probe_interval_ms);
+  config.probe.timeout = std::chrono::milliseconds(probe_timeout_ms);
   config.in_cluster_routes = cw::agent::parse_in_cluster_routes(in_cluster_routes).value();
   auto nftables = cw::netfilter::make_nftables();
   for (const auto& t : service_cidrs) {

@@ -29,6 +29,7 @@ namespace kres = kube::resources;
 constexpr const char* kClusterKey = "cluster";
 constexpr const char* kPublicKeyAnnotation = "clusterwire.io/public-key";
 constexpr const char* kEndpointAnnotation = "clusterwire.io/endpoint";
+constexpr const char* kDatapathAnnotation = "clusterwire.io/datapath";
 
 std::string join(const std::vector<net::Prefix>& ps) {
   std::string out;
@@ -94,7 +95,7 @@ struct Operator::Impl {
   std::unique_ptr<kube::LeaderElector> elector;
   std::unique_ptr<ServiceSync> service_sync;  // the MCS ServiceExport → ServiceImport sync
 
-  std::mutex mu;  // guards the controllers and state
+  mutable std::mutex mu;  // guards the controllers and state
   std::unique_ptr<kube::Controller> cluster_controller;
   std::unique_ptr<kube::Controller> peering_controller;
   OperatorState state;
@@ -106,10 +107,23 @@ struct Operator::Impl {
 
   // ---- wiring
 
-  std::unique_ptr<kube::Informer> informer(kube::Client& client, const kube::Resource& r, const std::string& ns) {
+  std::unique_ptr<kube::Informer> informer(kube::Client& client, const kube::Resource& r, const std::string& ns,
+                                           std::function<void(bool)> on_connection_change = {}) {
     auto inf = std::make_unique<kube::Informer>(
-        client, kube::InformerOptions{.resource = r, .ns = ns, .resync_period = config.resync_period}, clock);
+        client,
+        kube::InformerOptions{.resource = r, .ns = ns, .resync_period = config.resync_period,
+                              .on_connection_change = std::move(on_connection_change)},
+        clock);
     return inf;
+  }
+
+  // Non-empty while this operator cannot reach the broker: what failed.
+  std::string broker_error() const {
+    for (auto* inf : {advertisements.get(), claims.get(), clustersets.get()}) {
+      if (const auto st = inf->stats(); st.failing) return st.last_error;
+    }
+    std::lock_guard lock(mu);
+    return state.broker_error;
   }
 
   void enqueue_cluster() {
@@ -137,15 +151,41 @@ struct Operator::Impl {
   Result<void> start() {
     nodes = informer(local, kres::kNodes, "");
     peerings = informer(local, resources::kClusterPeerings, "");
-    clustersets = informer(broker, resources::kClusterSets, config.broker_namespace);
-    claims = informer(broker, resources::kCidrClaims, config.broker_namespace);
-    advertisements = informer(broker, resources::kClusterAdvertisements, config.broker_namespace);
+    // Every peering's status says whether the broker can be reached: tell them at once.
+    auto broker_connection = [this](bool failing) {
+      log.warn(failing ? "the broker cannot be reached" : "the broker answers again");
+      enqueue_all_peerings();
+    };
+    clustersets = informer(broker, resources::kClusterSets, config.broker_namespace, broker_connection);
+    claims = informer(broker, resources::kCidrClaims, config.broker_namespace, broker_connection);
+    advertisements = informer(broker, resources::kClusterAdvertisements, config.broker_namespace, broker_connection);
 
     auto any_cluster = [this](const json&) { enqueue_cluster(); };
     auto any_cluster2 = [this](const json&, const json&) { enqueue_cluster(); };
-    for (auto* inf : {nodes.get(), clustersets.get(), claims.get()}) {
+    for (auto* inf : {clustersets.get(), claims.get()}) {
       inf->add_handlers({.on_add = any_cluster, .on_update = any_cluster2, .on_delete = any_cluster});
     }
+    // A node agent's datapath report changes the peerings' status, nothing of the cluster's.
+    nodes->add_handlers({.on_add = any_cluster,
+                         .on_update = [this](const json& before, const json& after) {
+                           json a = before, b = after;
+                           for (json* n : {&a, &b}) {
+                             json& m = (*n)["metadata"];
+                             m.erase("resourceVersion");
+                             m.erase("managedFields");
+                             if (m.contains("annotations") && m["annotations"].is_object()) {
+                               m["annotations"].erase(kDatapathAnnotation);
+                             }
+                           }
+                           if (a != b) enqueue_cluster();
+                           if (annotation(before, kDatapathAnnotation) != annotation(after, kDatapathAnnotation)) {
+                             enqueue_all_peerings();
+                           }
+                         },
+                         .on_delete = [this](const json& o) {
+                           enqueue_cluster();
+                           if (!annotation(o, kDatapathAnnotation).empty()) enqueue_all_peerings();
+                         }});
     // A peering changes this cluster's consent list (the advertisement) and its own status.
     peerings->add_handlers({
         .on_add = [this](const json& o) {
@@ -393,8 +433,12 @@ struct Operator::Impl {
     // The advertisement and its heartbeat.
     auto published = publish_advertisement(blocks, plan.assigned, problems);
     if (!published) problems.push_back("publishing the advertisement: " + published.error().message());
+    bool broker_changed = false;
     {
       std::lock_guard lock(mu);
+      const std::string broker_error = published ? "" : published.error().message();
+      broker_changed = broker_error.empty() != state.broker_error.empty();
+      state.broker_error = broker_error;
       state.nodes_with_blocks = static_cast<std::size_t>(std::count_if(
           plan.assigned.begin(), plan.assigned.end(), [](const auto& kv) { return !kv.second.empty(); }));
       state.advertised = published.ok();
@@ -405,7 +449,7 @@ struct Operator::Impl {
       return state.problems != problems;
     }();
     set_problems(problems);
-    if (problems_changed) enqueue_all_peerings();  // they show local problems
+    if (problems_changed || broker_changed) enqueue_all_peerings();  // they show local problems
     if (!published) return published.error();
     return ReconcileResult{.requeue_after = std::chrono::duration_cast<std::chrono::milliseconds>(config.heartbeat_interval)};
   }
@@ -567,6 +611,15 @@ struct Operator::Impl {
         in.remote_error = ad.error().message();
       }
     }
+    in.broker_error = broker_error();
+    for (const auto& n : nodes->list()) {
+      const std::string text = annotation(n, kDatapathAnnotation);
+      if (text.empty()) continue;
+      const json report = json::parse(text, nullptr, false);
+      if (report.is_object() && report.contains(in.remote_cluster_id)) {
+        in.datapath.push_back({name_of(n), report[in.remote_cluster_id]});
+      }
+    }
     json status = peering_status(in);
     if (!broker_synced()) {
       // Nothing about the remote side can be known: say so rather than guess.
@@ -608,7 +661,7 @@ struct Operator::Impl {
     const std::string to = status["phase"];
     std::string message = "phase " + (from.empty() ? std::string("(new)") : from) + " → " + to;
     for (const auto& c : status["conditions"]) {
-      if (c.value("type", "") == "Ready") message += ": " + c.value("message", "");
+      if (c.value("type", "") == "Ready") message += " (" + c.value("reason", "") + "): " + c.value("message", "");
     }
     log.info("peering phase", {{"peering", name_of(peering)}, {"from", from}, {"to", to}});
     const std::string now = rfc3339(clock.wall_now());

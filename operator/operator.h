@@ -71,6 +71,7 @@ struct OperatorState {
   std::vector<std::string> problems;      // cluster-level: invalid ClusterSet, conflict, exhausted...
   std::size_t nodes_with_blocks = 0;
   bool advertised = false;
+  std::string broker_error;               // the last failed write to the broker; "" after a success
 };
 
 class Operator {

@@ -26,7 +26,88 @@ bool node_ready(const NodeEntry& n) {
   return !n.public_key.empty() && !n.endpoint.empty() && !n.pod_cidrs.empty();
 }
 
+// "412µs", "3.2ms", "1.05s": RTTs as people read them.
+std::string format_micros(std::int64_t us) {
+  char buf[32];
+  if (us < 1000) {
+    std::snprintf(buf, sizeof buf, "%lldus", static_cast<long long>(us));
+  } else if (us < 1000000) {
+    std::snprintf(buf, sizeof buf, "%.2gms", static_cast<double>(us) / 1000.0);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.3gs", static_cast<double>(us) / 1e6);
+  }
+  return buf;
+}
+
+int count_of(const json& entry, const char* key) {
+  const json v = entry.value(key, json());
+  return v.is_number_integer() && v.get<int>() > 0 ? v.get<int>() : 0;
+}
+
 }  // namespace
+
+DatapathVerdict datapath_verdict(const std::string& remote, const std::vector<DatapathReport>& reports) {
+  DatapathVerdict v;
+  int up = 0, down = 0, mtu = 0, snat = 0, loss = 0;
+  std::vector<std::int64_t> p50s;
+  std::int64_t max_us = -1;
+  std::vector<std::string> failing;
+  for (const auto& r : reports) {
+    if (!r.entry.is_object()) continue;
+    up += count_of(r.entry, "up");
+    down += count_of(r.entry, "down");
+    mtu += count_of(r.entry, "mtu");
+    snat += count_of(r.entry, "snat");
+    loss = std::max(loss, count_of(r.entry, "lossPercent"));
+    if (const json p = r.entry.value("rttP50Micros", json()); p.is_number_integer()) p50s.push_back(p.get<std::int64_t>());
+    if (const json m = r.entry.value("rttMaxMicros", json()); m.is_number_integer()) {
+      max_us = std::max(max_us, m.get<std::int64_t>());
+    }
+    const json list = r.entry.value("failing", json::array());
+    if (!list.is_array()) continue;
+    for (const auto& f : list) {
+      if (!f.is_object()) continue;
+      std::string what = r.node + "→" + f.value("node", "?") + " " + f.value("verdict", "?");
+      if (const std::string d = f.value("detail", ""); !d.empty()) what += " (" + d + ")";
+      failing.push_back(what);
+    }
+  }
+  const int probed = up + down + mtu + snat;
+  const int bad = down + mtu + snat;
+  v.summary = {{"probedPairs", probed}, {"failingPairs", bad}, {"lossPercent", loss}};
+  std::string rtt;
+  if (!p50s.empty()) {
+    std::sort(p50s.begin(), p50s.end());
+    v.summary["rttP50"] = format_micros(p50s[p50s.size() / 2]);
+    rtt = "RTT p50 " + v.summary["rttP50"].get<std::string>();
+  }
+  if (max_us >= 0) {
+    v.summary["rttMax"] = format_micros(max_us);
+    rtt += ", max " + v.summary["rttMax"].get<std::string>();
+  }
+  if (probed == 0) {
+    v.message = "no node agent has probed cluster " + remote + "'s nodes yet";
+    return v;
+  }
+  if (bad == 0) {
+    v.status = "True";
+    v.reason = "ProbesAnswered";
+    v.message = std::to_string(probed) + " node pair" + (probed == 1 ? "" : "s") +
+                " answer probes through the tunnel" + (rtt.empty() ? "" : " (" + rtt + ")");
+    return v;
+  }
+  v.status = "False";
+  v.reason = down == probed ? "Unreachable" : down > 0 ? "PartlyUnreachable" : snat > 0 ? "SNATOnPath" : "MTUBlackHole";
+  std::sort(failing.begin(), failing.end());
+  std::string listed;
+  const std::size_t shown = std::min<std::size_t>(failing.size(), 3);
+  for (std::size_t i = 0; i < shown; ++i) listed += (i == 0 ? "" : "; ") + failing[i];
+  v.message = std::to_string(bad) + " of " + std::to_string(probed) + " node pairs fail through the tunnel to " +
+              remote + ": " + listed;
+  if (static_cast<int>(shown) < bad) v.message += "; and " + std::to_string(bad - static_cast<int>(shown)) + " more";
+  v.message += " (loss up to " + std::to_string(loss) + "%" + (rtt.empty() ? "" : ", " + rtt) + ")";
+  return v;
+}
 
 std::string rfc3339(std::chrono::system_clock::time_point t) {
   const std::time_t secs = std::chrono::system_clock::to_time_t(t);
@@ -130,14 +211,30 @@ json peering_status(const PeeringInput& in) {
   conditions.push_back(conflicts.empty()
       ? condition(in, "CIDRsDisjoint", true, "NoOverlap", "no remote CIDR overlaps a local one")
       : condition(in, "CIDRsDisjoint", false, "Overlap", conflicts.front() + (conflicts.size() > 1 ? " (and more: see status.conflicts)" : "")));
-  conditions.push_back(fresh
-      ? condition(in, "RemoteHealthy", true, "HeartbeatFresh",
-                  "the remote operator refreshed its advertisement within " +
-                      std::to_string(in.heartbeat_timeout_seconds) + "s")
-      : condition(in, "RemoteHealthy", false, "HeartbeatStale",
-                  heartbeat ? "last heartbeat " + ad.heartbeat + " is older than " +
-                                  std::to_string(in.heartbeat_timeout_seconds) + "s: is its operator running?"
-                            : "the remote advertisement has no valid heartbeat"));
+  // A stale heartbeat has two causes, told apart: this operator cannot read the broker, or
+  // the remote operator stopped writing to it.
+  if (fresh) {
+    conditions.push_back(condition(in, "RemoteHealthy", true, "HeartbeatFresh",
+                                   "the remote operator refreshed its advertisement within " +
+                                       std::to_string(in.heartbeat_timeout_seconds) + "s"));
+  } else if (!in.broker_error.empty()) {
+    conditions.push_back(condition(in, "RemoteHealthy", false, "BrokerUnreachable",
+                                   "unknown: this operator cannot reach the broker to read cluster " + remote +
+                                       "'s advertisement (last heartbeat seen: " +
+                                       (heartbeat ? ad.heartbeat : std::string("none")) + ")"));
+  } else {
+    conditions.push_back(condition(
+        in, "RemoteHealthy", false, "HeartbeatStale",
+        heartbeat ? "cluster " + remote + " has not refreshed its advertisement since " + ad.heartbeat +
+                        " (more than " + std::to_string(in.heartbeat_timeout_seconds) +
+                        "s ago): is its operator running, and can it reach the broker?"
+                  : "cluster " + remote + "'s advertisement has no valid heartbeat"));
+  }
+  conditions.push_back(in.broker_error.empty()
+      ? condition(in, "BrokerReachable", true, "BrokerAnswers", "this operator reads and writes the broker")
+      : condition(in, "BrokerReachable", false, "BrokerUnreachable",
+                  "this operator cannot reach the broker: " + in.broker_error));
+  const DatapathVerdict datapath = datapath_verdict(remote, in.datapath);
 
   std::string phase;
   std::string reason;
@@ -158,14 +255,40 @@ json peering_status(const PeeringInput& in) {
     phase = "Connecting";
     reason = "NoRemoteNodes";
     message = "cluster " + remote + " advertises no node with a key and an endpoint yet";
-  } else if (!fresh) {
+  } else if (datapath.status == "False") {
     phase = "Degraded";
-    reason = "HeartbeatStale";
-    message = "cluster " + remote + " has not refreshed its advertisement: keeping the last known state";
+    reason = datapath.reason;
+    message = "routed, but traffic does not flow: " + datapath.message;
+  } else if (!fresh && datapath.status == "Unknown") {
+    phase = "Degraded";
+    reason = in.broker_error.empty() ? "HeartbeatStale" : "BrokerUnreachable";
+    message = in.broker_error.empty()
+                  ? "cluster " + remote + " has not refreshed its advertisement: keeping the last known state"
+                  : "this operator cannot reach the broker: keeping the last known state of cluster " + remote;
   } else {
     phase = "Connected";
     reason = "Connected";
     message = "both clusters consent, no CIDR overlaps and remote nodes are ready: node agents route to " + remote;
+    if (datapath.status == "True") message += "; " + datapath.message;
+    if (!fresh) {
+      message += in.broker_error.empty()
+                     ? "; but cluster " + remote + "'s operator has not refreshed its advertisement (see RemoteHealthy)"
+                     : "; but this operator cannot reach the broker (see BrokerReachable)";
+    }
+  }
+  const bool routed = phase == "Connected" || phase == "Degraded";
+  if (routed) {
+    json c = condition(in, "DatapathHealthy", datapath.status == "True", datapath.reason, datapath.message);
+    c["status"] = datapath.status;
+    if (in.old_status.is_object() && in.old_status.contains("conditions")) {  // "Unknown" keeps its time too
+      for (const auto& old : in.old_status["conditions"]) {
+        if (old.value("type", "") == "DatapathHealthy" && old.value("status", "") == datapath.status) {
+          c["lastTransitionTime"] = old.value("lastTransitionTime", c["lastTransitionTime"].get<std::string>());
+        }
+      }
+    }
+    conditions.push_back(c);
+    status["datapath"] = datapath.summary;
   }
   conditions.push_back(condition(in, "Ready", phase == "Connected", reason, message));
   status["phase"] = phase;

@@ -4,7 +4,11 @@
 //   Conflict   a remote pod or service CIDR overlaps a local one: never routed
 //   Connecting consent both ways, no overlap, but no remote node is ready yet
 //   Connected  ready to route
-//   Degraded   as Connected, but the remote heartbeat is stale
+//   Degraded   routed, but probes through the tunnel fail (DatapathHealthy False), or,
+//              with no probe results, the remote heartbeat is stale
+// The datapath decides between Connected and Degraded when there are probe results: a
+// control plane that cannot be reached (broker, remote operator) while traffic flows is
+// Connected with RemoteHealthy or BrokerReachable False saying so (docs/decisions.md).
 #pragma once
 
 #include <chrono>
@@ -14,6 +18,13 @@
 #include "operator/model.h"
 
 namespace cw::op {
+
+// One local node's datapath report about the remote cluster: the remote cluster's entry of
+// the node's clusterwire.io/datapath annotation (docs/api.md).
+struct DatapathReport {
+  std::string node;
+  json entry;
+};
 
 struct PeeringInput {
   std::string remote_cluster_id;
@@ -29,7 +40,19 @@ struct PeeringInput {
   std::chrono::system_clock::time_point now;
   int heartbeat_timeout_seconds = 60;
   json old_status;  // to keep lastTransitionTime of conditions that did not change
+  std::vector<DatapathReport> datapath;  // from the local node agents
+  std::string broker_error;  // non-empty while this operator cannot reach the broker
 };
+
+// The DatapathHealthy condition's status ("True", "False", "Unknown"), reason and message,
+// and status.datapath, from the node agents' reports.
+struct DatapathVerdict {
+  std::string status = "Unknown";
+  std::string reason = "NotProbed";
+  std::string message;
+  json summary = json::object();
+};
+DatapathVerdict datapath_verdict(const std::string& remote, const std::vector<DatapathReport>& reports);
 
 json peering_status(const PeeringInput& input);
 

@@ -81,9 +81,21 @@ std::string Informer::key_of(const json& object) {
 }
 
 void Informer::record_error(const Error& error) {
-  std::lock_guard lock(mu_);
-  ++stats_.errors;
-  stats_.last_error = error.message();
+  {
+    std::lock_guard lock(mu_);
+    ++stats_.errors;
+    stats_.last_error = error.message();
+  }
+  set_failing(true);
+}
+
+void Informer::set_failing(bool failing) {
+  {
+    std::lock_guard lock(mu_);
+    if (stats_.failing == failing) return;
+    stats_.failing = failing;
+  }
+  if (options_.on_connection_change) options_.on_connection_change(failing);
 }
 
 // Sleeps the current backoff (interrupted by stop()), then doubles it up to the cap.
@@ -145,7 +157,7 @@ bool Informer::relist() {
     if (lo.continue_token.empty()) break;
   }
 
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   for (auto& [k, obj] : fresh) {
     auto it = cache_.find(k);
     if (it == cache_.end()) {
@@ -166,6 +178,8 @@ bool Informer::relist() {
     pending_sync_mark_ = enqueued_;  // synced once these are dispatched
   }
   cv_.notify_all();
+  lock.unlock();
+  set_failing(false);
   return true;
 }
 
@@ -198,6 +212,7 @@ void Informer::watch_once() {
     if (stopping_) return;
     active_watch_ = stream->get();
   }
+  set_failing(false);
   // No event at all for longer than the server's own timeout means the connection is dead.
   const auto idle = std::chrono::duration_cast<milliseconds>(options_.watch_timeout) +
                     std::chrono::seconds(30);
@@ -223,7 +238,7 @@ void Informer::watch_once() {
         ++stats_.errors;
         stats_.last_error = "watch error event: " + e.object.value("message", "");
       }
-      break;
+      break;  // (an error event is an answer: the server is there)
     }
     apply(e);
   }

@@ -42,6 +42,9 @@ struct InformerOptions {
   std::chrono::seconds watch_timeout{300};  // asked of the server; a watch then ends cleanly
   std::chrono::milliseconds initial_backoff{200};
   std::chrono::milliseconds max_backoff{std::chrono::seconds(30)};
+  // Called on the informer's thread when its requests start failing (true) or succeed again
+  // (false): the cache is then going stale, or fresh again. Must not block.
+  std::function<void(bool failing)> on_connection_change;
 };
 
 struct InformerHandlers {
@@ -78,6 +81,7 @@ class Informer {
     std::uint64_t events = 0;            // watch events applied
     std::string resource_version;        // last seen
     std::string last_error;
+    bool failing = false;                // the last request failed; none succeeded since
   };
   Stats stats() const;
 
@@ -96,6 +100,7 @@ class Informer {
   void notify(Notification n);
   void backoff();
   void record_error(const Error& error);
+  void set_failing(bool failing);  // called without mu_ held
   static std::string key_of(const json& object);
 
   Client& client_;

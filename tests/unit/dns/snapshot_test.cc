@@ -107,5 +107,21 @@ TEST(SnapshotTest, OnlyConnectedAndDegradedPeersAreReachable) {
   }
 }
 
+TEST(SnapshotTest, AClusterNoProbeReachesIsLeftOutAPartlyReachableOneIsNot) {
+  for (const auto& [reason, want] : std::vector<std::pair<std::string, bool>>{
+           {"Unreachable", false}, {"PartlyUnreachable", true}, {"MTUBlackHole", true}, {"SNATOnPath", true}}) {
+    json p = peering("west", "Degraded");
+    p["status"]["conditions"] = json::array({{{"type", "DatapathHealthy"}, {"status", "False"}, {"reason", reason}}});
+    const auto built = build_snapshot({"east", {import("shop", "web", "ClusterSetIP")},
+                                       {slice("shop", "web", "west", json::array(), "10.112.0.10")}, {p}});
+    EXPECT_EQ(built.snapshot.services.at(0).clusters.at(0).reachable, want) << reason;
+  }
+  json healed = peering("west", "Connected");
+  healed["status"]["conditions"] = json::array({{{"type", "DatapathHealthy"}, {"status", "True"}, {"reason", "ProbesAnswered"}}});
+  EXPECT_TRUE(build_snapshot({"east", {import("shop", "web", "ClusterSetIP")},
+                              {slice("shop", "web", "west", json::array(), "10.112.0.10")}, {healed}})
+                  .snapshot.services.at(0).clusters.at(0).reachable);
+}
+
 }  // namespace
 }  // namespace cw::dns

@@ -196,7 +196,91 @@ TEST(PeeringStatusTest, ConnectedCopiesTheRemoteForTheAgents) {
   auto s = peering_status(peering(remote_ad({"east"}, "2026-11-21T09:59:59Z")));
   EXPECT_EQ(s["remote"]["podCIDRs"], json({"10.80.0.0/16"}));
   EXPECT_EQ(s["remote"]["nodes"][0]["publicKey"], "9YtV7g8b1oV6YQe0fM0cZ3y8Jm3x7b2KZ0v5yq3u8Xo=");
-  EXPECT_EQ(s["conditions"].size(), 4U);
+  // RemoteConsents, CIDRsDisjoint, RemoteHealthy, BrokerReachable, DatapathHealthy, Ready.
+  EXPECT_EQ(s["conditions"].size(), 6U);
+}
+
+// The condition of `type` in a status.
+json condition_of(const json& status, const std::string& type) {
+  for (const auto& c : status["conditions"]) {
+    if (c["type"] == type) return c;
+  }
+  return json();
+}
+
+DatapathReport report(const std::string& node, const char* entry) { return {node, json::parse(entry)}; }
+
+TEST(PeeringStatusTest, DatapathDecidesConnectedOrDegraded) {
+  const std::string fresh = "2026-11-21T09:59:50Z", stale = "2026-11-21T09:50:00Z";
+  const char* up = R"({"up":1,"down":0,"mtu":0,"snat":0,"unknown":0,"lossPercent":0,"rttP50Micros":400,"rttMaxMicros":900,"failing":[]})";
+  const char* down = R"({"up":0,"down":1,"mtu":0,"snat":0,"unknown":0,"lossPercent":100,"failing":[{"node":"w1","verdict":"Down","detail":"no answer to 8 probes in a row"}]})";
+  const char* mtu = R"({"up":0,"down":0,"mtu":1,"snat":0,"unknown":0,"lossPercent":0,"failing":[{"node":"w1","verdict":"MTUBlackHole","detail":"small probes are answered"}]})";
+  const char* snat = R"({"up":0,"down":0,"mtu":0,"snat":1,"unknown":0,"lossPercent":0,"failing":[{"node":"w1","verdict":"SNAT","detail":"answered from 192.0.2.1"}]})";
+  struct Case {
+    std::string name, heartbeat;
+    std::vector<DatapathReport> reports;
+    std::string broker_error;
+    std::string phase, datapath, reason;
+  };
+  const std::vector<Case> cases{
+      {"no probes yet, fresh", fresh, {}, "", "Connected", "Unknown", "NotProbed"},
+      {"no probes yet, stale", stale, {}, "", "Degraded", "Unknown", "NotProbed"},
+      {"all answered", fresh, {report("e1", up), report("e2", up)}, "", "Connected", "True", "ProbesAnswered"},
+      {"traffic flows, remote operator silent", stale, {report("e1", up)}, "", "Connected", "True", "ProbesAnswered"},
+      {"traffic flows, broker out of reach", stale, {report("e1", up)}, "connection refused", "Connected", "True",
+       "ProbesAnswered"},
+      {"cut", fresh, {report("e1", down), report("e2", down)}, "", "Degraded", "False", "Unreachable"},
+      {"one of two nodes cut", fresh, {report("e1", down), report("e2", up)}, "", "Degraded", "False",
+       "PartlyUnreachable"},
+      {"mtu", fresh, {report("e1", mtu), report("e2", up)}, "", "Degraded", "False", "MTUBlackHole"},
+      {"snat", fresh, {report("e1", snat)}, "", "Degraded", "False", "SNATOnPath"},
+      {"garbage reports are ignored", fresh, {{"e1", json("x")}, {"e2", json::parse(R"({"up":"many"})")}}, "",
+       "Connected", "Unknown", "NotProbed"},
+  };
+  for (const auto& c : cases) {
+    auto in = peering(remote_ad({"east"}, c.heartbeat));
+    in.datapath = c.reports;
+    in.broker_error = c.broker_error;
+    const json s = peering_status(in);
+    EXPECT_EQ(s["phase"], c.phase) << c.name;
+    const json d = condition_of(s, "DatapathHealthy");
+    EXPECT_EQ(d["status"], c.datapath) << c.name;
+    EXPECT_EQ(d["reason"], c.reason) << c.name;
+  }
+}
+
+TEST(PeeringStatusTest, DatapathMessageNamesTheFailingPairsAndFigures) {
+  auto in = peering(remote_ad({"east"}, "2026-11-21T09:59:50Z"));
+  const char* down = R"({"up":0,"down":2,"lossPercent":100,"failing":[{"node":"w1","verdict":"Down","detail":"no answer to 8 probes in a row"},{"node":"w2","verdict":"Down","detail":"no answer to 8 probes in a row"}]})";
+  in.datapath = {report("e1", down), report("e2", down), report("e3", R"({"up":2,"rttP50Micros":1500,"rttMaxMicros":2000000})")};
+  const json s = peering_status(in);
+  const std::string m = condition_of(s, "DatapathHealthy")["message"];
+  EXPECT_NE(m.find("4 of 6 node pairs fail"), std::string::npos) << m;
+  EXPECT_NE(m.find("e1→w1 Down (no answer to 8 probes in a row)"), std::string::npos) << m;
+  EXPECT_NE(m.find("and 1 more"), std::string::npos) << m;
+  EXPECT_NE(m.find("loss up to 100%"), std::string::npos) << m;
+  EXPECT_EQ(s["datapath"]["failingPairs"], 4);
+  EXPECT_EQ(s["datapath"]["probedPairs"], 6);
+  EXPECT_EQ(s["datapath"]["rttP50"], "1.5ms");
+  EXPECT_EQ(s["datapath"]["rttMax"], "2s");
+  EXPECT_EQ(condition_of(s, "Ready")["reason"], "PartlyUnreachable");
+}
+
+TEST(PeeringStatusTest, ControlPlaneTroubleIsNamedTruthfully) {
+  auto in = peering(remote_ad({"east"}, "2026-11-21T09:50:00Z"));
+  json s = peering_status(in);
+  EXPECT_EQ(condition_of(s, "RemoteHealthy")["reason"], "HeartbeatStale");
+  EXPECT_NE(condition_of(s, "RemoteHealthy")["message"].get<std::string>().find(
+                "cluster west has not refreshed its advertisement since 2026-11-21T09:50:00Z"),
+            std::string::npos);
+  EXPECT_EQ(condition_of(s, "BrokerReachable")["status"], "True");
+  in.broker_error = "connecting to 192.0.2.9:6443: connection refused";
+  s = peering_status(in);
+  EXPECT_EQ(condition_of(s, "RemoteHealthy")["reason"], "BrokerUnreachable");
+  EXPECT_EQ(condition_of(s, "BrokerReachable")["status"], "False");
+  EXPECT_EQ(condition_of(s, "BrokerReachable")["message"],
+            "this operator cannot reach the broker: connecting to 192.0.2.9:6443: connection refused");
+  EXPECT_EQ(condition_of(s, "Ready")["reason"], "BrokerUnreachable");
 }
 
 TEST(PeeringStatusTest, KeepsTransitionTimesOfUnchangedConditions) {
