@@ -37,6 +37,9 @@ constexpr const char* kReportKey = "report";
 // A report whose verdicts did not change is still rewritten this often, when its figures
 // (loss, RTT) did: status shows them, and a few writes an hour per node cost nothing.
 constexpr auto kReportRefresh = std::chrono::minutes(5);
+// Verdicts of many remote nodes change within a second of each other when a path is cut (their
+// probes are spread over the interval): one write per this gap carries them all.
+constexpr auto kReportMinGap = std::chrono::milliseconds(500);
 constexpr std::uint32_t kWireGuardOverhead = 80;  // IPv6 outer header + UDP + WireGuard
 
 std::string str(const json& j, const char* key) {
@@ -515,6 +518,10 @@ struct Agent::Impl {
     if (!verdicts && !figures) {
       return kube::ReconcileResult{.requeue_after = std::chrono::duration_cast<std::chrono::milliseconds>(
                                        kReportRefresh)};
+    }
+    if (last_report_at && now - *last_report_at < kReportMinGap) {
+      return kube::ReconcileResult{.requeue_after = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       kReportMinGap - (now - *last_report_at)) + std::chrono::milliseconds(1)};
     }
     json patch{{"metadata", {{"annotations", {{kDatapathAnnotation, report.dump()}}}}}};
     if (auto r = local.merge_patch(kres::kNodes, "", config.node_name, patch); !r) {

@@ -71,7 +71,7 @@ struct Settings {
   std::chrono::milliseconds suspect_interval{150};  // between probes of a suspect target
   int down_after = 8;                               // unanswered attempts in a row
   int up_after = 2;                                 // answers in a row, from Down
-  int mtu_every = 5;                                // every Nth scheduled probe has a large twin
+  int mtu_every = 10;                               // every Nth scheduled probe has a large twin
   int mtu_down_after = 2;                           // large probes unanswered in a row (each retried)
   std::size_t window = 60;                          // attempts behind loss and RTT figures
 };

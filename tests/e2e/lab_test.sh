@@ -144,22 +144,50 @@ if wait_until '[ "$(pod c1-n2 dig +short @192.168.77.11 web.demo.svc.clusterset.
   ans=$(pod c1-n2 socat -T 3 - TCP:$web_c2:80,connect-timeout=3 </dev/null)
   grep -q '^c2-n[12]-pod ' <<<"$ans" && ok "and a pod of c2 answers a c1 pod there ($ans)" || bad "remote ClusterSetIP" "got '$ans'"
 else bad "c1's resolver never answered c2's web" "$(pod c1-n2 dig +short @192.168.77.11 web.demo.svc.clusterset.local 2>&1)"; fi
-cat <<YAML | kc c1 apply --validate=false -f - >/dev/null || bad "re-export web in c1"
-apiVersion: multicluster.x-k8s.io/v1alpha1
-kind: ServiceExport
-metadata: {name: web, namespace: demo}
-YAML
 
-# --- a partition: WireGuard UDP between the clusters dropped, then cleared
+# --- a partition: WireGuard UDP between the clusters dropped, then cleared. The datapath
+# probes must turn both peerings Degraded within 3 s, c1's cw-dns must stop answering c2's
+# web (c1 still does not export it), and both must come back within 3 s of the heal.
+phase() { kc "$1" get clusterpeering "$2" -o jsonpath='{.status.phase}' 2>/dev/null; }
+both() { [ "$(phase c1 c2)" = "$1" ] && [ "$(phase c2 c1)" = "$1" ]; }
+web_at_cwdns() { pod c1-n2 dig +short +tries=1 +time=1 -p 5300 @192.168.77.11 web.demo.svc.clusterset.local; }
+[ "$(web_at_cwdns)" = "$web_c2" ] && ok "c1's cw-dns answers c2's web before the partition" \
+  || bad "cw-dns before the partition" "$(web_at_cwdns 2>&1)"
+t0=$(date +%s%N)
 fout=$(lab 30 impair partition c2 c1 2>&1) && grep -q "on: *partition c1 c2" <<<"$fout" && ok "impair partition c2 c1" \
   || bad "impair partition" "$fout"
+if wait_until 'both Degraded' 10; then
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  [ "$ms" -le 3000 ] && ok "partition: both peerings Degraded after $ms ms (target 3000)" \
+    || bad "partition: Degraded only after $ms ms (target 3000)"
+else bad "partition: the peerings did not turn Degraded" "$(kc c1 get clusterpeering c2 -o yaml 2>&1)"; fi
+msg=$(kc c1 get clusterpeering c2 -o jsonpath='{.status.conditions[?(@.type=="DatapathHealthy")].message}')
+grep -q "fail through the tunnel to c2: c1-n1→c2-n1 Down" <<<"$msg" && ok "DatapathHealthy names the failing node pairs" \
+  || bad "DatapathHealthy message" "$msg"
+if wait_until '[ -z "$(web_at_cwdns)" ]' 5; then
+  ok "partition: c1's cw-dns no longer answers c2's web ($(( ($(date +%s%N) - t0) / 1000000 )) ms after the fault)"
+else bad "cw-dns still answers an unreachable cluster's address" "$(web_at_cwdns 2>&1)"; fi
 pod c1-n1 ping -c 2 -i 0.2 -W 1 "$c2n1" >/dev/null 2>&1 && bad "cross-cluster ping works through a partition" \
   || ok "the partition stops cross-cluster traffic"
 pod c1-n1 ping -c 2 -i 0.2 -W 1 "$c1n2" >/dev/null && ok "in-cluster traffic is not partitioned" || bad "in-cluster ping in a partition"
 lout=$(lab 30 impair 2>&1) && [ "$(sort <<<"$lout" | tr '\n' ';')" = "drop-icmp-frag;masquerade c1;partition c1 c2;" ] \
   && ok "impair lists the three faults" || bad "impair list" "$lout"
+t0=$(date +%s%N)
 fout=$(lab 30 impair --clear partition 2>&1) && grep -q "cleared: partition c1 c2" <<<"$fout" || bad "impair --clear partition" "$fout"
+if wait_until 'both Connected' 10; then
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  [ "$ms" -le 3000 ] && ok "healed: both peerings Connected after $ms ms (target 3000)" \
+    || bad "healed: Connected only after $ms ms (target 3000)"
+else bad "healed: the peerings did not turn Connected" "$(kc c1 get clusterpeering c2 -o yaml 2>&1)"; fi
+if wait_until '[ "$(web_at_cwdns)" = "$web_c2" ]' 5; then
+  ok "healed: c1's cw-dns answers c2's web again ($(( ($(date +%s%N) - t0) / 1000000 )) ms after the heal)"
+else bad "cw-dns did not answer c2's web after the heal" "$(web_at_cwdns 2>&1)"; fi
 wait_until 'pod c1-n1 ping -c 1 -W 0.5 $c2n1' 20 && ok "cleared: cross-cluster traffic is back" || bad "no traffic after clearing the partition"
+cat <<YAML | kc c1 apply --validate=false -f - >/dev/null || bad "re-export web in c1"
+apiVersion: multicluster.x-k8s.io/v1alpha1
+kind: ServiceExport
+metadata: {name: web, namespace: demo}
+YAML
 fout=$(lab 30 impair bogus 2>&1); [ $? -eq 2 ] && grep -q "expected one of" <<<"$fout" && ok "impair refuses an unknown fault" \
   || bad "impair bogus" "$fout"
 
@@ -228,6 +256,23 @@ if wait_until 'kc c1 get clusterpeering c2 -o jsonpath="{.status.phase}" | grep 
 else bad "peering after operator restart" "$(kc c1 get clusterpeering c2 -o yaml 2>&1)"; fi
 wait_until 'pod c2-n2 ping -c 1 -W 1 $c1n2' 15 && ok "and the mesh still works (c2-n2 -> c1-n2)" \
   || bad "mesh after operator restart" "$(pod c2-n2 ping -c 2 -W 1 "$c1n2" 2>&1)" "$(t 5 ip netns exec "$name-c2-n2" wg show 2>&1)"
+
+# --- the broker's API server (c1's) stopped for good (the lab API server keeps its objects in
+# memory, so it is not brought back: this is the run's last step before down). c2's operator
+# must say that it cannot reach the broker, while c2's peering stays Connected because its
+# probes are still answered, and traffic keeps flowing.
+broker_pid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["processes"]["apiserver-c1"]["pid"])' "$state/state.json")
+if [ -n "$broker_pid" ] && grep -qa cw-lab-apiserver "/proc/$broker_pid/cmdline" 2>/dev/null && kill -9 "$broker_pid"; then
+  ok "the broker's API server (apiserver-c1, pid $broker_pid) is stopped"
+else bad "stopping apiserver-c1 (pid '$broker_pid')"; fi
+broker_cond() { kc c2 get clusterpeering c1 -o jsonpath='{.status.conditions[?(@.type=="BrokerReachable")].message}'; }
+if wait_until 'broker_cond | grep -q "this operator cannot reach the broker"' 20; then
+  ok "c2's peering says: $(broker_cond)"
+else bad "c2's peering does not name the broker as unreachable" "$(kc c2 get clusterpeering c1 -o yaml 2>&1)"; fi
+[ "$(phase c2 c1)" = Connected ] && ok "c2's peering stays Connected: its probes are answered" \
+  || bad "c2's peering with the broker down" "$(kc c2 get clusterpeering c1 -o yaml 2>&1)"
+pod c2-n1 ping -c 3 -i 0.2 -W 1 "$c1n1" >/dev/null && ok "and traffic keeps flowing (c2-n1 -> c1-n1)" \
+  || bad "traffic with the broker down"
 
 fi
 

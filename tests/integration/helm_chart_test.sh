@@ -88,6 +88,9 @@ refuse "nodeAgent.clampMss that is not a boolean is refused" 'nodeAgent.clampMss
 expect "nodeAgent.inClusterRoutes reaches the agent's flags" '--in-cluster-routes=off' -- \
   t --set clusterID=east,nodeAgent.inClusterRoutes=off
 expect "nodeAgent.clampMss reaches the agent's flags" '--clamp-mss=false' -- t --set clusterID=east,nodeAgent.clampMss=false
+expect "nodeAgent.probe reaches the agent's flags" '--probe-interval-ms=500' -- t --set clusterID=east,nodeAgent.probe.intervalMs=500
+refuse "a probe interval under 100 ms is refused" 'nodeAgent.probe.intervalMs: Must be greater than or equal to 100' -- \
+  t --set clusterID=east,nodeAgent.probe.intervalMs=5
 refuse "a misspelt value is refused" 'wireguard: Additional property prot is not allowed' -- t --set clusterID=east,wireguard.prot=1
 refuse "a service CIDR with a bad prefix length is refused" 'serviceCIDRs.0: Does not match pattern' -- \
   t --set clusterID=east --set 'serviceCIDRs={10.96.0.0/33}'

@@ -126,9 +126,9 @@ TEST(ProbeSchedule, UpOnFirstAnswerAtAboutOneProbePerSecond) {
   net.run(60s, kAll);
   EXPECT_EQ(net.verdict(), Verdict::kUp);
   ASSERT_EQ(net.changes.size(), 1U);
-  // 60 scheduled probes, a fifth of them with a large twin.
-  EXPECT_GE(net.sent, 60 + 11);
-  EXPECT_LE(net.sent, 61 + 13);
+  // 60 scheduled probes, a tenth of them with a large twin.
+  EXPECT_GE(net.sent, 60 + 6);
+  EXPECT_LE(net.sent, 61 + 7);
   const auto r = net.schedule.reports().front();
   EXPECT_EQ(r.loss, 0);
   EXPECT_EQ(r.rtt_p50, std::chrono::microseconds(10000));  // answers are seen at the next 10 ms step
@@ -161,6 +161,7 @@ TEST(ProbeSchedule, DownPeerIsProbedOncePerInterval) {
 }
 
 TEST(ProbeSchedule, FivePercentLossEachWayNeverFlapsInFiveMinutes) {
+  double total_loss = 0;
   for (unsigned seed = 1; seed <= 20; ++seed) {
     Network net;
     std::mt19937 rng(seed);
@@ -169,9 +170,10 @@ TEST(ProbeSchedule, FivePercentLossEachWayNeverFlapsInFiveMinutes) {
     EXPECT_EQ(net.changes.size(), 1U) << "seed " << seed;
     EXPECT_EQ(net.verdict(), Verdict::kUp);
     const auto r = net.schedule.reports().front();
-    EXPECT_GT(r.loss, 0.0);
+    total_loss += r.loss;
     EXPECT_LT(r.loss, 0.35);
   }
+  EXPECT_GT(total_loss / 20, 0.03);  // the loss figure sees the loss (the window is the last minute)
 }
 
 TEST(ProbeSchedule, SlowAnswersAreNotLoss) {
@@ -185,9 +187,9 @@ TEST(ProbeSchedule, LargeProbesLostWhileSmallOnesAnsweredIsAnMtuBlackHole) {
   Network net;
   net.run(5s, kAll);
   const TimePoint hole = net.now;
-  net.run(20s, [](const Attempt& a) { return !a.large; });
+  net.run(30s, [](const Attempt& a) { return !a.large; });
   ASSERT_EQ(net.verdict(), Verdict::kMtuBlackHole);
-  EXPECT_LE(net.changes.back().first - hole, 12s);
+  EXPECT_LE(net.changes.back().first - hole, 22s);  // two large rounds, 10 s apart
   EXPECT_NE(net.schedule.reports().front().detail.find("MTU"), std::string::npos);
   net.run(10s, kAll);
   EXPECT_EQ(net.verdict(), Verdict::kUp);
