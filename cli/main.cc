@@ -9,6 +9,7 @@
 #include <map>
 
 #include "cli/lab/lab.h"
+#include "cli/mesh/commands.h"
 #include "cli/plan_command.h"
 
 namespace {
@@ -36,6 +37,35 @@ int main(int argc, char** argv) {
       ->required();
   plan->add_option("-o,--output", plan_output, "Output format")
       ->check(CLI::IsMember({"text", "json"}));
+
+  // status | diagnose | graph: the clusterset through kubeconfig contexts, as kubectl takes them.
+  cw::mesh::FetchOptions mesh_options;
+  std::string mesh_output = "text", graph_output = "dot";
+  auto mesh_flags = [&](CLI::App* sub) {
+    sub->add_option("--kubeconfig", mesh_options.kubeconfig,
+                    "Kubeconfig file(s), ':'-separated as $KUBECONFIG (default: $KUBECONFIG, ~/.kube/config)");
+    sub->add_option("--context", mesh_options.contexts,
+                    "A member cluster's context; repeat it for each cluster (default: the current context)");
+    sub->add_option("--broker-context", mesh_options.broker_context,
+                    "The broker's context (default: the first context whose API holds advertisements)");
+    sub->add_option("--broker-namespace", mesh_options.broker_namespace, "The broker's namespace")
+        ->capture_default_str();
+  };
+  auto* status = app.add_subcommand(
+      "status", "Every cluster of the clusterset as its API and the broker see it: CIDRs, peerings with phase and "
+                "datapath health, nodes with their probe results, the problems the components report");
+  mesh_flags(status);
+  status->add_option("-o,--output", mesh_output, "text or json")->check(CLI::IsMember({"text", "json"}));
+  auto* diagnose = app.add_subcommand(
+      "diagnose", "Check every known fault (blocked UDP, MTU black hole, SNAT on the path, CIDR overlap, one-sided "
+                  "peering, broker out of reach, a silent remote operator, failing node agents, clock skew) and say "
+                  "what to do. Exit status: 0 nothing wrong, 1 something is, 2 nothing could be read.");
+  mesh_flags(diagnose);
+  diagnose->add_option("-o,--output", mesh_output, "text or json")->check(CLI::IsMember({"text", "json"}));
+  auto* graph = app.add_subcommand("graph", "The clusterset as a Graphviz graph, edges coloured by datapath health");
+  mesh_flags(graph);
+  graph->add_option("-o,--output", graph_output, "dot, or svg (rendered with Graphviz's dot)")
+      ->check(CLI::IsMember({"dot", "svg"}));
 
   cw::lab::LabOptions lab_options;
   lab_options.bin_dir = default_bin_dir();
@@ -76,9 +106,10 @@ int main(int argc, char** argv) {
   std::vector<std::string> impair_words;
   bool impair_clear = false;
   auto* lab_impair = lab->add_subcommand(
-      "impair", "Inject a fault: drop-icmp-frag | partition C1 C2 | masquerade C; --clear [FAULT] removes them; "
-                "no words lists them");
-  lab_impair->add_option("fault", impair_words, "drop-icmp-frag, partition c1 c2, masquerade c1");
+      "impair", "Inject a fault: drop-icmp-frag | partition C1 C2 | masquerade C | snat C | mtu-black-hole C1 C2; "
+                "--clear [FAULT] removes them; no words lists them");
+  lab_impair->add_option("fault", impair_words,
+                         "drop-icmp-frag, partition c1 c2, masquerade c1, snat c1, mtu-black-hole c1 c2");
   lab_impair->add_flag("--clear", impair_clear, "Remove the named fault (or kind of fault), or all of them");
   std::string services_cluster;
   auto* lab_services = lab->add_subcommand(
@@ -107,6 +138,9 @@ int main(int argc, char** argv) {
         plan_output == "json" ? cw::cli::OutputFormat::kJson : cw::cli::OutputFormat::kText;
     return cw::cli::run_plan(plan_file, format, std::cout, std::cerr);
   }
+  if (*status) return cw::mesh::run_status(mesh_options, mesh_output, std::cout, std::cerr);
+  if (*diagnose) return cw::mesh::run_diagnose(mesh_options, mesh_output, std::cout, std::cerr);
+  if (*graph) return cw::mesh::run_graph(mesh_options, graph_output, std::cout, std::cerr);
   if (*lab_up) return cw::lab::lab_up(lab_options, std::cout, std::cerr);
   if (*lab_verify) return cw::lab::lab_verify(lab_options, std::cout, std::cerr);
   if (*lab_status) return cw::lab::lab_status(lab_options, std::cout, std::cerr);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -34,6 +35,10 @@ constexpr const char* kEndpointAnnotation = "clusterwire.io/endpoint";
 constexpr const char* kPodCidrAnnotation = "clusterwire.io/pod-cidr";
 constexpr const char* kDatapathAnnotation = "clusterwire.io/datapath";
 constexpr const char* kReportKey = "report";
+constexpr const char* kAgentErrorAnnotation = "clusterwire.io/agent-error";
+// A peer whose last handshake is older than this (WireGuard's REJECT_AFTER_TIME) is not
+// completing handshakes: with traffic flowing (probes), one is made every 2 minutes.
+constexpr auto kHandshakeStale = std::chrono::seconds(180);
 // A report whose verdicts did not change is still rewritten this often, when its figures
 // (loss, RTT) did: status shows them, and a few writes an hour per node cost nothing.
 constexpr auto kReportRefresh = std::chrono::minutes(5);
@@ -116,7 +121,10 @@ bool only_report_changed(const json& before, const json& after) {
     json& m = n["metadata"];
     m.erase("resourceVersion");
     m.erase("managedFields");
-    if (m.contains("annotations") && m["annotations"].is_object()) m["annotations"].erase(kDatapathAnnotation);
+    if (m.contains("annotations") && m["annotations"].is_object()) {
+      m["annotations"].erase(kDatapathAnnotation);
+      m["annotations"].erase("clusterwire.io/agent-error");
+    }
     return n;
   };
   return strip(before) == strip(after);
@@ -179,6 +187,8 @@ struct Agent::Impl {
   std::optional<std::uint32_t> detected_mtu;
   std::unique_ptr<Prober> prober;
   json last_report;  // as last written to our Node
+  std::map<std::string, std::string> probed_peers;  // public key (base64) → remote cluster
+  std::string published_error;  // clusterwire.io/agent-error as last written
   std::optional<Clock::TimePoint> last_report_at;
 
   mutable std::mutex mu;
@@ -251,9 +261,22 @@ struct Agent::Impl {
   }
 
   void set_error(const std::string& e) {
-    std::lock_guard lock(mu);
-    if (state.last_error != e && !e.empty()) log.warn("apply failed", {{"error", e}});
-    state.last_error = e;
+    {
+      std::lock_guard lock(mu);
+      if (state.last_error != e && !e.empty()) log.warn("apply failed", {{"error", e}});
+      state.last_error = e;
+    }
+    publish_error(e);
+  }
+
+  // The last apply error on our Node (clusterwire.io/agent-error), for `cwctl status` and
+  // `cwctl diagnose`; removed once a pass succeeds. Best effort: the API may be the trouble.
+  void publish_error(const std::string& e) {
+    if (e == published_error) return;
+    const json value = e.empty() ? json(nullptr) : json(e);
+    if (local.merge_patch(kres::kNodes, "", config.node_name, {{"metadata", {{"annotations", {{kAgentErrorAnnotation, value}}}}}})) {
+      published_error = e;
+    }
   }
 
   // The device must exist: the kernel makes it on request; a userspace one is started.
@@ -463,6 +486,7 @@ struct Agent::Impl {
       state.route_writes += route_diff->unchanged() ? 0U : 1U;
     }
     update_metrics(*current, topology.refused.size());
+    publish_error("");
     return kube::ReconcileResult{.requeue_after = std::chrono::duration_cast<std::chrono::milliseconds>(config.resync_period)};
   }
 
@@ -492,6 +516,7 @@ struct Agent::Impl {
                          [&](const DesiredRoute& r) { return r.via_tunnel && r.destination.contains(a); });
     };
     std::vector<probe::Target> targets;
+    probed_peers.clear();
     for (const auto& rc : in.remotes) {
       if (rc.phase != "Connected" && rc.phase != "Degraded") continue;
       for (const auto& n : rc.nodes) {
@@ -499,7 +524,10 @@ struct Agent::Impl {
         std::optional<net::IpAddress> address;
         if (source_v4) address = probe::probe_address(n.pod_cidrs, net::Family::kIPv4);
         if (!address && source_v6) address = probe::probe_address(n.pod_cidrs, net::Family::kIPv6);
-        if (address && routed(*address)) targets.push_back({rc.cluster_id, n.name, *address});
+        if (address && routed(*address)) {
+          targets.push_back({rc.cluster_id, n.name, *address});
+          probed_peers[n.public_key] = rc.cluster_id;
+        }
       }
     }
     prober->set_targets(targets, source_v4, source_v6, mtu);
@@ -510,15 +538,26 @@ struct Agent::Impl {
   // Writes this node's datapath report when a verdict changed (or, rarely, its figures).
   Result<kube::ReconcileResult> write_report() {
     if (!prober) return kube::ReconcileResult{};
-    const json report = probe::summarize(prober->reports());
+    json report = probe::summarize(prober->reports());
+    // Handshakes: a peer that completes none is unreachable over UDP (or has our key wrong),
+    // which is what `cwctl diagnose` tells from a path that answers nothing inside the tunnel.
+    if (auto device = wireguard.get(config.interface)) {
+      const auto wall = clock.wall_now();
+      for (auto& [cluster, entry] : report.items()) entry["handshakeStale"] = 0;
+      for (const auto& peer : device->peers) {
+        auto it = probed_peers.find(peer.public_key.to_base64());
+        if (it == probed_peers.end() || !report.contains(it->second)) continue;
+        if (!peer.last_handshake || wall - *peer.last_handshake > kHandshakeStale) {
+          report[it->second]["handshakeStale"] = report[it->second]["handshakeStale"].get<int>() + 1;
+        }
+      }
+    }
     update_probe_metrics(report);
     const auto now = clock.now();
     const bool verdicts = probe::verdicts_differ(report, last_report) || !last_report_at;
     const bool figures = last_report_at && report != last_report && now - *last_report_at >= kReportRefresh;
-    if (!verdicts && !figures) {
-      return kube::ReconcileResult{.requeue_after = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                       kReportRefresh)};
-    }
+    // Re-checked every 30 s: handshakes go stale without any verdict changing.
+    if (!verdicts && !figures) return kube::ReconcileResult{.requeue_after = 30s};
     if (last_report_at && now - *last_report_at < kReportMinGap) {
       return kube::ReconcileResult{.requeue_after = std::chrono::duration_cast<std::chrono::milliseconds>(
                                        kReportMinGap - (now - *last_report_at)) + std::chrono::milliseconds(1)};
@@ -535,7 +574,7 @@ struct Agent::Impl {
       std::lock_guard lock(mu);
       ++state.report_writes;
     }
-    return kube::ReconcileResult{.requeue_after = std::chrono::duration_cast<std::chrono::milliseconds>(kReportRefresh)};
+    return kube::ReconcileResult{.requeue_after = 30s};
   }
 
   void update_probe_metrics(const json& report) {

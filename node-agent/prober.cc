@@ -152,6 +152,20 @@ Result<std::unique_ptr<Prober>> Prober::start(ProberOptions options, Clock& cloc
   return p;
 }
 
+void Prober::rotate_request_sockets(Clock::TimePoint now) {
+  if (req4_[0] >= 0 && now - rotated_ < std::chrono::seconds(10)) return;
+  for (auto* req : {req4_, req6_}) {
+    if (req[1] >= 0) close(req[1]);
+    req[1] = req[0];
+    req[0] = -1;
+  }
+  if (auto fd = open_socket(AF_INET, 0)) req4_[0] = *fd;
+  if (fd6_ >= 0) {
+    if (auto fd = open_socket(AF_INET6, 0)) req6_[0] = *fd;
+  }
+  rotated_ = now;
+}
+
 Prober::~Prober() {
   stopping_ = true;
   if (wake_ >= 0) {
@@ -159,7 +173,7 @@ Prober::~Prober() {
     (void)!write(wake_, &one, sizeof one);
   }
   if (thread_.joinable()) thread_.join();
-  for (int fd : {fd4_, fd6_, wake_}) {
+  for (int fd : {fd4_, fd6_, wake_, req4_[0], req4_[1], req6_[0], req6_[1]}) {
     if (fd >= 0) close(fd);
   }
 }
@@ -199,7 +213,8 @@ void Prober::send(const probe::Attempt& a) {
   const std::size_t headers = (v4 ? 20 : 40) + 8;
   const std::size_t size = a.large && mtu_ > headers + probe::kHeaderSize ? mtu_ - headers : probe::kHeaderSize;
   const auto bytes = probe::encode({probe::Kind::kRequest, a.nonce, *source, std::nullopt}, size);
-  if (send_from(v4 ? fd4_ : fd6_, *source, a.target.address, port_, bytes)) {
+  const int fd = v4 ? req4_[0] : req6_[0];
+  if (fd >= 0 && send_from(fd, *source, a.target.address, port_, bytes)) {
     ++stats_.sent;
     stats_.sent_bytes += bytes.size() + headers;
   } else {
@@ -280,6 +295,7 @@ void Prober::run() {
     {
       std::lock_guard lock(mu_);
       const auto now = clock_->now();
+      rotate_request_sockets(now);
       for (const auto& a : schedule_->due(now)) send(a);
       changed = schedule_->take_changed();
       next = schedule_->next_due();
@@ -289,7 +305,8 @@ void Prober::run() {
     auto wait = next == Clock::TimePoint::max() ? std::chrono::milliseconds(1000)
                                                 : std::chrono::duration_cast<std::chrono::milliseconds>(next - now);
     wait = std::clamp(wait, std::chrono::milliseconds(0), std::chrono::milliseconds(1000));
-    std::array<pollfd, 3> fds{{{fd4_, POLLIN, 0}, {fd6_, POLLIN, 0}, {wake_, POLLIN, 0}}};
+    std::array<pollfd, 7> fds{{{fd4_, POLLIN, 0}, {fd6_, POLLIN, 0}, {wake_, POLLIN, 0}, {req4_[0], POLLIN, 0},
+                               {req4_[1], POLLIN, 0}, {req6_[0], POLLIN, 0}, {req6_[1], POLLIN, 0}}};
     // +1: poll rounds down, and waking a millisecond early would only spin.
     const int ready = poll(fds.data(), fds.size(), static_cast<int>(wait.count()) + (wait.count() > 0 ? 1 : 0));
     if (ready <= 0) continue;
@@ -297,8 +314,9 @@ void Prober::run() {
       std::uint64_t v = 0;
       (void)!read(wake_, &v, sizeof v);
     }
-    if (fds[0].revents & POLLIN) receive(fd4_);
-    if (fds[1].revents & POLLIN) receive(fd6_);
+    for (std::size_t i : {0U, 1U, 3U, 4U, 5U, 6U}) {
+      if (fds[i].revents & POLLIN) receive(fds[i].fd);
+    }
     bool answered_change = false;
     {
       std::lock_guard lock(mu_);

@@ -2,6 +2,10 @@
 // probes of remote agents and sending this node's, on a thread of its own. probe::Schedule
 // decides what to send and what the answers mean; this only moves packets.
 //
+// Probes leave from an ephemeral port, from a socket replaced every 10 s (the previous one
+// kept for its late answers): a NAT decision lasts as long as its conntrack entry, so a fixed
+// port pair would keep the first decision forever and never see a masquerade added later.
+//
 // Both directions accept a packet only when it arrived on the tunnel device (IP_PKTINFO):
 // a probe that came from the underlay, or from a local pod, is never answered, so the
 // responder is no reflector, and an answer proves the WireGuard path.
@@ -66,7 +70,12 @@ class Prober {
   log::Logger log_;
   std::function<void()> on_change_;
   std::uint16_t port_ = 0;
-  int fd4_ = -1, fd6_ = -1, wake_ = -1;
+  void rotate_request_sockets(Clock::TimePoint now);
+
+  int fd4_ = -1, fd6_ = -1, wake_ = -1;  // the responders, on the probe port
+  // The requesters per family: [0] current, [1] previous.
+  int req4_[2] = {-1, -1}, req6_[2] = {-1, -1};
+  Clock::TimePoint rotated_{};
   mutable std::mutex mu_;  // guards everything below
   std::unique_ptr<probe::Schedule> schedule_;
   std::optional<net::IpAddress> source_v4_, source_v6_;

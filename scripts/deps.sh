@@ -47,8 +47,11 @@ packages=(
   libclang-rt-14-dev   # the libFuzzer and sanitizer runtimes clang links
   # cwctl lab (docs/lab.md): pods from the CNI reference plugins, throughput in bench/lab_bench.sh
   containernetworking-plugins  # bridge, host-local, loopback under /usr/lib/cni
+  bird2                # the lab's default world: BIRD's BGP routes, as Calico's
   iperf3               # bench/lab_bench.sh: pod-to-pod TCP throughput across clusters
   procps               # ps: tests/e2e/lab_test.sh checks that no lab process is left
+  # cwctl graph -o svg renders with Graphviz
+  graphviz
 )
 
 missing=()

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cli/lab/layout.h"
+#include "cli/mesh/mesh.h"
 #include "cli/lab/process.h"
 #include "common/base/result.h"
 
@@ -24,6 +25,10 @@ CommandResult kubectl(const LabLayout& lab, const ClusterLayout& cluster, const 
 Result<void> kubectl_apply(const LabLayout& lab, const ClusterLayout& cluster, const nlohmann::json& objects);
 Result<nlohmann::json> kubectl_get_json(const LabLayout& lab, const ClusterLayout& cluster,
                                         const std::vector<std::string>& what);
+
+// The clusterset as `cwctl status` sees it (cli/mesh/mesh.h), read from the lab's API servers:
+// what `lab status` and `lab verify` print, through the same code as for real clusters.
+mesh::MeshView lab_mesh_view(const LabLayout& lab);
 
 // A command inside a network namespace, joined with setns (RunOptions::netns): no mount
 // namespace, so /etc/netns/<ns>/resolv.conf does not apply (name a server, as `dig @...`).

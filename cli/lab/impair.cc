@@ -35,8 +35,30 @@ Result<void> masquerade(const LabLayout& lab, const LabState& s, const std::stri
   return ok_result();
 }
 
+// The `snat` fault's table on every node of one cluster, added or (on = false) removed.
+Result<void> snat(const LabLayout& lab, const LabState& s, const std::string& cluster_id, bool on) {
+  for (const auto& n : lab.cluster(cluster_id)->nodes) {
+    auto it = s.node_cidrs.find(n.node_name);
+    const std::string block = it == s.node_cidrs.end() ? "" : family_block(it->second, false);
+    if (on && block.empty()) return Error(ErrorCode::kNotFound, n.node_name + " has no IPv4 pod block in the lab's state");
+    auto r = in_netns(n.netns, {"nft", "-f", "-"}, seconds(10), snat_rules(n.wg_interface, on ? block : ""));
+    if (!r.ok()) return Error(ErrorCode::kUnavailable, "nft in " + n.netns + ": " + r.summary() + " " + r.err);
+  }
+  return ok_result();
+}
+
 Result<void> apply(const LabLayout& lab, const LabState& s, const std::vector<std::string>& before,
                    const std::vector<std::string>& after) {
+  for (const auto& what : before) {
+    if (kind_of(what) == "snat" && std::find(after.begin(), after.end(), what) == after.end()) {
+      if (auto r = snat(lab, s, what.substr(what.find(' ') + 1), false); !r) return r;
+    }
+  }
+  for (const auto& what : after) {
+    if (kind_of(what) == "snat" && std::find(before.begin(), before.end(), what) == before.end()) {
+      if (auto r = snat(lab, s, what.substr(what.find(' ') + 1), true); !r) return r;
+    }
+  }
   for (const auto& what : before) {
     if (kind_of(what) == "masquerade" && std::find(after.begin(), after.end(), what) == after.end()) {
       if (auto r = masquerade(lab, s, what.substr(what.find(' ') + 1), "-D"); !r) return r;
@@ -47,7 +69,7 @@ Result<void> apply(const LabLayout& lab, const LabState& s, const std::vector<st
       if (auto r = masquerade(lab, s, what.substr(what.find(' ') + 1), "-A"); !r) return r;
     }
   }
-  auto r = in_netns(lab.underlay_netns, {"nft", "-f", "-"}, seconds(10), underlay_impairment_rules(lab, after));
+  auto r = in_netns(lab.underlay_netns, {"nft", "-f", "-"}, seconds(10), underlay_impairment_rules(lab, after, s.underlay_mtu));
   if (!r.ok()) return Error(ErrorCode::kUnavailable, "nft in " + lab.underlay_netns + ": " + r.summary() + " " + r.err);
   return ok_result();
 }

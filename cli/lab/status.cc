@@ -14,18 +14,12 @@
 #include "cli/lab/process.h"
 #include "cli/lab/state.h"
 #include "cli/lab/text.h"
+#include "cli/mesh/mesh.h"
 
 namespace cw::lab {
 namespace {
 
 using nlohmann::json;
-
-std::string join(const json& list) {
-  std::string out;
-  if (!list.is_array()) return "-";
-  for (const auto& x : list) out += (out.empty() ? "" : ",") + (x.is_string() ? x.get<std::string>() : x.dump());
-  return out.empty() ? "-" : out;
-}
 
 std::string age(long long handshake) {
   if (handshake <= 0) return "never";
@@ -34,6 +28,26 @@ std::string age(long long handshake) {
 }
 
 }  // namespace
+
+mesh::MeshView lab_mesh_view(const LabLayout& lab) {
+  mesh::MeshView view;
+  view.now = std::chrono::system_clock::now();
+  for (const auto& c : lab.clusters) {
+    auto nodes = kubectl_get_json(lab, c, {"nodes"});
+    auto peerings = kubectl_get_json(lab, c, {"clusterpeerings"});
+    auto cluster = mesh::cluster_from(c.id, nodes ? *nodes : json::object(), peerings ? *peerings : json::object());
+    if (!nodes) cluster.error = nodes.error().message();
+    else if (!peerings) cluster.error = peerings.error().message();
+    view.clusters.push_back(std::move(cluster));
+  }
+  const auto& broker = lab.clusters.front();
+  auto ads = kubectl_get_json(lab, broker, {"-n", "clusterwire-broker", "clusteradvertisements"});
+  auto claims = kubectl_get_json(lab, broker, {"-n", "clusterwire-broker", "cidrclaims"});
+  mesh::BrokerView b = mesh::broker_from(broker.id, ads ? *ads : json::object(), claims ? *claims : json::object());
+  if (!ads) b.error = ads.error().message();
+  view.broker = std::move(b);
+  return view;  // the lab's cluster IDs are its context names already
+}
 
 int lab_status(const LabOptions& options, std::ostream& out, std::ostream& err) {
   ignore_sigpipe();
@@ -53,41 +67,18 @@ int lab_status(const LabOptions& options, std::ostream& out, std::ostream& err) 
       << "\n";
   if (s.convergence_ms >= 0) out << "convergence at up: " << s.convergence_ms << " ms\n";
   if (!s.notes.empty()) out << "note: " << s.notes << "\n";
-  const auto& broker = lab.clusters.front();
-  auto ads = kubectl_get_json(lab, broker, {"-n", "clusterwire-broker", "clusteradvertisements"});
+  // What `cwctl status` prints for real clusters, from the same view (cli/mesh/mesh.h).
+  const auto view = lab_mesh_view(lab);
+  mesh::print_status(view, out);
   int problems = 0;
+  for (const auto& c : view.clusters) problems += c.error.empty() ? 0 : 1;
+  // And what only the lab can show: each node's WireGuard peers, read on the node.
+  out << "\nWireGuard peers (wg show, inside the nodes):\n";
   for (const auto& c : lab.clusters) {
-    std::string pods = "?";
-    if (ads) {
-      for (const auto& a : ads->value("items", json::array())) {
-        if (a["metadata"].value("name", "") == c.id) pods = join(a.value("spec", json::object()).value("podCIDRs", json::array()));
-      }
-    }
-    out << "\ncluster " << c.id << "  pods " << pods << "  services " << c.service_cidr << "  API https://"
-        << kUnderlayGateway << ":" << c.api_port << (c.index == 1 ? " (broker)" : "") << "\n";
-    auto peerings = kubectl_get_json(lab, c, {"clusterpeerings"});
-    if (!peerings) {
-      out << "  peerings: " << peerings.error().message() << "\n";
-      ++problems;
-    } else {
-      for (const auto& p : peerings->value("items", json::array())) {
-        const auto st = p.value("status", json::object());
-        out << "  peering " << p["metadata"].value("name", "") << ": " << st.value("phase", "(no status)")
-            << "  remote pods " << join(st.value("remote", json::object()).value("podCIDRs", json::array())) << "\n";
-      }
-    }
-    auto nodes = kubectl_get_json(lab, c, {"nodes"});
     for (const auto& n : c.nodes) {
-      std::string cidr = "?";
-      if (nodes) {
-        for (const auto& item : nodes->value("items", json::array())) {
-          if (item["metadata"].value("name", "") != n.node_name) continue;
-          cidr = item["metadata"].value("annotations", json::object()).value("clusterwire.io/pod-cidr", "-");
-        }
-      }
       auto pod = s.pod_ips.find(n.node_name);
-      out << "  node " << n.node_name << "  " << n.underlay_ip << "  pods " << cidr << "  "
-          << n.pod_name << " " << (pod == s.pod_ips.end() ? "-" : pod->second) << "\n";
+      out << "  node " << n.node_name << "  " << n.underlay_ip << "  " << n.pod_name << " "
+          << (pod == s.pod_ips.end() ? "-" : pod->second) << "\n";
       auto dump = in_netns(n.netns, {"wg", "show", n.wg_interface, "dump"});
       if (!dump.ok()) {
         out << "    " << n.wg_interface << ": " << dump.summary() << "\n";

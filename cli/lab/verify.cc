@@ -338,29 +338,48 @@ class Verifier {
     return "";
   }
 
-  // Each cluster's peerings, read concurrently (a kubectl each).
+  // Each cluster's peerings and their datapath, from the view `cwctl status` prints
+  // (cli/mesh/mesh.h), and `cwctl diagnose`'s rules over it. A peering only just Connected
+  // may not have a probe verdict yet: wait a few seconds for one.
   void peerings() {
-    std::vector<std::function<void()>> reads;
-    for (const auto& c : lab_.clusters) reads.push_back([this, &c] { peerings_of(c); });
-    run_concurrently(reads, kWorkers);
-  }
-
-  void peerings_of(const ClusterLayout& c) {
-    auto list = kubectl_get_json(lab_, c, {"clusterpeerings"});
-    if (!list) {
-      add("peering", c.id, "*", false, list.error().message());
-      return;
+    mesh::MeshView view = lab_mesh_view(lab_);
+    auto settled = [](const mesh::MeshView& v) {
+      for (const auto& c : v.clusters) {
+        for (const auto& p : c.peerings) {
+          if (p.phase == "Connected" && p.condition("DatapathHealthy").value("status", "") == "Unknown") return false;
+        }
+      }
+      return true;
+    };
+    for (int i = 0; i < 50 && !settled(view); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      view = lab_mesh_view(lab_);
     }
-    std::map<std::string, std::string> phases;
-    for (const auto& p : list->value("items", nlohmann::json::array())) {
-      phases[p["metadata"].value("name", "")] = p.value("status", nlohmann::json::object()).value("phase", "(none)");
+    for (const auto& c : view.clusters) {
+      if (!c.error.empty()) {
+        add("peering", c.id, "*", false, c.error);
+        continue;
+      }
+      for (const auto& oc : lab_.clusters) {
+        if (oc.id == c.id) continue;
+        const auto it = std::find_if(c.peerings.begin(), c.peerings.end(),
+                                     [&](const mesh::PeeringView& p) { return p.remote == oc.id; });
+        const std::string phase = it == c.peerings.end() ? "missing" : it->phase.empty() ? "(none)" : it->phase;
+        add("peering", c.id, oc.id, phase == "Connected", "phase " + phase);
+        if (it == c.peerings.end()) continue;
+        const auto d = it->condition("DatapathHealthy");
+        add("datapath", c.id, oc.id, d.value("status", "") == "True",
+            d.empty() ? "no DatapathHealthy condition" : d.value("reason", "") + ": " + d.value("message", ""));
+      }
     }
-    for (const auto& oc : lab_.clusters) {
-      if (oc.id == c.id) continue;
-      auto it = phases.find(oc.id);
-      const std::string phase = it == phases.end() ? "missing" : it->second;
-      add("peering", c.id, oc.id, phase == "Connected", "phase " + phase);
+    std::string problems;
+    int found = 0;
+    for (const auto& f : mesh::diagnose(view)) {
+      if (f.severity == mesh::Severity::kOk) continue;
+      ++found;
+      problems += (problems.empty() ? "" : "; ") + f.check + " [" + f.subject + "]: " + f.finding;
     }
+    add("diagnose", "*", "*", found == 0, found == 0 ? "cwctl diagnose finds nothing wrong" : problems);
   }
 
   // The packets `node` counted from src to dst of one ICMP type, once the counters are read.

@@ -173,16 +173,25 @@ Result<std::string> parse_impairment(const LabLayout& lab, const std::vector<std
     if (*a == *b) return Error(ErrorCode::kInvalidArgument, "partition: two different clusters");
     return "partition " + std::min(*a, *b) + " " + std::max(*a, *b);
   }
-  if (words.size() == 2 && words[0] == "masquerade") {
+  if (words.size() == 2 && (words[0] == "masquerade" || words[0] == "snat")) {
     auto c = cluster(words[1]);
     if (!c) return c.error();
-    return "masquerade " + *c;
+    return words[0] + " " + *c;
+  }
+  if (words.size() == 3 && words[0] == "mtu-black-hole") {
+    auto a = cluster(words[1]), b = cluster(words[2]);
+    if (!a) return a.error();
+    if (!b) return b.error();
+    if (*a == *b) return Error(ErrorCode::kInvalidArgument, "mtu-black-hole: two different clusters");
+    return "mtu-black-hole " + std::min(*a, *b) + " " + std::max(*a, *b);
   }
   return Error(ErrorCode::kInvalidArgument,
-               "expected one of: drop-icmp-frag | partition CLUSTER CLUSTER | masquerade CLUSTER");
+               "expected one of: drop-icmp-frag | partition CLUSTER CLUSTER | masquerade CLUSTER | snat CLUSTER | "
+               "mtu-black-hole CLUSTER CLUSTER");
 }
 
-std::string underlay_impairment_rules(const LabLayout& lab, const std::vector<std::string>& impairments) {
+std::string underlay_impairment_rules(const LabLayout& lab, const std::vector<std::string>& impairments,
+                                      int underlay_mtu) {
   auto addresses = [&](const std::string& id) {
     std::string s;
     for (const auto& n : lab.cluster(id)->nodes) s += (s.empty() ? "" : ", ") + n.underlay_ip;
@@ -198,6 +207,14 @@ std::string underlay_impairment_rules(const LabLayout& lab, const std::vector<st
     if (kind == "drop-icmp-frag") {
       s << "    icmp type destination-unreachable icmp code frag-needed counter drop comment \"" << what << "\"\n"
         << "    icmpv6 type packet-too-big counter drop comment \"" << what << "\"\n";
+    } else if (kind == "mtu-black-hole" && lab.cluster(a) && lab.cluster(b)) {
+      // A hop whose MTU is 100 bytes below the links' and that sends no ICMP: larger frames
+      // vanish (the nodes' links say more, so nothing tells them).
+      for (const auto& [from, to] : {std::pair{a, b}, std::pair{b, a}}) {
+        s << "    ip saddr { " << addresses(from) << " } ip daddr { " << addresses(to) << " } meta length > "
+          << underlay_mtu - 100
+          << " counter drop comment \"" << what << "\"\n";
+      }
     } else if (kind == "partition" && lab.cluster(a) && lab.cluster(b)) {
       for (const auto& [from, to] : {std::pair{a, b}, std::pair{b, a}}) {
         s << "    ip saddr { " << addresses(from) << " } ip daddr { " << addresses(to) << " } udp dport " << kWireGuardPort
@@ -206,6 +223,18 @@ std::string underlay_impairment_rules(const LabLayout& lab, const std::vector<st
     }
   }
   s << "  }\n}\n";
+  return s.str();
+}
+
+std::string snat_rules(const std::string& wg_interface, const std::string& node_block) {
+  std::ostringstream s;
+  s << "add table ip cwlab_snat\ndelete table ip cwlab_snat\n";
+  auto block = net::Prefix::parse(node_block);
+  if (node_block.empty() || !block) return s.str();
+  const auto to = net::IpAddress::from_bits(net::Family::kIPv4, block->address().bits() + kSnatHost);
+  s << "table ip cwlab_snat {\n  chain postrouting {\n    type nat hook postrouting priority srcnat - 50; policy accept;\n"
+    << "    oifname \"" << wg_interface << "\" ip saddr " << node_block << " counter snat to " << to.to_string()
+    << " comment \"cwlab impair snat\"\n  }\n}\n";
   return s.str();
 }
 

@@ -81,12 +81,22 @@ Result<std::string> parse_impairment(const LabLayout& lab, const std::vector<std
 // The underlay's fault table (`table bridge cwlab_impair`, in the underlay namespace, on the
 // bridge's forward path) for the active impairments, as one nft script that replaces it; the
 // table is empty when none applies there.
-std::string underlay_impairment_rules(const LabLayout& lab, const std::vector<std::string>& impairments);
+// `underlay_mtu`: the links' MTU; mtu-black-hole drops frames 100 bytes smaller than that.
+std::string underlay_impairment_rules(const LabLayout& lab, const std::vector<std::string>& impairments,
+                                      int underlay_mtu = 1500);
 
 // The masquerade a CNI adds (what flannel --ip-masq, Calico natOutgoing and the bridge plugin's
 // ipMasq have in common), in iptables-legacy: a backend other than the iptables-nft the CNI
 // plugins of the lab write to, so a node has masquerade in both. `op` is "-A", "-D" or "-C".
 std::vector<std::string> masquerade_rule(const std::string& op, const std::string& node_block,
                                          const std::string& cluster_range);
+
+// The `snat C` fault on one node: a source NAT that runs before clusterwire's exemption (as an
+// eBPF masquerade does, which netfilter never sees), rewriting the node block's traffic into the
+// tunnel to another address of the block (`kSnatHost`, so that WireGuard's allowed IPs still
+// let it through and the rewrite shows). One nft script adding table ip cwlab_snat, or (empty
+// `node_block`) deleting it.
+inline constexpr int kSnatHost = 250;
+std::string snat_rules(const std::string& wg_interface, const std::string& node_block);
 
 }  // namespace cw::lab

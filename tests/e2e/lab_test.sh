@@ -167,6 +167,13 @@ grep -q "fail through the tunnel to c2: c1-n1→c2-n1 Down" <<<"$msg" && ok "Dat
 if wait_until '[ -z "$(web_at_cwdns)" ]' 5; then
   ok "partition: c1's cw-dns no longer answers c2's web ($(( ($(date +%s%N) - t0) / 1000000 )) ms after the fault)"
 else bad "cw-dns still answers an unreachable cluster's address" "$(web_at_cwdns 2>&1)"; fi
+# cwctl diagnose, as against real clusters: kubeconfig contexts (one file per cluster here).
+diag() { t 30 ip netns exec "$name-underlay" env KUBECONFIG="$state/c1.kubeconfig:$state/c2.kubeconfig" \
+           "$cwctl" diagnose --context c1 --context c2; }
+diag_text() { diag; return 0; }  # its findings, whatever its exit status (pipefail)
+dout=$(diag); drc=$?
+[ $drc -eq 1 ] && grep -q "ERROR  udp-blocked \[c1 ↔ c2\].*192.168.77.11:51820" <<<"$dout" \
+  && ok "diagnose names the blocked UDP path between c1 and c2 (exit 1)" || bad "diagnose in a partition (exit $drc)" "$dout"
 pod c1-n1 ping -c 2 -i 0.2 -W 1 "$c2n1" >/dev/null 2>&1 && bad "cross-cluster ping works through a partition" \
   || ok "the partition stops cross-cluster traffic"
 pod c1-n1 ping -c 2 -i 0.2 -W 1 "$c1n2" >/dev/null && ok "in-cluster traffic is not partitioned" || bad "in-cluster ping in a partition"
@@ -188,12 +195,34 @@ apiVersion: multicluster.x-k8s.io/v1alpha1
 kind: ServiceExport
 metadata: {name: web, namespace: demo}
 YAML
+wait_until 'diag' 20 && ok "diagnose finds nothing once the partition is cleared (exit 0)" \
+  || bad "diagnose after the partition" "$(diag 2>&1)"
+
+# --- an MTU black hole (frames over 1400 bytes vanish between c1 and c2, no ICMP) and a source
+# NAT that runs before clusterwire's exemption (as an eBPF masquerade would): diagnose names each
+fout=$(lab 30 impair mtu-black-hole c1 c2 2>&1) || bad "impair mtu-black-hole" "$fout"
+t0=$SECONDS
+if wait_until 'diag_text | grep -q "ERROR  mtu \[c1 → c2\].*MTUBlackHole"' 40; then
+  ok "diagnose names the MTU black hole ($((SECONDS - t0)) s: the large probes go every 10 s)"
+else bad "diagnose did not name the MTU black hole" "$(diag 2>&1)"; fi
+pod c1-n1 ping -c 2 -i 0.2 -W 1 "$c2n1" >/dev/null && ok "small packets still cross it" || bad "small packets through the MTU black hole"
+lab 30 impair --clear mtu-black-hole >/dev/null || bad "impair --clear mtu-black-hole"
+fout=$(lab 30 impair snat c1 2>&1) || bad "impair snat c1" "$fout"
+t0=$SECONDS
+if wait_until 'diag_text | grep -q "ERROR  snat \[c1 → c2\].*SNAT (the remote node saw the probe come from"' 40; then
+  ok "diagnose names SNAT on the path ($((SECONDS - t0)) s: new probe flows every 10 s meet the new NAT rule)"
+else bad "diagnose did not name SNAT" "$(diag 2>&1)"; fi
+lab 30 impair --clear snat >/dev/null || bad "impair --clear snat"
+t0=$SECONDS
+wait_until 'diag' 40 && ok "both faults cleared: diagnose finds nothing again ($((SECONDS - t0)) s)" \
+  || bad "diagnose after clearing the faults" "$(diag 2>&1)"
 fout=$(lab 30 impair bogus 2>&1); [ $? -eq 2 ] && grep -q "expected one of" <<<"$fout" && ok "impair refuses an unknown fault" \
   || bad "impair bogus" "$fout"
 
 # --- status
-sout=$(lab 30 status 2>&1) && grep -q "peering c2: Connected" <<<"$sout" && grep -q "handshake [0-9]*s ago" <<<"$sout" \
-  && ok "status: peerings Connected, peers with handshake ages" || bad "status" "$sout"
+sout=$(lab 30 status 2>&1) && grep -qE "^  c2 +Connected +[0-9]+/[0-9]+ pairs answer" <<<"$sout" \
+  && grep -q "handshake [0-9]*s ago" <<<"$sout" \
+  && ok "status: peerings Connected with their datapath (cwctl status's view), peers with handshake ages" || bad "status" "$sout"
 kout=$(t 30 "$cwctl" lab kubectl --name "$name" c1 -- get clusterpeerings 2>&1) && grep -q Connected <<<"$kout" \
   && ok "cwctl lab kubectl --name NAME c1 -- get clusterpeerings" || bad "lab kubectl" "$kout"
 

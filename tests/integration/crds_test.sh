@@ -512,8 +512,8 @@ expect "a mutable spec field changes (persistentKeepaliveSeconds)" 'patched' -- 
 # --- Printer columns (Table output)
 if [ "$table" = 1 ]; then
   out=$(k get clusterpeerings 2>&1)
-  expect_lines "kubectl get clusterpeerings prints REMOTE, PHASE, REMOTE-PODS, AGE" "$out" \
-    '^NAME +REMOTE +PHASE +REMOTE-PODS +AGE *$' '^west +west +Connected +.*10\.80\.0\.0/16'
+  expect_lines "kubectl get clusterpeerings prints REMOTE, PHASE, REMOTE-PODS, FAILING-PAIRS, RTT, AGE" "$out" \
+    '^NAME +REMOTE +PHASE +REMOTE-PODS +FAILING-PAIRS +RTT +AGE *$' '^west +west +Connected +.*10\.80\.0\.0/16'
   out=$(k get cidrclaims -n clusterwire-broker 2>&1)
   expect_lines "kubectl get cidrclaims prints CIDR, CLUSTER, PURPOSE" "$out" \
     '^NAME +CIDR +CLUSTER +PURPOSE +AGE *$' '^10-64-0-0-16 +10\.64\.0\.0/16 +east +pods '

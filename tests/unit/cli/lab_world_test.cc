@@ -125,8 +125,16 @@ TEST(LabFaultTest, ImpairmentsHaveOneSpellingEach) {
   EXPECT_EQ(parse_impairment(lab, {"drop-icmp-frag"}).value(), "drop-icmp-frag");
   EXPECT_EQ(parse_impairment(lab, {"partition", "c3", "1"}).value(), "partition c1 c3");
   EXPECT_EQ(parse_impairment(lab, {"masquerade", "2"}).value(), "masquerade c2");
-  for (const auto& bad : std::vector<std::vector<std::string>>{
-           {}, {"partition", "c1", "c1"}, {"partition", "c1", "c9"}, {"masquerade"}, {"flood"}, {"drop-icmp-frag", "x"}}) {
+  EXPECT_EQ(parse_impairment(lab, {"snat", "c3"}).value(), "snat c3");
+  EXPECT_EQ(parse_impairment(lab, {"mtu-black-hole", "c2", "c1"}).value(), "mtu-black-hole c1 c2");
+  for (const auto& bad : std::vector<std::vector<std::string>>{{},
+                                                               {"partition", "c1", "c1"},
+                                                               {"partition", "c1", "c9"},
+                                                               {"masquerade"},
+                                                               {"flood"},
+                                                               {"drop-icmp-frag", "x"},
+                                                               {"snat"},
+                                                               {"mtu-black-hole", "c1", "c1"}}) {
     EXPECT_FALSE(parse_impairment(lab, bad).ok()) << (bad.empty() ? "(none)" : bad[0]);
   }
 }
@@ -145,6 +153,23 @@ TEST(LabFaultTest, TheUnderlayTableHoldsExactlyTheActiveFaults) {
   EXPECT_NE(both.find("ip saddr { 192.168.77.31, 192.168.77.32, 192.168.77.33 } ip daddr { 192.168.77.11"),
             std::string::npos) << both;
   EXPECT_EQ(both.find("192.168.77.2"), std::string::npos) << both;  // c2 is not partitioned
+}
+
+TEST(LabFaultTest, AnMtuBlackHoleDropsFramesAHundredBytesBelowTheLinksSilently) {
+  const std::string rules = underlay_impairment_rules(lab3x3(), {"mtu-black-hole c1 c2"}, 1400);
+  EXPECT_NE(rules.find("ip saddr { 192.168.77.11, 192.168.77.12, 192.168.77.13 } ip daddr { 192.168.77.21, "
+                       "192.168.77.22, 192.168.77.23 } meta length > 1300 counter drop"),
+            std::string::npos) << rules;
+  EXPECT_EQ(rules.find("icmp"), std::string::npos) << rules;
+}
+
+TEST(LabFaultTest, SnatRunsBeforeClusterwiresExemptionAndStaysInTheBlock) {
+  const std::string on = snat_rules("cwabcdefc1n1", "10.241.1.0/24");
+  EXPECT_NE(on.find("type nat hook postrouting priority srcnat - 50;"), std::string::npos) << on;
+  EXPECT_NE(on.find("oifname \"cwabcdefc1n1\" ip saddr 10.241.1.0/24 counter snat to 10.241.1.250"), std::string::npos)
+      << on;
+  const std::string off = snat_rules("cwabcdefc1n1", "");
+  EXPECT_EQ(off, "add table ip cwlab_snat\ndelete table ip cwlab_snat\n");
 }
 
 TEST(LabFaultTest, TheMasqueradeIsTheCnisRuleInIptablesLegacy) {
