@@ -2,7 +2,8 @@
 # The lab's figures (root), in the bird world (BGP routes, the bridge plugin's masquerade):
 # convergence (the last ClusterPeering applied -> the first cross-cluster packet), pod-to-pod
 # TCP throughput across clusters through WireGuard with the same pods over the CNI's plain
-# in-cluster routes in the same run as the baseline, and the node agent's nftables apply for
+# in-cluster routes in the same run as the baseline, detection and recovery of 10 partitions by
+# the datapath probes beside the anchors' settings, and the node agent's nftables apply for
 # 200 remote ranges (bench/tunnel_rules_bench.cc) beside the nft command and a rewrite.
 # Every command has a timeout; a round that did not converge is reported, not counted.
 # Usage: bench/lab_bench.sh [BUILD_DIR] [ROUNDS]   (default build/, 5 convergence rounds)
@@ -64,6 +65,34 @@ else
 fi
 [ "$failed_rounds" -gt 0 ] && echo "  $failed_rounds of $rounds rounds not counted (see above)"
 
+# Datapath health: 10 partitions (WireGuard UDP between c1 and c2 dropped), timed from the
+# fault to both ClusterPeerings Degraded and from the heal to both Connected (polled every
+# 50 ms; the fault and the poll through kubectl included).
+phase() { kc "$1" get clusterpeering "$2" -o jsonpath='{.status.phase}' 2>/dev/null; }
+until_both() {  # until_both PHASE: ms until both peerings have it (or "timeout" after 20 s)
+  local t0; t0=$(now_ms)
+  for _ in $(seq 400); do
+    [ "$(phase c1 c2)" = "$1" ] && [ "$(phase c2 c1)" = "$1" ] && { echo $(( $(now_ms) - t0 )); return; }
+    sleep 0.05
+  done
+  echo timeout
+}
+detect=() recover=()
+for i in $(seq 10); do
+  sleep 0.$((RANDOM % 10))  # faults at any point of the probe interval
+  lab 30 impair partition c1 c2 >/dev/null & fault=$!
+  detect+=($(until_both Degraded)); wait $fault
+  lab 30 impair --clear partition >/dev/null & fault=$!
+  recover+=($(until_both Connected)); wait $fault
+  sleep 2
+done
+summary() { local s; s=($(printf '%s\n' "$@" | grep -v timeout | sort -n)); [ ${#s[@]} -gt 0 ] && echo "min ${s[0]} ms, median ${s[$(( ${#s[@]} / 2 ))]} ms, max ${s[-1]} ms (all: $*)" || echo "none: $*"; }
+echo
+echo "datapath health, 10 partitions, fault -> both peerings Degraded / heal -> both Connected:"
+echo "  detection  $(summary "${detect[@]}")"
+echo "  recovery   $(summary "${recover[@]}")"
+echo "  anchors: Submariner pings every 1 s, error after 5 lost (~5 s), status synced every 5 s; Liqo: down after 10 s, status at most every 10 s"
+
 # Throughput: iperf3 -t 5 from c1-n1's pod, to c2-n1's pod (WireGuard) and to c1-n2's pod (plain
 # routes on the same underlay), alternating, twice each. The server serves one client (-1) and
 # is stopped by its timeout should the client never connect.
@@ -90,6 +119,10 @@ rtt_plain=$(rtt "$c1n2") || rtt_plain="failed"
 echo "  rtt: across clusters ${rtt_wg} ms, plain ${rtt_plain} ms"
 
 echo
+if [ -x "$build/bench/probe_bench" ]; then
+  t 120 "$build/bench/probe_bench"
+  echo
+fi
 if [ -x "$build/bench/tunnel_rules_bench" ]; then
   t 120 "$build/bench/tunnel_rules_bench"
 else

@@ -10,7 +10,7 @@
 # Everything is named cwt<pid of this script> (its own lab), removed on exit even on failure.
 # Labs cwt<pid> left by an earlier run whose script is dead (killed by a timeout, which runs no
 # trap) are removed first. Every command has a timeout, and none may run past the test's
-# budget (600 s; a normal run takes about a minute): the worst case is the budget plus the
+# budget (600 s; a normal run takes about 75 s): the worst case is the budget plus the
 # clean-up's 65 s, well under the ctest TIMEOUT of 900 s (tests/CMakeLists.txt).
 # With --world vxlan|clusterwire, a short run of that world instead: up, verify, down.
 # Usage: lab_test.sh BUILD_DIR [--world WORLD]   (BUILD_DIR holds cli/cwctl and the other binaries)

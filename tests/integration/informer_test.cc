@@ -158,6 +158,38 @@ TEST_F(InformerTest, ConvergesThroughServerErrors) {
   ASSERT_TRUE(converges(inf)) << inf.stats().last_error;
 }
 
+TEST_F(InformerTest, TellsWhenItsRequestsStartFailingAndWhenTheyWorkAgain) {
+  std::mutex mu;
+  std::vector<bool> flips;
+  InformerOptions o = options();
+  o.initial_backoff = 10ms;
+  o.on_connection_change = [&](bool failing) {
+    std::lock_guard lock(mu);
+    flips.push_back(failing);
+  };
+  Informer inf(*client_, o, clock_);
+  inf.start();
+  ASSERT_TRUE(inf.wait_for_sync(10s));
+  EXPECT_FALSE(inf.stats().failing);
+  server_->faults().fail_next(3, 500, "/api/v1/namespaces/default/configmaps");
+  server_->store().drop_watches();  // its next requests meet the three 500s
+  for (int i = 0; i < 250; ++i) {
+    {
+      std::lock_guard lock(mu);
+      if (flips.size() >= 2) break;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  put("after", "1");
+  ASSERT_TRUE(converges(inf));
+  std::lock_guard lock(mu);
+  ASSERT_GE(flips.size(), 2U) << "no failure was reported";
+  EXPECT_TRUE(flips.front());
+  EXPECT_FALSE(flips.back());  // and it works again
+  for (std::size_t i = 1; i < flips.size(); ++i) EXPECT_NE(flips[i], flips[i - 1]) << "only changes are told";
+  EXPECT_FALSE(inf.stats().failing);
+}
+
 TEST_F(InformerTest, RelistsWhenHistoryExpiresAndReportsWhatChanged) {
   put("keep", "1");
   put("doomed", "1");
