@@ -6,9 +6,10 @@
 # the datapath probes beside the anchors' settings, and the node agent's nftables apply for
 # 200 remote ranges (bench/tunnel_rules_bench.cc) beside the nft command and a rewrite.
 # Every command has a timeout; a round that did not converge is reported, not counted.
-# Usage: bench/lab_bench.sh [BUILD_DIR] [ROUNDS]   (default build/, 5 convergence rounds)
+# Usage: bench/lab_bench.sh [BUILD_DIR] [ROUNDS] [LOSS_SECONDS]
+#   (default build/, 5 convergence rounds, 300 s under 5% loss)
 set -u -o pipefail
-build=${1:-build} rounds=${2:-5}
+build=${1:-build} rounds=${2:-5} loss_seconds=${3:-300}
 cwctl=$build/cli/cwctl
 [ "$(id -u)" -eq 0 ] || { echo "lab_bench: needs root (network namespaces)"; exit 1; }
 command -v iperf3 >/dev/null || { echo "lab_bench: iperf3 is missing (scripts/deps.sh)"; exit 1; }
@@ -92,6 +93,21 @@ echo "datapath health, 10 partitions, fault -> both peerings Degraded / heal -> 
 echo "  detection  $(summary "${detect[@]}")"
 echo "  recovery   $(summary "${recover[@]}")"
 echo "  anchors: Submariner pings every 1 s, error after 5 lost (~5 s), status synced every 5 s; Liqo: down after 10 s, status at most every 10 s"
+
+# 5% random loss of the WireGuard packets each way (about 10% of round trips) for
+# LOSS_SECONDS: the phases must not flap. Polled every 0.5 s.
+lab 30 impair loss c1 c2 5 >/dev/null
+flaps=0 last="" polls=0
+end=$((SECONDS + loss_seconds))
+while [ $SECONDS -lt $end ]; do
+  now="$(phase c1 c2)/$(phase c2 c1)"
+  [ -n "$last" ] && [ "$now" != "$last" ] && { flaps=$((flaps + 1)); echo "  phase change under loss: $last -> $now"; }
+  last=$now polls=$((polls + 1))
+  sleep 0.5
+done
+dropped=$(t 10 ip netns exec "$name-underlay" nft list table bridge cwlab_impair | sed -n 's/.*counter packets \([0-9]*\).*loss.*/\1/p' | paste -sd+ | bc)
+lab 30 impair --clear loss >/dev/null
+echo "  5% loss each way for ${loss_seconds} s: $flaps phase changes ($polls polls, ${dropped:-?} WireGuard packets dropped; target: none)"
 
 # Throughput: iperf3 -t 5 from c1-n1's pod, to c2-n1's pod (WireGuard) and to c1-n2's pod (plain
 # routes on the same underlay), alternating, twice each. The server serves one client (-1) and

@@ -106,10 +106,11 @@ int main(int argc, char** argv) {
   std::vector<std::string> impair_words;
   bool impair_clear = false;
   auto* lab_impair = lab->add_subcommand(
-      "impair", "Inject a fault: drop-icmp-frag | partition C1 C2 | masquerade C | snat C | mtu-black-hole C1 C2; "
+      "impair", "Inject a fault: drop-icmp-frag | partition C1 C2 | masquerade C | snat C | mtu-black-hole C1 C2 | "
+                "loss C1 C2 PERCENT; "
                 "--clear [FAULT] removes them; no words lists them");
   lab_impair->add_option("fault", impair_words,
-                         "drop-icmp-frag, partition c1 c2, masquerade c1, snat c1, mtu-black-hole c1 c2");
+                         "drop-icmp-frag, partition c1 c2, masquerade c1, snat c1, mtu-black-hole c1 c2, loss c1 c2 5");
   lab_impair->add_flag("--clear", impair_clear, "Remove the named fault (or kind of fault), or all of them");
   std::string services_cluster;
   auto* lab_services = lab->add_subcommand(

@@ -652,6 +652,7 @@ struct Operator::Impl {
       if (old_phase != status["phase"]) record_transition(*obj, old_phase, status);
     }
     update_phase_metrics();
+    update_datapath_metrics(name, datapath_verdict(in.remote_cluster_id, in.datapath));
     if (!broker_synced()) return ReconcileResult{.requeue_after = 1000ms};
     // Re-check before a heartbeat can go stale.
     return ReconcileResult{.requeue_after = std::chrono::seconds(std::max(1, in.heartbeat_timeout_seconds / 2))};
@@ -678,6 +679,28 @@ struct Operator::Impl {
                {"lastTimestamp", now},
                {"count", 1}};
     (void)local.create(kres::kEvents, "default", event);  // best effort: an event is not state
+  }
+
+  void update_datapath_metrics(const std::string& peering, const DatapathVerdict& d) {
+    if (!metrics) return;
+    metrics->gauge("clusterwire_operator_peering_failing_pairs",
+                   "Node pairs whose probes through the tunnel fail, per peering", {{"peering", peering}})
+        .Set(d.failing_pairs);
+    metrics->gauge("clusterwire_operator_peering_probed_pairs", "Node pairs with a probe verdict, per peering",
+                   {{"peering", peering}})
+        .Set(d.probed_pairs);
+    if (d.rtt_p50_seconds) {
+      metrics->gauge("clusterwire_operator_peering_rtt_seconds",
+                     "Probe round-trip time to the remote cluster: p50 (median of the node pairs') and max",
+                     {{"peering", peering}, {"stat", "p50"}})
+          .Set(*d.rtt_p50_seconds);
+    }
+    if (d.rtt_max_seconds) {
+      metrics->gauge("clusterwire_operator_peering_rtt_seconds",
+                     "Probe round-trip time to the remote cluster: p50 (median of the node pairs') and max",
+                     {{"peering", peering}, {"stat", "max"}})
+          .Set(*d.rtt_max_seconds);
+    }
   }
 
   void update_phase_metrics() {

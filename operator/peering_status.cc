@@ -74,15 +74,19 @@ DatapathVerdict datapath_verdict(const std::string& remote, const std::vector<Da
   }
   const int probed = up + down + mtu + snat;
   const int bad = down + mtu + snat;
+  v.probed_pairs = probed;
+  v.failing_pairs = bad;
   v.summary = {{"probedPairs", probed}, {"failingPairs", bad}, {"lossPercent", loss}};
   std::string rtt;
   if (!p50s.empty()) {
     std::sort(p50s.begin(), p50s.end());
     v.summary["rttP50"] = format_micros(p50s[p50s.size() / 2]);
+    v.rtt_p50_seconds = static_cast<double>(p50s[p50s.size() / 2]) / 1e6;
     rtt = "RTT p50 " + v.summary["rttP50"].get<std::string>();
   }
   if (max_us >= 0) {
     v.summary["rttMax"] = format_micros(max_us);
+    v.rtt_max_seconds = static_cast<double>(max_us) / 1e6;
     rtt += ", max " + v.summary["rttMax"].get<std::string>();
   }
   if (probed == 0) {

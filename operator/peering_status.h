@@ -51,6 +51,8 @@ struct DatapathVerdict {
   std::string reason = "NotProbed";
   std::string message;
   json summary = json::object();
+  int probed_pairs = 0, failing_pairs = 0;
+  std::optional<double> rtt_p50_seconds, rtt_max_seconds;
 };
 DatapathVerdict datapath_verdict(const std::string& remote, const std::vector<DatapathReport>& reports);
 

@@ -178,6 +178,17 @@ Result<std::string> parse_impairment(const LabLayout& lab, const std::vector<std
     if (!c) return c.error();
     return words[0] + " " + *c;
   }
+  if (words.size() == 4 && words[0] == "loss") {
+    auto a = cluster(words[1]), b = cluster(words[2]);
+    if (!a) return a.error();
+    if (!b) return b.error();
+    if (*a == *b) return Error(ErrorCode::kInvalidArgument, "loss: two different clusters");
+    const std::string& pct = words[3];
+    if (pct.empty() || pct.size() > 2 || pct.find_first_not_of("0123456789") != std::string::npos || pct == "0") {
+      return Error(ErrorCode::kInvalidArgument, "loss: a percentage from 1 to 99, got \"" + pct + "\"");
+    }
+    return "loss " + std::min(*a, *b) + " " + std::max(*a, *b) + " " + std::to_string(std::stoi(pct));
+  }
   if (words.size() == 3 && words[0] == "mtu-black-hole") {
     auto a = cluster(words[1]), b = cluster(words[2]);
     if (!a) return a.error();
@@ -187,7 +198,7 @@ Result<std::string> parse_impairment(const LabLayout& lab, const std::vector<std
   }
   return Error(ErrorCode::kInvalidArgument,
                "expected one of: drop-icmp-frag | partition CLUSTER CLUSTER | masquerade CLUSTER | snat CLUSTER | "
-               "mtu-black-hole CLUSTER CLUSTER");
+               "mtu-black-hole CLUSTER CLUSTER | loss CLUSTER CLUSTER PERCENT");
 }
 
 std::string underlay_impairment_rules(const LabLayout& lab, const std::vector<std::string>& impairments,
@@ -202,11 +213,17 @@ std::string underlay_impairment_rules(const LabLayout& lab, const std::vector<st
     << "table bridge cwlab_impair {\n  chain forward {\n    type filter hook forward priority 0; policy accept;\n";
   for (const auto& what : impairments) {
     std::istringstream in(what);
-    std::string kind, a, b;
-    in >> kind >> a >> b;
+    std::string kind, a, b, pct;
+    in >> kind >> a >> b >> pct;
     if (kind == "drop-icmp-frag") {
       s << "    icmp type destination-unreachable icmp code frag-needed counter drop comment \"" << what << "\"\n"
         << "    icmpv6 type packet-too-big counter drop comment \"" << what << "\"\n";
+    } else if (kind == "loss" && lab.cluster(a) && lab.cluster(b)) {
+      // Random loss of the WireGuard packets between the clusters, each way on its own.
+      for (const auto& [from, to] : {std::pair{a, b}, std::pair{b, a}}) {
+        s << "    ip saddr { " << addresses(from) << " } ip daddr { " << addresses(to) << " } udp dport " << kWireGuardPort
+          << " numgen random mod 100 < " << pct << " counter drop comment \"" << what << "\"\n";
+      }
     } else if (kind == "mtu-black-hole" && lab.cluster(a) && lab.cluster(b)) {
       // A hop whose MTU is 100 bytes below the links' and that sends no ICMP: larger frames
       // vanish (the nodes' links say more, so nothing tells them).

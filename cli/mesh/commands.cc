@@ -1,5 +1,7 @@
 #include "cli/mesh/commands.h"
 
+#include <algorithm>
+
 #include "cli/lab/process.h"
 
 namespace cw::mesh {
@@ -36,7 +38,14 @@ int run_status(const FetchOptions& options, const std::string& output, std::ostr
 int run_diagnose(const FetchOptions& options, const std::string& output, std::ostream& out, std::ostream& err) {
   auto view = load(options, "diagnose", err);
   if (!view) return 2;
+  const bool none_read = std::all_of(view->clusters.begin(), view->clusters.end(),
+                                     [](const ClusterView& c) { return !c.error.empty(); });
   const auto findings = diagnose(*view);
+  if (none_read) {
+    (void)print_findings(findings, out);
+    err << "cwctl diagnose: no cluster could be read\n";
+    return 2;
+  }
   if (output == "json") {
     out << findings_json(findings).dump(2) << "\n";
     for (const auto& f : findings) {

@@ -127,6 +127,7 @@ TEST(LabFaultTest, ImpairmentsHaveOneSpellingEach) {
   EXPECT_EQ(parse_impairment(lab, {"masquerade", "2"}).value(), "masquerade c2");
   EXPECT_EQ(parse_impairment(lab, {"snat", "c3"}).value(), "snat c3");
   EXPECT_EQ(parse_impairment(lab, {"mtu-black-hole", "c2", "c1"}).value(), "mtu-black-hole c1 c2");
+  EXPECT_EQ(parse_impairment(lab, {"loss", "c2", "c1", "05"}).value(), "loss c1 c2 5");
   for (const auto& bad : std::vector<std::vector<std::string>>{{},
                                                                {"partition", "c1", "c1"},
                                                                {"partition", "c1", "c9"},
@@ -134,7 +135,10 @@ TEST(LabFaultTest, ImpairmentsHaveOneSpellingEach) {
                                                                {"flood"},
                                                                {"drop-icmp-frag", "x"},
                                                                {"snat"},
-                                                               {"mtu-black-hole", "c1", "c1"}}) {
+                                                               {"mtu-black-hole", "c1", "c1"},
+                                                               {"loss", "c1", "c2", "0"},
+                                                               {"loss", "c1", "c2", "100"},
+                                                               {"loss", "c1", "c2", "5%"}}) {
     EXPECT_FALSE(parse_impairment(lab, bad).ok()) << (bad.empty() ? "(none)" : bad[0]);
   }
 }
@@ -161,6 +165,15 @@ TEST(LabFaultTest, AnMtuBlackHoleDropsFramesAHundredBytesBelowTheLinksSilently) 
                        "192.168.77.22, 192.168.77.23 } meta length > 1300 counter drop"),
             std::string::npos) << rules;
   EXPECT_EQ(rules.find("icmp"), std::string::npos) << rules;
+}
+
+TEST(LabFaultTest, LossDropsThatShareOfTheWireGuardPacketsEachWay) {
+  const std::string rules = underlay_impairment_rules(lab3x3(), {"loss c1 c3 5"});
+  EXPECT_NE(rules.find("ip daddr { 192.168.77.31, 192.168.77.32, 192.168.77.33 } udp dport 51820 numgen random mod 100 < 5 "
+                       "counter drop"),
+            std::string::npos) << rules;
+  EXPECT_NE(rules.find("ip saddr { 192.168.77.31, 192.168.77.32, 192.168.77.33 } ip daddr { 192.168.77.11"),
+            std::string::npos) << rules;
 }
 
 TEST(LabFaultTest, SnatRunsBeforeClusterwiresExemptionAndStaysInTheBlock) {
