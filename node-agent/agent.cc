@@ -230,7 +230,11 @@ struct Agent::Impl {
                          },
                          .on_delete = kick});
     peerings->add_handlers({.on_add = kick, .on_update = kick2, .on_delete = kick});
-    if (config.probe_port != 0) {
+    if (config.probe_port == 0) {
+      // No probes: a report left from when there were would be read as current.
+      (void)local.merge_patch(kres::kNodes, "", config.node_name,
+                              {{"metadata", {{"annotations", {{kDatapathAnnotation, nullptr}}}}}});
+    } else {
       auto started = Prober::start({config.interface, config.probe_port, config.probe}, clock, log,
                                    [this] { controller->enqueue(kReportKey); });
       if (!started) return started.error();
@@ -554,6 +558,17 @@ struct Agent::Impl {
     }
     update_probe_metrics(report);
     const auto now = clock.now();
+    if (!last_report_at) {
+      // After a restart: what our Node already says, so that an unchanged report is not rewritten.
+      for (const auto& n : nodes->list()) {
+        if (str(n["metadata"], "name") != config.node_name) continue;
+        const json written = json::parse(annotation(n, kDatapathAnnotation), nullptr, false);
+        if (written.is_object() && written == report) {
+          last_report = report;
+          last_report_at = now;
+        }
+      }
+    }
     const bool verdicts = probe::verdicts_differ(report, last_report) || !last_report_at;
     const bool figures = last_report_at && report != last_report && now - *last_report_at >= kReportRefresh;
     // Re-checked every 30 s: handshakes go stale without any verdict changing.
