@@ -270,7 +270,9 @@ bool Schedule::answered(std::uint64_t nonce, const net::IpAddress& from, const s
   p.lost_in_row = 0;
   ++p.answered_in_row;
   decide(p);
-  p.next_attempt = p.next_scheduled;
+  // A Down peer that answers is confirmed at once rather than a whole interval later: a
+  // healed path is Up in about one suspect interval after its first answer.
+  p.next_attempt = p.verdict == Verdict::kDown ? now + settings_.suspect_interval : p.next_scheduled;
   return true;
 }
 

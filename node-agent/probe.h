@@ -12,8 +12,9 @@
 // when `down_after` attempts in a row went unanswered. So a lost packet costs a few fast
 // re-probes and a verdict never rests on one packet: with 10% of round trips lost, a false
 // Down needs 8 losses in a row (1e-8), while a cut path is Down within about 2.3 s. Down
-// becomes Up after `up_after` answers in a row. Every `mtu_every`th probe goes with a second
-// one as large as the tunnel's MTU with don't-fragment set: when the small ones are answered
+// becomes Up after `up_after` answers in a row (after the first, the next is asked for at
+// once). Every `mtu_every`th probe goes with a second one as large as the tunnel's MTU with
+// don't-fragment set: when the small ones are answered
 // and the large ones are not, the path is an MTU black hole. An answer that came from
 // another address than the one probed, or that saw another source than the one sent, means
 // something rewrote the addresses on the path (SNAT).

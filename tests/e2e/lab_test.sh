@@ -161,9 +161,12 @@ if wait_until 'both Degraded' 10; then
   [ "$ms" -le 3000 ] && ok "partition: both peerings Degraded after $ms ms (target 3000)" \
     || bad "partition: Degraded only after $ms ms (target 3000)"
 else bad "partition: the peerings did not turn Degraded" "$(kc c1 get clusterpeering c2 -o yaml 2>&1)"; fi
-msg=$(kc c1 get clusterpeering c2 -o jsonpath='{.status.conditions[?(@.type=="DatapathHealthy")].message}')
-grep -q "fail through the tunnel to c2: c1-n1→c2-n1 Down" <<<"$msg" && ok "DatapathHealthy names the failing node pairs" \
-  || bad "DatapathHealthy message" "$msg"
+# (Phase Degraded comes with the first failing pair; every pair fails within a probe interval.)
+dp() { kc c1 get clusterpeering c2 -o jsonpath="{.status.conditions[?(@.type==\"DatapathHealthy\")].$1}"; }
+wait_until '[ "$(dp reason)" = Unreachable ]' 5 || bad "DatapathHealthy never said Unreachable" "$(dp message)"
+msg=$(dp message)
+grep -q "4 of 4 node pairs fail through the tunnel to c2: c1-n1→c2-n1 Down" <<<"$msg" \
+  && ok "DatapathHealthy names the failing node pairs (Unreachable)" || bad "DatapathHealthy message" "$msg"
 if wait_until '[ -z "$(web_at_cwdns)" ]' 5; then
   ok "partition: c1's cw-dns no longer answers c2's web ($(( ($(date +%s%N) - t0) / 1000000 )) ms after the fault)"
 else bad "cw-dns still answers an unreachable cluster's address" "$(web_at_cwdns 2>&1)"; fi
