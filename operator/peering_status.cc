@@ -39,6 +39,10 @@ std::string format_micros(std::int64_t us) {
   return buf;
 }
 
+std::string text_of(const json& j, const char* key, const char* fallback) {
+  return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : fallback;
+}
+
 int count_of(const json& entry, const char* key) {
   const json v = entry.value(key, json());
   return v.is_number_integer() && v.get<int>() > 0 ? v.get<int>() : 0;
@@ -67,8 +71,9 @@ DatapathVerdict datapath_verdict(const std::string& remote, const std::vector<Da
     if (!list.is_array()) continue;
     for (const auto& f : list) {
       if (!f.is_object()) continue;
-      std::string what = r.node + "→" + f.value("node", "?") + " " + f.value("verdict", "?");
-      if (const std::string d = f.value("detail", ""); !d.empty()) what += " (" + d + ")";
+      // A report is another process's writing: strings only where strings are expected.
+      std::string what = r.node + "→" + text_of(f, "node", "?") + " " + text_of(f, "verdict", "?");
+      if (const std::string d = text_of(f, "detail", ""); !d.empty()) what += " (" + d + ")";
       failing.push_back(what);
     }
   }

@@ -13,6 +13,13 @@ std::string str(const json& j, const char* key) {
   return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : "";
 }
 
+// object[outer][inner], or null when either is missing or not an object.
+json field(const json& object, const char* outer, const char* inner) {
+  if (!object.is_object() || !object.contains(outer) || !object[outer].is_object()) return json();
+  const json& o = object[outer];
+  return o.contains(inner) ? o[inner] : json();
+}
+
 const PeeringView* peering_to(const ClusterView& c, const std::string& remote) {
   for (const auto& p : c.peerings) {
     if (p.remote == remote) return &p;
@@ -157,8 +164,9 @@ std::vector<Finding> diagnose(const MeshView& view) {
   if (view.broker && view.broker->error.empty()) {
     // Clock skew: a heartbeat from the future, as this machine's clock has it.
     for (const auto& a : view.broker->advertisements) {
-      const std::string name = str(a.value("metadata", json::object()), "name");
-      const std::string beat = str(a.value("spec", json::object()), "heartbeat");
+      const json n = field(a, "metadata", "name"), h = field(a, "spec", "heartbeat");
+      const std::string name = n.is_string() ? n.get<std::string>() : "";
+      const std::string beat = h.is_string() ? h.get<std::string>() : "";
       std::tm tm{};
       if (strptime(beat.c_str(), "%Y-%m-%dT%H:%M:%S", &tm) == nullptr) continue;
       const auto t = std::chrono::system_clock::from_time_t(timegm(&tm));
@@ -176,11 +184,12 @@ std::vector<Finding> diagnose(const MeshView& view) {
       for (std::size_t j = i + 1; j < view.broker->advertisements.size(); ++j) {
         const json& a = view.broker->advertisements[i];
         const json& b = view.broker->advertisements[j];
-        const std::string an = str(a.value("metadata", json::object()), "name");
-        const std::string bn = str(b.value("metadata", json::object()), "name");
+        const json na = field(a, "metadata", "name"), nb = field(b, "metadata", "name");
+        const std::string an = na.is_string() ? na.get<std::string>() : "?";
+        const std::string bn = nb.is_string() ? nb.get<std::string>() : "?";
         for (const char* kind : {"podCIDRs", "serviceCIDRs"}) {
-          for (const auto& pa : prefixes(a.value("spec", json::object()).value(kind, json::array()))) {
-            for (const auto& pb : prefixes(b.value("spec", json::object()).value(kind, json::array()))) {
+          for (const auto& pa : prefixes(field(a, "spec", kind))) {
+            for (const auto& pb : prefixes(field(b, "spec", kind))) {
               if (!pa.overlaps(pb)) continue;
               add(Severity::kError, "overlap", an + " ↔ " + bn,
                   std::string(kind) + " overlap: " + an + " " + pa.to_string() + " and " + bn + " " + pb.to_string(),

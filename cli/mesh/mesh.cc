@@ -18,6 +18,13 @@ json obj(const json& j, const char* key) {
   return j.is_object() && j.contains(key) && j[key].is_object() ? j[key] : json::object();
 }
 
+// A count from JSON another process wrote: 0 unless it is a non-negative integer.
+int count(const json& j, const char* key) {
+  if (!j.is_object() || !j.contains(key) || !j[key].is_number_integer()) return 0;
+  const auto v = j[key].get<std::int64_t>();
+  return v < 0 || v > 1'000'000 ? 0 : static_cast<int>(v);
+}
+
 json items(const json& list) {
   if (list.is_array()) return list;
   return list.is_object() && list.contains("items") && list["items"].is_array() ? list["items"] : json::array();
@@ -64,7 +71,7 @@ std::string probes_of(const NodeView& n) {
     if (!e.is_object()) continue;
     std::string part = cluster + ":";
     for (const char* k : {"up", "down", "mtu", "snat", "unknown"}) {
-      const int v = e.value(k, 0);
+      const int v = count(e, k);
       if (v > 0) part += " " + std::to_string(v) + " " + k;
     }
     if (e.contains("rttP50Micros") && e["rttP50Micros"].is_number()) {
@@ -72,7 +79,7 @@ std::string probes_of(const NodeView& n) {
       rtt << std::setprecision(2) << e["rttP50Micros"].get<double>() / 1000.0;
       part += " (p50 " + rtt.str() + "ms)";
     }
-    if (e.value("handshakeStale", 0) > 0) part += " [" + std::to_string(e.value("handshakeStale", 0)) + " without handshake]";
+    if (count(e, "handshakeStale") > 0) part += " [" + std::to_string(count(e, "handshakeStale")) + " without handshake]";
     out += (out.empty() ? "" : "; ") + part;
   }
   return out.empty() ? "-" : out;
@@ -82,7 +89,7 @@ std::string datapath_cell(const PeeringView& p) {
   const json d = p.condition("DatapathHealthy");
   const json sum = obj(p.status, "datapath");
   if (d.empty()) return "-";
-  const int probed = sum.value("probedPairs", 0), failing = sum.value("failingPairs", 0);
+  const int probed = count(sum, "probedPairs"), failing = count(sum, "failingPairs");
   if (str(d, "status") == "Unknown") return "not probed yet";
   if (failing == 0) return std::to_string(probed) + "/" + std::to_string(probed) + " pairs answer";
   return str(d, "reason") + " (" + std::to_string(failing) + "/" + std::to_string(probed) + " fail)";

@@ -151,6 +151,25 @@ TEST(MeshView, IdentifiesClustersByTheirNodesAndIgnoresMalformedReports) {
   EXPECT_TRUE(v.clusters[0].nodes[0].datapath.empty());
 }
 
+TEST(MeshStatus, HostileAnnotationsAndObjectsDoNotThrow) {
+  MeshView v;
+  v.now = std::chrono::system_clock::from_time_t(1'800'000'000);
+  v.clusters.push_back(cluster_from(
+      "a",
+      json::array({node("a1", "x", R"({"b":{"up":"2","down":-1,"handshakeStale":"many","rttP50Micros":"slow"},"c":7})"),
+                   json("not an object"), json::object()}),
+      json::array({json{{"metadata", 5}, {"spec", "x"}, {"status", {{"conditions", "none"}, {"datapath", 3}}}}})));
+  BrokerView b;
+  b.advertisements = {json{{"metadata", "x"}, {"spec", {{"podCIDRs", "10.0.0.0/8"}, {"heartbeat", 5}}}},
+                      json{{"metadata", {{"name", 3}}}, {"spec", {{"podCIDRs", {"10.0.0.0/8", 4}}}}}, json("junk")};
+  v.broker = b;
+  std::ostringstream out;
+  EXPECT_NO_THROW(print_status(v, out));
+  EXPECT_NO_THROW((void)status_json(v));
+  EXPECT_NO_THROW((void)diagnose(v));
+  EXPECT_NO_THROW((void)graph_dot(v));
+}
+
 TEST(MeshStatus, TableAndJsonAndGraph) {
   const json up = {{"probedPairs", 2}, {"failingPairs", 0}, {"rttP50", "1.2ms"}, {"rttMax", "3ms"}};
   auto v = two_clusters(peering("b", "Connected", healthy(), up),

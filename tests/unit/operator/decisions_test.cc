@@ -266,6 +266,18 @@ TEST(PeeringStatusTest, DatapathMessageNamesTheFailingPairsAndFigures) {
   EXPECT_EQ(condition_of(s, "Ready")["reason"], "PartlyUnreachable");
 }
 
+TEST(PeeringStatusTest, HostileReportsAreIgnoredNotThrown) {
+  auto in = peering(remote_ad({"east"}, "2026-11-21T09:59:50Z"));
+  in.datapath = {report("e1", R"({"down":1,"failing":[{"node":7,"verdict":["x"],"detail":{"a":1}},"junk",null]})"),
+                 report("e2", R"({"up":-5,"down":"1","failing":"all","rttP50Micros":"fast","lossPercent":1e300})"),
+                 {"e3", json::array()}, {"e4", json(nullptr)}};
+  json s;
+  ASSERT_NO_THROW(s = peering_status(in));
+  const std::string m = condition_of(s, "DatapathHealthy")["message"];
+  EXPECT_NE(m.find("e1→? ?"), std::string::npos) << m;
+  EXPECT_EQ(s["datapath"]["failingPairs"], 1);
+}
+
 TEST(PeeringStatusTest, ControlPlaneTroubleIsNamedTruthfully) {
   auto in = peering(remote_ad({"east"}, "2026-11-21T09:50:00Z"));
   json s = peering_status(in);
