@@ -188,7 +188,7 @@ struct Agent::Impl {
   std::unique_ptr<Prober> prober;
   json last_report;  // as last written to our Node
   std::map<std::string, std::string> probed_peers;  // public key (base64) → remote cluster
-  std::string published_error;  // clusterwire.io/agent-error as last written
+  std::optional<std::string> published_error;  // clusterwire.io/agent-error as our Node has it
   std::optional<Clock::TimePoint> last_report_at;
 
   mutable std::mutex mu;
@@ -250,8 +250,10 @@ struct Agent::Impl {
   }
 
   void stop() {
-    prober.reset();  // first: its callback enqueues on the controller
+    // The controller first: its worker uses the prober. (The prober's callback may still
+    // enqueue on the stopped controller, which then does nothing.)
     if (controller) controller->stop();
+    prober.reset();
     if (peerings) peerings->stop();
     if (nodes) nodes->stop();
   }
@@ -276,7 +278,12 @@ struct Agent::Impl {
   // The last apply error on our Node (clusterwire.io/agent-error), for `cwctl status` and
   // `cwctl diagnose`; removed once a pass succeeds. Best effort: the API may be the trouble.
   void publish_error(const std::string& e) {
-    if (e == published_error) return;
+    if (!published_error && nodes) {  // after a restart: what an earlier run left
+      for (const auto& n : nodes->list()) {
+        if (str(n["metadata"], "name") == config.node_name) published_error = annotation(n, kAgentErrorAnnotation);
+      }
+    }
+    if (published_error && e == *published_error) return;
     const json value = e.empty() ? json(nullptr) : json(e);
     if (local.merge_patch(kres::kNodes, "", config.node_name, {{"metadata", {{"annotations", {{kAgentErrorAnnotation, value}}}}}})) {
       published_error = e;
@@ -491,6 +498,7 @@ struct Agent::Impl {
     }
     update_metrics(*current, topology.refused.size());
     publish_error("");
+    if (!last_report_at && prober) controller->enqueue(kReportKey);  // replaces what an earlier run left
     return kube::ReconcileResult{.requeue_after = std::chrono::duration_cast<std::chrono::milliseconds>(config.resync_period)};
   }
 

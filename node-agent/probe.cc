@@ -206,7 +206,8 @@ std::vector<Attempt> Schedule::due(TimePoint now) {
       const bool suspect = p.lost_in_row > 0 && p.verdict != Verdict::kDown;
       p.waiting = true;
       p.waiting_since = now + (suspect ? settings_.suspect_interval : settings_.timeout);
-      out.push_back({p.target, remember(key, now, false), false});
+      p.waiting_nonce = remember(key, now, false);
+      out.push_back({p.target, p.waiting_nonce, false});
       if (scheduled) {
         if (p.scheduled_count++ % settings_.mtu_every == 0 && !p.large_waiting && p.verdict != Verdict::kDown) {
           p.large_waiting = true;
@@ -260,7 +261,7 @@ bool Schedule::answered(std::uint64_t nonce, const net::IpAddress& from, const s
     return true;
   }
   const auto rtt = duration_cast<microseconds>(now - what.sent);
-  if (p.waiting) {
+  if (p.waiting && nonce == p.waiting_nonce) {
     p.waiting = false;
     record(p, true, rtt);
   } else {
@@ -299,7 +300,7 @@ std::vector<PeerReport> Schedule::reports() const {
     if (p.verdict == Verdict::kDown) {
       r.detail = "no answer to " + std::to_string(settings_.down_after) + " probes in a row";
     } else if (p.verdict == Verdict::kSnat) {
-      r.detail = *p.snat;
+      r.detail = p.snat.value_or("answers come back with rewritten addresses");
     } else if (p.verdict == Verdict::kMtuBlackHole) {
       r.detail = "small probes are answered, probes as large as the tunnel's MTU are not";
     }

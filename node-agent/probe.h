@@ -11,7 +11,7 @@
 // makes the target "suspect": it is then probed every `suspect_interval`, and it is Down only
 // when `down_after` attempts in a row went unanswered. So a lost packet costs a few fast
 // re-probes and a verdict never rests on one packet: with 10% of round trips lost, a false
-// Down needs 8 losses in a row (1e-8), while a cut path is Down within about 2.3 s. Down
+// Down needs 8 losses in a row (1e-8), while a cut path is Down within about 2 s. Down
 // becomes Up after `up_after` answers in a row (after the first, the next is asked for at
 // once). Every `mtu_every`th probe goes with a second one as large as the tunnel's MTU with
 // don't-fragment set: when the small ones are answered
@@ -69,7 +69,7 @@ std::optional<net::IpAddress> probe_address(const std::vector<net::Prefix>& node
 struct Settings {
   std::chrono::milliseconds interval{1000};         // between scheduled probes of one target
   std::chrono::milliseconds timeout{250};           // unanswered this long: the target is suspect
-  std::chrono::milliseconds suspect_interval{150};  // between probes of a suspect target
+  std::chrono::milliseconds suspect_interval{100};  // between probes of a suspect target
   int down_after = 8;                               // unanswered attempts in a row
   int up_after = 2;                                 // answers in a row, from Down
   int mtu_every = 10;                               // every Nth scheduled probe has a large twin
@@ -142,7 +142,8 @@ class Schedule {
     TimePoint next_attempt;  // == next_scheduled unless suspect
     TimePoint suspect_since{};
     bool waiting = false;    // a small attempt is outstanding and not yet timed out
-    TimePoint waiting_since{};
+    TimePoint waiting_since{};  // (the deadline of the attempt waited for)
+    std::uint64_t waiting_nonce = 0;
     int lost_in_row = 0;
     int answered_in_row = 0;
     int scheduled_count = 0;

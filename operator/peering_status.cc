@@ -26,33 +26,48 @@ bool node_ready(const NodeEntry& n) {
   return !n.public_key.empty() && !n.endpoint.empty() && !n.pod_cidrs.empty();
 }
 
-// "412µs", "3.2ms", "1.05s": RTTs as people read them.
+// "412us", "3.2ms", "150ms", "1.05s": RTTs as people read them.
 std::string format_micros(std::int64_t us) {
-  char buf[32];
+  char buf[48];
   if (us < 1000) {
     std::snprintf(buf, sizeof buf, "%lldus", static_cast<long long>(us));
+  } else if (us < 10000) {
+    std::snprintf(buf, sizeof buf, "%.1fms", static_cast<double>(us) / 1000.0);
   } else if (us < 1000000) {
-    std::snprintf(buf, sizeof buf, "%.2gms", static_cast<double>(us) / 1000.0);
+    std::snprintf(buf, sizeof buf, "%.0fms", static_cast<double>(us) / 1000.0);
   } else {
     std::snprintf(buf, sizeof buf, "%.3gs", static_cast<double>(us) / 1e6);
   }
   return buf;
 }
 
+// At most `n` bytes of another process's text (cut at a character boundary).
+std::string bounded(std::string s, std::size_t n) {
+  if (s.size() <= n) return s;
+  std::size_t cut = n;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+  return s.substr(0, cut) + "...";
+}
+
 std::string text_of(const json& j, const char* key, const char* fallback) {
   return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : fallback;
 }
 
+// A count from another process's report: 0..1e6, else 0 (the status must stay within the CRD's
+// bounds whatever a report says, or the API server refuses every status write).
 int count_of(const json& entry, const char* key) {
   const json v = entry.value(key, json());
-  return v.is_number_integer() && v.get<int>() > 0 ? v.get<int>() : 0;
+  if (!v.is_number_integer()) return 0;
+  const auto n = v.get<std::int64_t>();
+  return n < 0 || n > 1'000'000 ? 0 : static_cast<int>(n);
 }
 
 }  // namespace
 
 DatapathVerdict datapath_verdict(const std::string& remote, const std::vector<DatapathReport>& reports) {
   DatapathVerdict v;
-  int up = 0, down = 0, mtu = 0, snat = 0, loss = 0;
+  std::int64_t up = 0, down = 0, mtu = 0, snat = 0;  // sums of bounded counts: no overflow
+  int loss = 0;
   std::vector<std::int64_t> p50s;
   std::int64_t max_us = -1;
   std::vector<std::string> failing;
@@ -62,9 +77,14 @@ DatapathVerdict datapath_verdict(const std::string& remote, const std::vector<Da
     down += count_of(r.entry, "down");
     mtu += count_of(r.entry, "mtu");
     snat += count_of(r.entry, "snat");
-    loss = std::max(loss, count_of(r.entry, "lossPercent"));
-    if (const json p = r.entry.value("rttP50Micros", json()); p.is_number_integer()) p50s.push_back(p.get<std::int64_t>());
-    if (const json m = r.entry.value("rttMaxMicros", json()); m.is_number_integer()) {
+    loss = std::max(loss, std::min(100, count_of(r.entry, "lossPercent")));
+    constexpr std::int64_t kHour = 3'600'000'000;  // RTTs beyond are nonsense
+    if (const json p = r.entry.value("rttP50Micros", json()); p.is_number_integer() && p.get<std::int64_t>() >= 0 &&
+                                                              p.get<std::int64_t>() < kHour) {
+      p50s.push_back(p.get<std::int64_t>());
+    }
+    if (const json m = r.entry.value("rttMaxMicros", json()); m.is_number_integer() && m.get<std::int64_t>() >= 0 &&
+                                                              m.get<std::int64_t>() < kHour) {
       max_us = std::max(max_us, m.get<std::int64_t>());
     }
     const json list = r.entry.value("failing", json::array());
@@ -72,13 +92,14 @@ DatapathVerdict datapath_verdict(const std::string& remote, const std::vector<Da
     for (const auto& f : list) {
       if (!f.is_object()) continue;
       // A report is another process's writing: strings only where strings are expected.
-      std::string what = r.node + "→" + text_of(f, "node", "?") + " " + text_of(f, "verdict", "?");
-      if (const std::string d = text_of(f, "detail", ""); !d.empty()) what += " (" + d + ")";
+      std::string what = r.node + "→" + bounded(text_of(f, "node", "?"), 253) + " " +
+                         bounded(text_of(f, "verdict", "?"), 32);
+      if (const std::string d = bounded(text_of(f, "detail", ""), 300); !d.empty()) what += " (" + d + ")";
       failing.push_back(what);
     }
   }
-  const int probed = up + down + mtu + snat;
-  const int bad = down + mtu + snat;
+  const int probed = static_cast<int>(std::min<std::int64_t>(up + down + mtu + snat, 1'000'000'000));
+  const int bad = static_cast<int>(std::min<std::int64_t>(down + mtu + snat, 1'000'000'000));
   v.probed_pairs = probed;
   v.failing_pairs = bad;
   v.summary = {{"probedPairs", probed}, {"failingPairs", bad}, {"lossPercent", loss}};

@@ -54,7 +54,9 @@ int stale_handshakes(const ClusterView& c, const std::string& remote) {
   for (const auto& node : c.nodes) {
     if (node.datapath.contains(remote) && node.datapath[remote].is_object()) {
       const json v = node.datapath[remote].value("handshakeStale", json(0));
-      if (v.is_number_integer()) n += v.get<int>();
+      if (v.is_number_integer() && v.get<std::int64_t>() > 0 && v.get<std::int64_t>() < 1'000'000) {
+        n += static_cast<int>(v.get<std::int64_t>());
+      }
     }
   }
   return n;
