@@ -32,7 +32,11 @@ DeviceDiff diff_device(const DesiredDevice& desired, const wg::Device& current) 
       ++d.added;
       continue;
     }
-    if (wg::same_config(*peer, *it->second)) continue;
+    // A peer wanted without an endpoint (a gateway behind NAT) keeps the one WireGuard
+    // learned from its handshakes: that is the discovered endpoint, never cleared.
+    wg::Peer compared = *peer;
+    if (!compared.endpoint) compared.endpoint = it->second->endpoint;
+    if (wg::same_config(compared, *it->second)) continue;
     // Only the fields that differ: an unchanged endpoint is not rewritten (wireguard-go
     // and the kernel keep a roaming endpoint otherwise).
     wg::PeerUpdate u{.peer = *peer, .update_only = true};

@@ -204,5 +204,165 @@ TEST(DeviceDiffTest, ADeviceWithoutOurKeyGetsIt) {
   EXPECT_EQ(diff.update.listen_port, 51820);
 }
 
+// ---- gateway mode (docs/gateway.md)
+
+net::IpAddress A(const std::string& t) { return net::IpAddress::parse(t).value(); }
+
+// West in gateway mode: candidates wg1 (public endpoint) and wg2 (behind NAT, no endpoint).
+RemoteCluster west_gateways(const std::string& active) {
+  RemoteCluster r = west();
+  r.mode = Mode::kGateway;
+  r.nodes.clear();
+  r.gateways = {{"wg2", "", key(12), {P("10.80.9.0/24")}}, {"wg1", "203.0.113.1:51820", key(11), {P("10.80.8.0/24")}}};
+  r.active_gateway = active;
+  return r;
+}
+
+// East in gateway mode: e1 and e2 candidates, e3 a member.
+TopologyInput east_gateway(const std::string& self, const std::string& active) {
+  TopologyInput in = base();
+  in.node_name = self;
+  in.mode = Mode::kGateway;
+  in.active_gateway = active;
+  in.local_nodes = {{"e1", {A("198.51.100.1")}, {P("10.64.0.0/24")}, key(21), "198.51.100.1:51820", true},
+                    {"e2", {A("198.51.100.2")}, {P("10.64.1.0/24")}, key(22), "198.51.100.2:51820", true},
+                    {"e3", {A("198.51.100.3")}, {P("10.64.2.0/24")}, key(23), "198.51.100.3:51820", false}};
+  in.default_keepalive = 0;
+  return in;
+}
+
+const wg::Peer* peer_of(const Topology& t, const std::string& k) {
+  for (const auto& p : t.peers) {
+    if (p.public_key.to_base64() == k) return &p;
+  }
+  return nullptr;
+}
+
+TEST(TopologyTest, ModesAndRolesHaveNames) {
+  EXPECT_EQ(parse_mode("gateway").value(), Mode::kGateway);
+  EXPECT_EQ(parse_mode("mesh").value(), Mode::kMesh);
+  EXPECT_FALSE(parse_mode("Gateway").ok());
+  EXPECT_STREQ(to_string(Role::kStandbyGateway), "standby-gateway");
+}
+
+TEST(TopologyTest, AMeshNodePeersWithEveryRemoteCandidateAndTheActiveOneCarriesTheCluster) {
+  auto in = base();
+  in.remotes = {west_gateways("wg2")};
+  auto t = compute_topology(in);
+  EXPECT_EQ(t.role, Role::kMesh);
+  ASSERT_EQ(t.peers.size(), 2U);
+  const auto* wg1 = peer_of(t, key(11));
+  const auto* wg2 = peer_of(t, key(12));
+  ASSERT_TRUE(wg1 && wg2);
+  EXPECT_EQ(wg1->allowed_ips, std::vector<net::Prefix>{P("10.80.8.0/24")}) << "a standby: its own block only";
+  EXPECT_EQ(wg2->allowed_ips, (std::vector<net::Prefix>{P("10.80.0.0/16"), P("10.80.9.0/24"), P("10.112.0.0/16")}));
+  EXPECT_FALSE(wg2->endpoint.has_value()) << "behind NAT: WireGuard learns it from the handshake";
+  EXPECT_TRUE(wg1->endpoint.has_value());
+  EXPECT_EQ(routes(t), (std::vector<std::string>{"10.64.1.0/24 via 198.51.100.2", "10.80.0.0/16 wg", "10.112.0.0/16 wg"}));
+
+  // Failover moves only the cluster's ranges; both peers stay (their sessions too).
+  in.remotes = {west_gateways("wg1")};
+  auto after = compute_topology(in);
+  ASSERT_EQ(after.peers.size(), 2U);
+  EXPECT_EQ(peer_of(after, key(12))->allowed_ips, std::vector<net::Prefix>{P("10.80.9.0/24")});
+  EXPECT_EQ(peer_of(after, key(11))->allowed_ips,
+            (std::vector<net::Prefix>{P("10.80.0.0/16"), P("10.80.8.0/24"), P("10.112.0.0/16")}));
+  DesiredDevice d{wg::generate_private_key().value(), 51820, 0, t.peers};
+  auto diff = diff_device(DesiredDevice{d.private_key, 51820, 0, after.peers}, device_from(d));
+  EXPECT_EQ(diff.changed, 2U);
+  EXPECT_EQ(diff.added + diff.removed, 0U);
+  for (const auto& u : diff.update.peers) {
+    EXPECT_TRUE(u.replace_allowed_ips);
+    EXPECT_FALSE(u.set_endpoint);
+  }
+}
+
+TEST(TopologyTest, WithoutAnActiveRemoteGatewayNothingIsRouted) {
+  auto in = base();
+  in.remotes = {west_gateways("")};
+  auto t = compute_topology(in);
+  EXPECT_EQ(t.peers.size(), 2U) << "the candidates are peers (probes), but carry no cluster range";
+  EXPECT_EQ(routes(t), std::vector<std::string>{"10.64.1.0/24 via 198.51.100.2"});
+}
+
+TEST(TopologyTest, AMemberSendsEverythingRemoteToTheActiveGatewayInItsCluster) {
+  auto in = east_gateway("e3", "e2");
+  in.remotes = {west(), west_gateways("wg1")};
+  in.remotes[1].cluster_id = "north";
+  in.remotes[1].pod_cidrs = {P("10.81.0.0/16")};
+  in.remotes[1].service_cidrs = {};
+  in.remotes[1].gateways = {{"n1", "203.0.113.9:51820", key(31), {P("10.81.0.0/24")}}};
+  in.remotes[1].active_gateway = "n1";
+  auto t = compute_topology(in);
+  EXPECT_EQ(t.role, Role::kMember);
+  ASSERT_EQ(t.peers.size(), 2U) << "only the local candidates";
+  const auto* e2 = peer_of(t, key(22));
+  ASSERT_TRUE(e2);
+  EXPECT_EQ(e2->allowed_ips, (std::vector<net::Prefix>{P("10.80.0.0/16"), P("10.81.0.0/16"), P("10.112.0.0/16")}));
+  EXPECT_EQ(e2->endpoint->to_string(), "198.51.100.2:51820") << "in-cluster, the node's own endpoint";
+  EXPECT_TRUE(peer_of(t, key(21))->allowed_ips.empty()) << "the standby: a peer, ready for failover";
+  EXPECT_TRUE(t.gateway_routes.empty());
+  EXPECT_EQ(routes(t), (std::vector<std::string>{"10.64.0.0/24 via 198.51.100.1", "10.64.1.0/24 via 198.51.100.2",
+                                                 "10.80.0.0/16 wg", "10.81.0.0/16 wg", "10.112.0.0/16 wg"}));
+
+  in.active_gateway = "";
+  auto none = compute_topology(in);
+  EXPECT_EQ(routes(none), (std::vector<std::string>{"10.64.0.0/24 via 198.51.100.1", "10.64.1.0/24 via 198.51.100.2"}));
+  ASSERT_FALSE(none.refused.empty());
+  EXPECT_NE(none.refused.back().find("no active gateway"), std::string::npos);
+}
+
+TEST(TopologyTest, ACandidatePeersRemotelyAndWithEveryLocalNodeAndRoutesBackIntoTheTunnel) {
+  for (const std::string active : {"e1", "e2"}) {
+    auto in = east_gateway("e1", active);
+    auto t = compute_topology(in);
+    EXPECT_EQ(t.role, active == "e1" ? Role::kActiveGateway : Role::kStandbyGateway);
+    // w1, w2 remote (mesh), e2, e3 local.
+    ASSERT_EQ(t.peers.size(), 4U);
+    EXPECT_EQ(peer_of(t, key(23))->allowed_ips, std::vector<net::Prefix>{P("10.64.2.0/24")});
+    EXPECT_EQ(peer_of(t, key(22))->allowed_ips, std::vector<net::Prefix>{P("10.64.1.0/24")});
+    EXPECT_EQ(peer_of(t, key(1))->persistent_keepalive, kGatewayKeepalive) << "gateways keep NAT mappings open";
+    EXPECT_EQ(peer_of(t, key(23))->persistent_keepalive, 0);
+    ASSERT_EQ(t.gateway_routes.size(), 2U);
+    EXPECT_EQ(t.gateway_routes[0].destination, P("10.64.1.0/24"));
+    EXPECT_TRUE(t.gateway_routes[0].via_tunnel);
+    EXPECT_EQ(routes(t), (std::vector<std::string>{"10.64.1.0/24 via 198.51.100.2", "10.64.2.0/24 via 198.51.100.3",
+                                                   "10.80.0.0/16 wg", "10.112.0.0/16 wg"}));
+  }
+}
+
+TEST(TopologyTest, GatewayClustersPeerWithEachOther) {
+  auto in = east_gateway("e2", "e2");
+  in.remotes = {west_gateways("wg1")};
+  auto t = compute_topology(in);
+  EXPECT_EQ(t.role, Role::kActiveGateway);
+  ASSERT_EQ(t.peers.size(), 4U);  // wg1, wg2, e1, e3
+  EXPECT_EQ(peer_of(t, key(11))->allowed_ips.size(), 3U);
+  EXPECT_EQ(peer_of(t, key(12))->persistent_keepalive, kGatewayKeepalive);
+}
+
+TEST(TopologyTest, AGatewayOverlappingUsIsRefusedLikeANode) {
+  auto in = east_gateway("e1", "e1");
+  in.remotes = {west_gateways("wg1")};
+  in.remotes[0].gateways[1].pod_cidrs = {P("10.64.0.0/24")};  // wg1 claims one of our blocks
+  auto t = compute_topology(in);
+  EXPECT_FALSE(t.refused.empty());
+  for (const auto& p : t.peers) {
+    for (const auto& a : p.allowed_ips) EXPECT_NE(a, P("10.64.0.0/24"));
+  }
+}
+
+TEST(DeviceDiffTest, ADiscoveredEndpointIsKept) {
+  auto in = base();
+  in.remotes = {west_gateways("wg2")};
+  DesiredDevice d{wg::generate_private_key().value(), 51820, 0, compute_topology(in).peers};
+  auto current = device_from(d);
+  for (auto& p : current.peers) {
+    if (!p.endpoint) p.endpoint = wg::Endpoint::parse("198.18.0.7:40001").value();  // learned from a handshake
+  }
+  auto diff = diff_device(d, current);
+  EXPECT_TRUE(diff.empty()) << "the learned endpoint is not cleared, and nothing is rewritten";
+}
+
 }  // namespace
 }  // namespace cw::agent
