@@ -53,6 +53,18 @@ int main(int argc, char** argv) {
   app.add_option("--heartbeat-seconds", heartbeat_s, "How often the advertisement's heartbeat is refreshed")->capture_default_str();
   app.add_flag("!--no-leader-election", config.leader_election, "Run without leader election (one replica only)");
   app.add_option("--lease-namespace", config.lease_namespace, "Namespace of the leader Lease")->capture_default_str();
+  std::vector<std::string> gateway_endpoints;
+  app.add_option("--topology", config.topology,
+                 "mesh (every node peers with remote nodes) or gateway (only nodes labelled "
+                 "clusterwire.io/gateway=true do); default: the ClusterSet's defaultTopology")
+      ->check(CLI::IsMember({"mesh", "gateway"}));
+  app.add_option("--gateway-endpoint", gateway_endpoints,
+                 "NODE=host:port: where other clusters reach that gateway (a load balancer, an elastic IP); "
+                 "wins over its clusterwire.io/public-endpoint annotation");
+  app.add_option("--gateway-lease-namespace", config.gateway_lease_namespace,
+                 "Namespace of the gateway candidates' Lease")->capture_default_str();
+  app.add_option("--gateway-lease-name", config.gateway_lease_name, "Name of the gateway candidates' Lease")
+      ->capture_default_str();
   app.add_option("--health-address", health_address, "Address for /healthz, /readyz, /metrics")->capture_default_str();
   app.add_option("--health-port", health_port, "Port for /healthz, /readyz, /metrics (0: any)")->capture_default_str();
   app.add_option("--log-format", log_format, "text or json")->check(CLI::IsMember({"text", "json"}))->capture_default_str();
@@ -79,6 +91,11 @@ int main(int argc, char** argv) {
     auto p = cw::net::Prefix::parse(text);
     if (!p) return fail("--service-cidr: " + p.error().message());
     config.service_cidrs.push_back(*p);
+  }
+  for (const auto& text : gateway_endpoints) {
+    const auto eq = text.find('=');
+    if (eq == std::string::npos) return fail("--gateway-endpoint \"" + text + "\" is not NODE=host:port");
+    config.gateway_endpoints[text.substr(0, eq)] = text.substr(eq + 1);
   }
   config.node_cidr_mode = node_cidrs == "adopt" ? cw::op::NodeCidrMode::kAdopt : cw::op::NodeCidrMode::kAllocate;
   config.heartbeat_interval = std::chrono::seconds(heartbeat_s);

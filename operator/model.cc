@@ -129,6 +129,12 @@ Result<ClusterSetView> parse_clusterset(const json& object) {
   view.heartbeat_timeout_seconds =
       int_at(spec, "heartbeatTimeoutSeconds", 60, "spec.heartbeatTimeoutSeconds", problems).value_or(60);
   if (view.heartbeat_timeout_seconds < 1) problems.push_back("spec.heartbeatTimeoutSeconds: must be positive");
+  view.default_topology = spec.contains("defaultTopology") && spec["defaultTopology"].is_string()
+                              ? spec["defaultTopology"].get<std::string>()
+                              : "mesh";
+  if (view.default_topology != "mesh" && view.default_topology != "gateway") {
+    problems.push_back("spec.defaultTopology: \"" + view.default_topology + "\" is neither mesh nor gateway");
+  }
   if (!problems.empty()) {
     std::string all;
     for (const auto& p : problems) all += (all.empty() ? "" : "; ") + p;
@@ -154,6 +160,11 @@ Result<Advertisement> parse_advertisement(const json& object) {
   auto gws = parse_nodes(spec.value("gateways", json::array()), "spec.gateways");
   if (!gws) return gws.error().with_context(where);
   ad.gateways = std::move(*gws);
+  ad.topology = spec.contains("topology") ? string_at(spec, "topology") : "mesh";
+  if (ad.topology != "mesh" && ad.topology != "gateway") {
+    return invalid(where + ": spec.topology \"" + ad.topology + "\" is neither mesh nor gateway");
+  }
+  ad.active_gateway = string_at(spec, "activeGateway");
   ad.dns_endpoint = string_at(spec, "dnsEndpoint");
   if (spec.contains("peers") && spec["peers"].is_array()) {
     for (const auto& p : spec["peers"]) {
@@ -187,6 +198,8 @@ json to_json(const Advertisement& ad) {
             {"serviceCIDRs", prefixes(ad.service_cidrs)}, {"nodes", nodes},
             {"gateways", gateways}, {"peers", ad.peers}, {"heartbeat", ad.heartbeat}};
   if (!ad.dns_endpoint.empty()) spec["dnsEndpoint"] = ad.dns_endpoint;
+  spec["topology"] = ad.topology;
+  if (!ad.active_gateway.empty()) spec["activeGateway"] = ad.active_gateway;
   return spec;
 }
 

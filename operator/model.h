@@ -28,6 +28,7 @@ Result<Claim> parse_claim(const json& object);
 struct ClusterSetView {
   ipam::ClusterSetSpec spec;
   int heartbeat_timeout_seconds = 60;
+  std::string default_topology = "mesh";  // spec.defaultTopology: mesh or gateway
 };
 // kInvalidArgument listing every problem ("spec.ipv4.pools[0]: ..."), one per line.
 Result<ClusterSetView> parse_clusterset(const json& object);
@@ -45,6 +46,8 @@ struct Advertisement {
   std::vector<net::Prefix> service_cidrs;
   std::vector<NodeEntry> nodes;
   std::vector<NodeEntry> gateways;
+  std::string topology = "mesh";  // "mesh" or "gateway" (docs/gateway.md)
+  std::string active_gateway;     // gateway mode: the Lease's holder, a hint
   std::string dns_endpoint;
   std::vector<std::string> peers;
   std::string heartbeat;  // RFC 3339

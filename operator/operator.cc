@@ -30,6 +30,8 @@ constexpr const char* kClusterKey = "cluster";
 constexpr const char* kPublicKeyAnnotation = "clusterwire.io/public-key";
 constexpr const char* kEndpointAnnotation = "clusterwire.io/endpoint";
 constexpr const char* kDatapathAnnotation = "clusterwire.io/datapath";
+constexpr const char* kPublicEndpointAnnotation = "clusterwire.io/public-endpoint";
+constexpr const char* kGatewayLabel = "clusterwire.io/gateway";
 
 std::string join(const std::vector<net::Prefix>& ps) {
   std::string out;
@@ -44,6 +46,14 @@ std::string annotation(const json& o, const char* key) {
   const json& m = o["metadata"];
   if (!m.contains("annotations") || !m["annotations"].is_object()) return "";
   return m["annotations"].value(key, "");
+}
+
+// A label's value, or "".
+std::string label(const json& o, const char* key) {
+  const json& m = o["metadata"];
+  if (!m.contains("labels") || !m["labels"].is_object()) return "";
+  const json& v = m["labels"].value(key, json());
+  return v.is_string() ? v.get<std::string>() : "";
 }
 
 }  // namespace
@@ -76,6 +86,18 @@ Result<void> validate(const OperatorConfig& c) {
   if (!c.dns_endpoint.empty() && !valid_endpoint(c.dns_endpoint)) {
     return Error(ErrorCode::kInvalidArgument, "--dns-endpoint \"" + c.dns_endpoint + "\" is not host:port");
   }
+  if (!c.topology.empty() && c.topology != "mesh" && c.topology != "gateway") {
+    return Error(ErrorCode::kInvalidArgument, "--topology \"" + c.topology + "\" is neither mesh nor gateway");
+  }
+  for (const auto& [node, endpoint] : c.gateway_endpoints) {
+    if (node.empty() || !valid_endpoint(endpoint)) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "--gateway-endpoint \"" + node + "=" + endpoint + "\" is not NODE=host:port");
+    }
+  }
+  if (c.gateway_lease_name.empty() || c.gateway_lease_namespace.empty()) {
+    return Error(ErrorCode::kInvalidArgument, "the gateway Lease needs a name and a namespace");
+  }
   return ok_result();
 }
 
@@ -92,6 +114,7 @@ struct Operator::Impl {
   std::unique_ptr<kube::Informer> clustersets;
   std::unique_ptr<kube::Informer> claims;
   std::unique_ptr<kube::Informer> advertisements;
+  std::unique_ptr<kube::Informer> leases;  // the gateway Lease's namespace, on the local API
   std::unique_ptr<kube::LeaderElector> elector;
   std::unique_ptr<ServiceSync> service_sync;  // the MCS ServiceExport → ServiceImport sync
 
@@ -203,6 +226,18 @@ struct Operator::Impl {
           service_sync->peerings_changed();
         },
     });
+    // The gateway Lease's holder is advertised (a hint for remote clusters).
+    leases = informer(local, kres::kLeases, config.gateway_lease_namespace);
+    auto lease_changed = [this](const json& o) {
+      if (name_of(o) == config.gateway_lease_name) enqueue_cluster();
+    };
+    leases->add_handlers({.on_add = lease_changed,
+                          .on_update = [lease_changed](const json& before, const json& after) {
+                            if (before["spec"].value("holderIdentity", json()) != after["spec"].value("holderIdentity", json())) {
+                              lease_changed(after);
+                            }
+                          },
+                          .on_delete = lease_changed});
     auto peerings_of = [this](const json& ad) { enqueue_peerings_of(name_of(ad)); };
     advertisements->add_handlers({.on_add = peerings_of,
                                   .on_update = [this](const json&, const json& ad) { enqueue_peerings_of(name_of(ad)); },
@@ -210,7 +245,9 @@ struct Operator::Impl {
     service_sync = std::make_unique<ServiceSync>(
         ServiceSyncConfig{config.cluster_id, config.broker_namespace, config.resync_period}, local, broker, *peerings,
         clock, log);
-    for (auto* inf : {nodes.get(), peerings.get(), clustersets.get(), claims.get(), advertisements.get()}) inf->start();
+    for (auto* inf : {nodes.get(), peerings.get(), clustersets.get(), claims.get(), advertisements.get(), leases.get()}) {
+      inf->start();
+    }
     service_sync->start_informers();
 
     if (!config.leader_election) {
@@ -283,7 +320,7 @@ struct Operator::Impl {
     if (elector) elector->stop(true);
     stop_leading();
     if (service_sync) service_sync->stop();
-    for (auto* inf : {nodes.get(), peerings.get(), clustersets.get(), claims.get(), advertisements.get()}) {
+    for (auto* inf : {nodes.get(), peerings.get(), clustersets.get(), claims.get(), advertisements.get(), leases.get()}) {
       if (inf) inf->stop();
     }
   }
@@ -431,7 +468,18 @@ struct Operator::Impl {
     }
 
     // The advertisement and its heartbeat.
-    auto published = publish_advertisement(blocks, plan.assigned, problems);
+    const std::string topology = config.topology.empty() ? set->default_topology : config.topology;
+    bool topology_changed = false;
+    {
+      std::lock_guard lock(mu);
+      topology_changed = state.topology != topology;
+      state.topology = topology;
+    }
+    if (topology_changed) {
+      log.info("topology", {{"topology", topology}, {"from", config.topology.empty() ? "the ClusterSet" : "--topology"}});
+      enqueue_all_peerings();  // they tell the node agents
+    }
+    auto published = publish_advertisement(blocks, plan.assigned, topology, problems);
     if (!published) problems.push_back("publishing the advertisement: " + published.error().message());
     bool broker_changed = false;
     {
@@ -497,23 +545,45 @@ struct Operator::Impl {
     return ok_result();
   }
 
+  // The gateway Lease's holder, "" when none (or released).
+  std::string gateway_holder() const {
+    auto lease = leases->get(config.gateway_lease_namespace, config.gateway_lease_name);
+    if (!lease || !(*lease)["spec"].is_object()) return "";
+    const json& h = (*lease)["spec"].value("holderIdentity", json());
+    return h.is_string() ? h.get<std::string>() : "";
+  }
+
+  // In mesh mode every node is advertised; in gateway mode only the candidates, so that a
+  // node joining or leaving writes nothing here (docs/gateway.md).
   Result<void> publish_advertisement(const std::vector<net::Prefix>& blocks,
                                      const std::map<std::string, std::vector<net::Prefix>>& assigned,
-                                     std::vector<std::string>& problems) {
+                                     const std::string& topology, std::vector<std::string>& problems) {
+    const bool gateway_mode = topology == "gateway";
     Advertisement ad;
     ad.cluster_id = config.cluster_id;
     ad.pod_cidrs = blocks;
     ad.service_cidrs = config.service_cidrs;
     ad.dns_endpoint = config.dns_endpoint;
+    ad.topology = topology;
     for (const auto& n : nodes->list()) {
       const std::string name = name_of(n);
+      if (gateway_mode && label(n, kGatewayLabel) != "true") continue;
       auto it = assigned.find(name);
       // A malformed annotation is left out, not copied: the broker would refuse the whole
       // advertisement for it, and every peering with this cluster would go stale.
-      std::string endpoint = annotation(n, kEndpointAnnotation);
+      // A gateway's endpoint is its public one: its in-cluster address means nothing to
+      // other clusters (and is often the same private address as one of theirs).
+      const char* endpoint_source = gateway_mode ? kPublicEndpointAnnotation : kEndpointAnnotation;
+      std::string endpoint = annotation(n, endpoint_source);
+      if (gateway_mode) {
+        if (auto configured = config.gateway_endpoints.find(name); configured != config.gateway_endpoints.end()) {
+          endpoint = configured->second;
+          endpoint_source = "--gateway-endpoint";
+        }
+      }
       std::string key = annotation(n, kPublicKeyAnnotation);
       if (!endpoint.empty() && !valid_endpoint(endpoint)) {
-        problems.push_back("node " + name + ": annotation " + kEndpointAnnotation + " \"" + endpoint +
+        problems.push_back("node " + name + ": " + endpoint_source + " \"" + endpoint +
                            "\" is not host:port; left out of the advertisement");
         endpoint.clear();
       }
@@ -522,7 +592,22 @@ struct Operator::Impl {
                            " is not a WireGuard public key; left out of the advertisement");
         key.clear();
       }
-      ad.nodes.push_back({name, endpoint, key, it == assigned.end() ? std::vector<net::Prefix>{} : it->second});
+      (gateway_mode ? ad.gateways : ad.nodes)
+          .push_back({name, endpoint, key, it == assigned.end() ? std::vector<net::Prefix>{} : it->second});
+    }
+    if (gateway_mode) {
+      const std::string holder = gateway_holder();
+      if (std::any_of(ad.gateways.begin(), ad.gateways.end(), [&](const NodeEntry& g) { return g.name == holder; })) {
+        ad.active_gateway = holder;
+      }
+      if (ad.gateways.empty()) {
+        problems.push_back("topology is gateway but no node is labelled clusterwire.io/gateway=true: other clusters "
+                           "cannot reach this one");
+      }
+      std::vector<std::string> names;
+      for (const auto& g : ad.gateways) names.push_back(g.name);
+      std::lock_guard lock(mu);
+      state.gateways = names;
     }
     std::set<std::string> consent;
     for (const auto& p : peerings->list()) {
@@ -599,6 +684,15 @@ struct Operator::Impl {
       std::lock_guard lock(mu);
       in.local_pod_cidrs = state.pod_blocks;
       local_problems = state.problems;
+      in.local_topology = state.topology;
+    }
+    if (in.local_topology == "gateway") {
+      for (const auto& n : nodes->list()) {
+        if (label(n, kGatewayLabel) == "true" &&
+            (config.gateway_endpoints.count(name_of(n)) || !annotation(n, kPublicEndpointAnnotation).empty())) {
+          in.local_gateway_reachable = true;
+        }
+      }
     }
     if (auto set_obj = clustersets->get(config.broker_namespace, config.clusterset_name)) {
       if (auto set = parse_clusterset(*set_obj)) in.heartbeat_timeout_seconds = set->heartbeat_timeout_seconds;

@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -55,6 +56,15 @@ struct OperatorConfig {
   std::chrono::milliseconds lease_duration{std::chrono::seconds(15)};
   std::chrono::milliseconds renew_deadline{std::chrono::seconds(10)};
   std::chrono::milliseconds retry_period{std::chrono::seconds(2)};
+  // Topology (docs/gateway.md): "mesh", "gateway", or "" for the ClusterSet's defaultTopology.
+  std::string topology;
+  // Gateway mode: a candidate's endpoint for other clusters (a load balancer, an elastic IP),
+  // by node name; it wins over the node's clusterwire.io/public-endpoint annotation. A
+  // candidate with neither is advertised without an endpoint (reached from behind NAT).
+  std::map<std::string, std::string> gateway_endpoints;
+  // The Lease the gateway candidates elect with; its holder is advertised as a hint.
+  std::string gateway_lease_namespace = "kube-system";
+  std::string gateway_lease_name = "clusterwire-gateway";
 };
 
 // kInvalidArgument naming the bad setting.
@@ -72,6 +82,8 @@ struct OperatorState {
   std::size_t nodes_with_blocks = 0;
   bool advertised = false;
   std::string broker_error;               // the last failed write to the broker; "" after a success
+  std::string topology = "mesh";          // in effect: the flag's, else the ClusterSet's
+  std::vector<std::string> gateways;      // gateway mode: the advertised candidates
 };
 
 class Operator {

@@ -26,6 +26,10 @@ bool node_ready(const NodeEntry& n) {
   return !n.public_key.empty() && !n.endpoint.empty() && !n.pod_cidrs.empty();
 }
 
+// A gateway behind NAT advertises no endpoint: it is ready with a key and a block, and is
+// reached once it has reached the other side.
+bool gateway_ready(const NodeEntry& n) { return !n.public_key.empty() && !n.pod_cidrs.empty(); }
+
 // "412us", "3.2ms", "150ms", "1.05s": RTTs as people read them.
 std::string format_micros(std::int64_t us) {
   char buf[48];
@@ -181,7 +185,9 @@ std::vector<std::string> cidr_conflicts(const std::vector<net::Prefix>& local_po
     }
   }
   // Node blocks must stay inside what the remote advertises as its pod CIDRs.
-  for (const auto& n : remote.nodes) {
+  std::vector<NodeEntry> all = remote.nodes;
+  all.insert(all.end(), remote.gateways.begin(), remote.gateways.end());
+  for (const auto& n : all) {
     for (const auto& p : n.pod_cidrs) {
       const bool inside = std::any_of(remote.pod_cidrs.begin(), remote.pod_cidrs.end(),
                                       [&](const net::Prefix& c) { return c.contains(p); });
@@ -195,7 +201,7 @@ std::vector<std::string> cidr_conflicts(const std::vector<net::Prefix>& local_po
 }
 
 json peering_status(const PeeringInput& in) {
-  json status{{"observedGeneration", in.generation}, {"conflicts", json::array()}};
+  json status{{"observedGeneration", in.generation}, {"conflicts", json::array()}, {"localTopology", in.local_topology}};
   const std::string remote = in.remote_cluster_id;
   if (in.remote_cluster_id == in.cluster_id) {
     status["phase"] = "Conflict";
@@ -230,8 +236,14 @@ json peering_status(const PeeringInput& in) {
   for (const auto& c : conflicts) status["conflicts"].push_back(c);
   const auto heartbeat = parse_rfc3339(ad.heartbeat);
   const bool fresh = heartbeat && in.now - *heartbeat <= std::chrono::seconds(in.heartbeat_timeout_seconds);
-  const bool nodes_ready = std::any_of(ad.nodes.begin(), ad.nodes.end(), node_ready) ||
-                           std::any_of(ad.gateways.begin(), ad.gateways.end(), node_ready);
+  const bool remote_gateways = ad.topology == "gateway";
+  const bool nodes_ready = remote_gateways ? std::any_of(ad.gateways.begin(), ad.gateways.end(), gateway_ready)
+                                           : std::any_of(ad.nodes.begin(), ad.nodes.end(), node_ready);
+  // Somebody must be reachable: a remote gateway with an endpoint, or our own (a mesh node's
+  // endpoint counts as reachable: the mesh assumes it).
+  const bool remote_reachable = !remote_gateways || std::any_of(ad.gateways.begin(), ad.gateways.end(),
+                                                                [](const NodeEntry& g) { return !g.endpoint.empty(); });
+  const bool local_reachable = in.local_topology != "gateway" || in.local_gateway_reachable;
 
   json conditions = json::array();
   conditions.push_back(consents
@@ -283,8 +295,16 @@ json peering_status(const PeeringInput& in) {
     message = "not routed: " + conflicts.front();
   } else if (!nodes_ready) {
     phase = "Connecting";
-    reason = "NoRemoteNodes";
-    message = "cluster " + remote + " advertises no node with a key and an endpoint yet";
+    reason = remote_gateways ? "NoRemoteGateways" : "NoRemoteNodes";
+    message = remote_gateways ? "cluster " + remote + " advertises no gateway candidate with a key and a block yet "
+                                "(label nodes clusterwire.io/gateway=true there)"
+                              : "cluster " + remote + " advertises no node with a key and an endpoint yet";
+  } else if (!remote_reachable && !local_reachable) {
+    phase = "Connecting";
+    reason = "NoReachableEndpoint";
+    message = "neither " + in.cluster_id + "'s nor " + remote +
+              "'s gateways have a public endpoint: one side must be reachable (set clusterwire.io/public-endpoint "
+              "or the chart's gateway.publicEndpoints); NAT to NAT is not supported";
   } else if (datapath.status == "False") {
     phase = "Degraded";
     reason = datapath.reason;

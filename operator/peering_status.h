@@ -42,6 +42,10 @@ struct PeeringInput {
   json old_status;  // to keep lastTransitionTime of conditions that did not change
   std::vector<DatapathReport> datapath;  // from the local node agents
   std::string broker_error;  // non-empty while this operator cannot reach the broker
+  // This cluster's topology, and in gateway mode whether any candidate has an endpoint other
+  // clusters can reach (a public one): two gateway clusters that both have none cannot meet.
+  std::string local_topology = "mesh";
+  bool local_gateway_reachable = false;
 };
 
 // The DatapathHealthy condition's status ("True", "False", "Unknown"), reason and message,

@@ -344,5 +344,72 @@ TEST_F(OperatorTest, AnUnreachableBrokerIsReported) {
   op.stop();
 }
 
+// Gateway mode (docs/gateway.md): only the labelled candidates are advertised, with their
+// public endpoints, the Lease's holder as the hint; a node joining writes nothing to the broker.
+TEST_F(OperatorTest, GatewayModeAdvertisesOnlyCandidatesAndANodeJoinWritesNothingToTheBroker) {
+  Api broker;
+  json set = clusterset("10.64.0.0/12", 16, 24);
+  set["spec"]["defaultTopology"] = "gateway";  // the ClusterSet's default, no flag
+  make_broker(broker, set);
+  Api local;
+  for (int i = 0; i < 3; ++i) local.node("east-" + std::to_string(i), i);
+  auto label = [&](const std::string& node, const json& labels, const json& annotations) {
+    auto n = local.client->get(kres::kNodes, "", node).value();
+    n["metadata"]["labels"] = labels;
+    for (const auto& [k, v] : annotations.items()) n["metadata"]["annotations"][k] = v;
+    ASSERT_TRUE(local.client->update(kres::kNodes, "", n).ok());
+  };
+  label("east-0", {{"clusterwire.io/gateway", "true"}}, {{"clusterwire.io/public-endpoint", "203.0.113.10:51820"}});
+  label("east-1", {{"clusterwire.io/gateway", "true"}}, json::object());  // behind NAT: no endpoint
+  label("east-2", {{"clusterwire.io/gateway", "false"}}, json::object());
+  json lease{{"apiVersion", "coordination.k8s.io/v1"}, {"kind", "Lease"},
+             {"metadata", {{"name", "clusterwire-gateway"}, {"namespace", "kube-system"}}},
+             {"spec", {{"holderIdentity", "east-1"}, {"leaseTransitions", 3}}}};
+  ASSERT_TRUE(local.client->create(kres::kLeases, "kube-system", lease).ok());
+
+  auto cfg = config_for("east");
+  cfg.heartbeat_interval = 60s;  // no heartbeat write during the test: every write is a change
+  cfg.gateway_endpoints = {{"east-1", "lb.example.com:4500"}};
+  Operator op(cfg, *local.client, *broker.client, clock_, log_, nullptr);
+  ASSERT_TRUE(op.start().ok());
+  auto ad = [&]() -> json {
+    auto a = broker.client->get(ores::kClusterAdvertisements, "clusterwire-broker", "east");
+    return a ? *a : json();
+  };
+  ASSERT_TRUE(wait_for([&] {
+    const json a = ad();
+    return a.is_object() && a["spec"].value("activeGateway", "") == "east-1" && op.state().nodes_with_blocks == 3;
+  })) << ad().dump();
+  const json spec = ad()["spec"];
+  EXPECT_EQ(spec["topology"], "gateway");
+  EXPECT_TRUE(spec["nodes"].empty());
+  ASSERT_EQ(spec["gateways"].size(), 2U);
+  EXPECT_EQ(spec["gateways"][0]["name"], "east-0");
+  EXPECT_EQ(spec["gateways"][0]["endpoint"], "203.0.113.10:51820") << "the public endpoint, not the in-cluster one";
+  EXPECT_EQ(spec["gateways"][1]["endpoint"], "lb.example.com:4500") << "the configured endpoint wins";
+  EXPECT_EQ(op.state().topology, "gateway");
+
+  // A node joins: it gets its block locally, and the broker sees no write.
+  const std::string version = ad()["metadata"]["resourceVersion"];
+  local.node("east-3", 3);
+  ASSERT_TRUE(wait_for([&] { return op.state().nodes_with_blocks == 4; }));
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(ad()["metadata"]["resourceVersion"], version) << "a node join wrote to the broker";
+
+  // The Lease moves: the hint follows.
+  auto l = local.client->get(kres::kLeases, "kube-system", "clusterwire-gateway").value();
+  l["spec"]["holderIdentity"] = "east-0";
+  ASSERT_TRUE(local.client->update(kres::kLeases, "kube-system", l).ok());
+  EXPECT_TRUE(wait_for([&] { return ad()["spec"].value("activeGateway", "") == "east-0"; }));
+
+  // Peerings tell the node agents the local topology.
+  local.peering("west");
+  EXPECT_TRUE(wait_for([&] {
+    auto p = local.client->get(ores::kClusterPeerings, "", "west");
+    return p && (*p).contains("status") && (*p)["status"].value("localTopology", "") == "gateway";
+  }));
+  op.stop();
+}
+
 }  // namespace
 }  // namespace cw::op

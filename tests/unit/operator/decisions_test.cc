@@ -345,5 +345,87 @@ TEST(ValidEndpointTest, AcceptsWhatTheSchemaAccepts) {
   }
 }
 
+// ---- gateway mode (docs/gateway.md)
+
+Advertisement gateway_ad(bool with_endpoint) {
+  Advertisement ad = remote_ad({"east"}, "2026-11-21T09:59:55Z");
+  ad.topology = "gateway";
+  ad.nodes.clear();
+  ad.gateways = {{"w-gw1", with_endpoint ? "203.0.113.5:51820" : "", "9YtV7g8b1oV6YQe0fM0cZ3y8Jm3x7b2KZ0v5yq3u8Xo=",
+                  {P("10.80.7.0/24")}}};
+  ad.active_gateway = "w-gw1";
+  return ad;
+}
+
+TEST(PeeringStatusTest, GatewayClustersConnectWhenOneSideIsReachable) {
+  // A remote gateway behind NAT (no endpoint) is ready: it reaches us.
+  auto in = peering(gateway_ad(false));
+  auto s = peering_status(in);
+  EXPECT_EQ(s["phase"], "Connected") << s.dump();
+  EXPECT_EQ(s["localTopology"], "mesh");
+  EXPECT_EQ(s["remote"]["topology"], "gateway");
+  EXPECT_EQ(s["remote"]["activeGateway"], "w-gw1");
+  EXPECT_EQ(s["remote"]["gateways"][0]["name"], "w-gw1");
+  EXPECT_FALSE(s["remote"]["gateways"][0].contains("endpoint"));
+
+  // Both gateway clusters, neither reachable: NAT to NAT, said so.
+  in.local_topology = "gateway";
+  in.local_gateway_reachable = false;
+  s = peering_status(in);
+  EXPECT_EQ(s["phase"], "Connecting");
+  EXPECT_EQ(condition_of(s, "Ready")["reason"], "NoReachableEndpoint");
+  EXPECT_NE(condition_of(s, "Ready")["message"].get<std::string>().find("NAT to NAT is not supported"), std::string::npos);
+  in.local_gateway_reachable = true;
+  EXPECT_EQ(peering_status(in)["phase"], "Connected");
+  in.local_gateway_reachable = false;
+  in.remote = gateway_ad(true);
+  EXPECT_EQ(peering_status(in)["phase"], "Connected");
+}
+
+TEST(PeeringStatusTest, AGatewayClusterWithoutCandidatesIsConnectingAndSaysWhatToLabel) {
+  auto ad = gateway_ad(true);
+  ad.gateways.clear();
+  auto s = peering_status(peering(ad));
+  EXPECT_EQ(s["phase"], "Connecting");
+  EXPECT_EQ(condition_of(s, "Ready")["reason"], "NoRemoteGateways");
+  EXPECT_NE(condition_of(s, "Ready")["message"].get<std::string>().find("clusterwire.io/gateway=true"), std::string::npos);
+  // A gateway's block outside the cluster's ranges is a conflict, as a node's is.
+  ad = gateway_ad(true);
+  ad.gateways[0].pod_cidrs = {P("10.81.0.0/24")};
+  EXPECT_EQ(peering_status(peering(ad))["phase"], "Conflict");
+}
+
+TEST(AdvertisementTest, TopologyRoundTripsAndIsChecked) {
+  auto ad = gateway_ad(false);
+  json object{{"metadata", {{"name", "west"}}}, {"spec", to_json(ad)}};
+  auto back = parse_advertisement(object);
+  ASSERT_TRUE(back.ok()) << back.error().message();
+  EXPECT_EQ(back->topology, "gateway");
+  EXPECT_EQ(back->active_gateway, "w-gw1");
+  EXPECT_EQ(back->gateways.size(), 1U);
+  object["spec"].erase("topology");
+  EXPECT_EQ(parse_advertisement(object)->topology, "mesh") << "an advertisement from before topologies is a mesh";
+  object["spec"]["topology"] = "star";
+  auto bad = parse_advertisement(object);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message().find("neither mesh nor gateway"), std::string::npos);
+}
+
+TEST(OperatorConfigTest, TopologyAndGatewayEndpointsAreChecked) {
+  OperatorConfig c;
+  c.cluster_id = "east";
+  EXPECT_TRUE(validate(c).ok());
+  c.topology = "gateway";
+  c.gateway_endpoints = {{"gw-1", "lb.example.com:51820"}, {"gw-2", "203.0.113.9:4500"}};
+  EXPECT_TRUE(validate(c).ok());
+  c.topology = "hub";
+  EXPECT_FALSE(validate(c).ok());
+  c.topology = "gateway";
+  c.gateway_endpoints["gw-3"] = "203.0.113.9";
+  auto r = validate(c);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("gw-3=203.0.113.9"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace cw::op
