@@ -5,6 +5,7 @@
 #include <linux/if.h>
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
+#include <linux/fib_rules.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -427,6 +428,56 @@ Result<void> Rtnetlink::delete_link(const std::string& name) {
   request.put_header<ifinfomsg>().ifi_family = AF_UNSPEC;
   request.put_string(IFLA_IFNAME, name);
   return run(socket_, request, "deleting link \"" + name + "\"");
+}
+
+// --- Rtnetlink: policy rules ---------------------------------------------------------------
+
+Result<std::vector<IifRule>> Rtnetlink::list_iif_rules() {
+  std::vector<IifRule> out;
+  for (int af : {AF_INET, AF_INET6}) {
+    Request request(RTM_GETRULE, NLM_F_DUMP);
+    request.put_header<fib_rule_hdr>().family = static_cast<std::uint8_t>(af);
+    auto replies = socket_.request(request);
+    if (!replies) return replies.error().with_context("listing policy rules");
+    for (const Reply& reply : *replies) {
+      const auto h = reply.family_header<fib_rule_hdr>();
+      if (reply.type() != RTM_NEWRULE || !h || h->family != af || h->action != FR_ACT_TO_TBL) continue;
+      const AttributeList attributes = reply.attributes(sizeof(fib_rule_hdr));
+      IifRule rule;
+      rule.family = af == AF_INET ? net::Family::kIPv4 : net::Family::kIPv6;
+      rule.table = h->table;
+      if (const auto t = attributes.find(FRA_TABLE); t && t->u32()) rule.table = static_cast<int>(*t->u32());
+      if (const auto prio = attributes.find(FRA_PRIORITY); prio && prio->u32()) rule.priority = *prio->u32();
+      const auto iif = attributes.find(FRA_IIFNAME);
+      if (!iif) continue;
+      rule.iif = std::string(iif->string());
+      out.push_back(rule);
+    }
+  }
+  return out;
+}
+
+Result<bool> Rtnetlink::set_iif_rule(const IifRule& rule, bool present) {
+  const std::string context = std::string(present ? "adding" : "removing") + " the rule \"iif " + rule.iif +
+                              " lookup " + std::to_string(rule.table) + "\" (priority " +
+                              std::to_string(rule.priority) + ")";
+  if (auto ok = check_link_name(rule.iif); !ok) return ok.error().with_context(context);
+  auto rules = list_iif_rules();
+  if (!rules) return rules.error().with_context(context);
+  const bool there = std::find(rules->begin(), rules->end(), rule) != rules->end();
+  if (there == present) return false;
+  Request request(present ? RTM_NEWRULE : RTM_DELRULE, present ? NLM_F_CREATE | NLM_F_EXCL : 0);
+  auto& header = request.put_header<fib_rule_hdr>();
+  header.family = address_family(rule.family);
+  header.action = FR_ACT_TO_TBL;
+  const auto table = static_cast<std::uint32_t>(rule.table);
+  header.table = static_cast<std::uint8_t>(table < 256 ? table : RT_TABLE_UNSPEC);
+  request.put_u32(FRA_TABLE, table);
+  request.put_u32(FRA_PRIORITY, rule.priority);
+  request.put_string(FRA_IIFNAME, rule.iif);
+  if (present) request.put_u8(FRA_PROTOCOL, kRouteProtocol);
+  if (auto r = run(socket_, request, context); !r) return r.error();
+  return true;
 }
 
 // --- Rtnetlink: addresses ------------------------------------------------------------------

@@ -87,6 +87,14 @@ struct Route {
   friend bool operator==(const Route&, const Route&) = default;
 };
 
+struct IifRule {
+  net::Family family = net::Family::kIPv4;
+  std::string iif;          // packets that arrived on this link
+  int table = RT_TABLE_MAIN;  // are routed by this table
+  std::uint32_t priority = 0;
+  friend bool operator==(const IifRule&, const IifRule&) = default;
+};
+
 struct RouteChange {
   Route before;
   Route after;
@@ -150,6 +158,12 @@ class Rtnetlink {
   // missing one is kNotFound and nothing is touched. A kernel error stops the pass with the
   // changes made so far in place; the next pass re-reads the table and carries on.
   Result<RouteDiff> set_routes(const std::vector<Route>& desired, int table = RT_TABLE_MAIN);
+
+  // Policy rules of the form "iif <device> lookup <table>" at `priority`, one family each:
+  // makes one present or absent, true when it changed something. A rule is recognised by
+  // its family, priority, input device and table, whoever made it; ours carry kRouteProtocol.
+  Result<bool> set_iif_rule(const IifRule& rule, bool present);
+  Result<std::vector<IifRule>> list_iif_rules();
 
   // For requests this class does not wrap.
   Socket& socket() { return socket_; }

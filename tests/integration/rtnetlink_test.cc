@@ -386,6 +386,28 @@ TEST_F(RtnetlinkTest, KernelRefusalsCarryTheKernelsReason) {
   EXPECT_TRUE(ours().empty());
 }
 
+TEST_F(RtnetlinkTest, IifRulesAreAddedOnceAndRemoved) {
+  make_link("cw0", {address("10.0.0.1/24")});
+  const IifRule v4{net::Family::kIPv4, "cw0", 119, 119};
+  const IifRule v6{net::Family::kIPv6, "cw0", 119, 119};
+  for (const auto& rule : {v4, v6}) {
+    auto added = nl_->set_iif_rule(rule, true);
+    ASSERT_TRUE(added.ok()) << added.error().message();
+    EXPECT_TRUE(*added);
+    EXPECT_FALSE(nl_->set_iif_rule(rule, true).value()) << "idempotent";
+  }
+  auto rules = nl_->list_iif_rules().value();
+  EXPECT_EQ(std::count(rules.begin(), rules.end(), v4), 1);
+  EXPECT_EQ(std::count(rules.begin(), rules.end(), v6), 1);
+  // The kernel's own rules (local, main, default) are untouched: they have no iif.
+  EXPECT_TRUE(nl_->set_iif_rule(v4, false).value());
+  EXPECT_FALSE(nl_->set_iif_rule(v4, false).value());
+  rules = nl_->list_iif_rules().value();
+  EXPECT_EQ(std::count(rules.begin(), rules.end(), v4), 0);
+  EXPECT_EQ(std::count(rules.begin(), rules.end(), v6), 1);
+  EXPECT_FALSE(nl_->set_iif_rule({net::Family::kIPv4, "bad/name", 119, 119}, true).ok());
+}
+
 TEST_F(RtnetlinkTest, RoutesInAnotherTableLeaveTheMainTableAlone) {
   make_link("cw0", {address("10.0.0.1/24"), address("fd00::1/64")});
   constexpr int kTable = 1000;  // past 255: only RTA_TABLE can name it
