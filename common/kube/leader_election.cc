@@ -3,11 +3,7 @@
 #include <ctime>
 
 namespace cw::kube {
-namespace {
 
-using std::chrono::milliseconds;
-
-// A Kubernetes MicroTime: RFC 3339 with microseconds, UTC.
 std::string micro_time(std::chrono::system_clock::time_point t) {
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
   const std::time_t secs = static_cast<std::time_t>(us / 1000000);
@@ -19,6 +15,10 @@ std::string micro_time(std::chrono::system_clock::time_point t) {
   std::snprintf(out, sizeof out, "%s.%06lldZ", buf, static_cast<long long>(us % 1000000));
   return out;
 }
+
+namespace {
+
+using std::chrono::milliseconds;
 
 // The part of a Lease's spec whose change means the holder is alive.
 std::string record_of(const json& lease) {

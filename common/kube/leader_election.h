@@ -26,6 +26,10 @@
 
 namespace cw::kube {
 
+// A Kubernetes MicroTime (a Lease's renewTime): RFC 3339 with microseconds, UTC.
+std::string micro_time(std::chrono::system_clock::time_point t);
+
+
 struct LeaderElectionConfig {
   std::string lease_namespace;
   std::string lease_name;
