@@ -16,6 +16,8 @@
 #include "common/metrics/health_server.h"
 #include "common/netfilter/nftables.h"
 #include "common/netlink/rtnetlink.h"
+#include "gateway/active_view.h"
+#include "gateway/runner.h"
 #include "node-agent/device_diff.h"
 #include "node-agent/key_store.h"
 #include "node-agent/prober.h"
@@ -36,6 +38,7 @@ constexpr const char* kPodCidrAnnotation = "clusterwire.io/pod-cidr";
 constexpr const char* kDatapathAnnotation = "clusterwire.io/datapath";
 constexpr const char* kReportKey = "report";
 constexpr const char* kAgentErrorAnnotation = "clusterwire.io/agent-error";
+constexpr const char* kGatewayLabel = "clusterwire.io/gateway";
 // A peer whose last handshake is older than this (WireGuard's REJECT_AFTER_TIME) is not
 // completing handshakes: with traffic flowing (probes), one is made every 2 minutes.
 constexpr auto kHandshakeStale = std::chrono::seconds(180);
@@ -102,6 +105,11 @@ std::optional<net::IpAddress> internal_ip(const json& node) {
   return all.front();
 }
 
+std::string label(const json& object, const char* key) {
+  const json& m = object["metadata"];
+  return m.contains("labels") ? str(m["labels"], key) : "";
+}
+
 RemoteNode remote_node(const json& n) {
   return {str(n, "name"), str(n, "endpoint"), str(n, "publicKey"), prefixes(n.value("podCIDRs", json::array()))};
 }
@@ -165,6 +173,10 @@ Result<void> validate(const AgentConfig& c) {
   if (c.probe_port != 0 && c.probe_port == c.listen_port) {
     return Error(ErrorCode::kInvalidArgument, "--probe-port must differ from --listen-port");
   }
+  if (c.gateway_port == 0 || c.gateway_port == c.listen_port || c.gateway_port == c.probe_port) {
+    return Error(ErrorCode::kInvalidArgument, "--gateway-port must be 1-65535 and differ from the WireGuard and probe ports");
+  }
+  if (auto r = gateway::validate(c.gateway); !r) return r.error().with_context("gateway election");
   if (c.probe_port != 0) return probe::validate(c.probe);
   return ok_result();
 }
@@ -182,7 +194,15 @@ struct Agent::Impl {
   std::string public_key;
   std::unique_ptr<kube::Informer> nodes;
   std::unique_ptr<kube::Informer> peerings;
+  std::unique_ptr<kube::Informer> leases;  // the gateway Lease's namespace
   std::unique_ptr<kube::Controller> controller;
+  // Gateway mode: the election runner on a candidate (started the first time this node is
+  // one), what beacons say about remote clusters' active gateways, and where beacons come
+  // from and go to. The maps are guarded by mu: beacons arrive on the prober's thread.
+  std::unique_ptr<gateway::Runner> runner;
+  gateway::ActiveView active_view;
+  std::map<net::IpAddress, std::pair<std::string, std::string>> beacon_sources;  // → (cluster, candidate)
+  std::vector<net::IpAddress> beacon_targets;
   std::optional<netlink::Rtnetlink> rt;  // opened on the reconcile thread, used only there
   std::optional<std::uint32_t> detected_mtu;
   std::unique_ptr<Prober> prober;
@@ -230,13 +250,26 @@ struct Agent::Impl {
                          },
                          .on_delete = kick});
     peerings->add_handlers({.on_add = kick, .on_update = kick2, .on_delete = kick});
+    leases = std::make_unique<kube::Informer>(
+        local, kube::InformerOptions{.resource = kres::kLeases, .ns = config.gateway_lease_namespace,
+                                     .resync_period = config.resync_period},
+        clock);
+    auto lease_changed = [this](const json& o) {
+      if (str(o["metadata"], "name") != config.gateway_lease_name) return;
+      feed_lease();
+      controller->enqueue("node");
+    };
+    leases->add_handlers({.on_add = lease_changed,
+                          .on_update = [lease_changed](const json&, const json& o) { lease_changed(o); },
+                          .on_delete = lease_changed});
     if (config.probe_port == 0) {
       // No probes: a report left from when there were would be read as current.
       (void)local.merge_patch(kres::kNodes, "", config.node_name,
                               {{"metadata", {{"annotations", {{kDatapathAnnotation, nullptr}}}}}});
     } else {
-      auto started = Prober::start({config.interface, config.probe_port, config.probe}, clock, log,
-                                   [this] { controller->enqueue(kReportKey); });
+      auto started = Prober::start({config.interface, config.probe_port, config.probe,
+                                    [this](const gateway::Message& m, const net::IpAddress& from) { heard_beacon(m, from); }},
+                                   clock, log, [this] { controller->enqueue(kReportKey); });
       if (!started) return started.error();
       prober = std::move(*started);
       log.info("probing the datapath", {{"port", static_cast<int>(prober->port())},
@@ -245,15 +278,121 @@ struct Agent::Impl {
     if (auto r = controller->start(); !r) return r;
     nodes->start();
     peerings->start();
+    leases->start();
     controller->enqueue("node");
     return ok_result();
+  }
+
+  // ---- gateway mode (docs/gateway.md)
+
+  std::optional<json> gateway_lease() const {
+    auto lease = leases->get(config.gateway_lease_namespace, config.gateway_lease_name);
+    return lease ? std::optional<json>(*lease) : std::nullopt;
+  }
+
+  void feed_lease() {
+    std::lock_guard lock(mu);
+    if (runner) runner->observe_lease(gateway_lease());
+  }
+
+  // A beacon from a remote gateway candidate, through the tunnel (the prober's thread). Only
+  // its source address says who sent it: that address is in no other peer's allowed IPs.
+  void heard_beacon(const gateway::Message& m, const net::IpAddress& from) {
+    bool changed = false;
+    {
+      std::lock_guard lock(mu);
+      auto it = beacon_sources.find(from);
+      if (it == beacon_sources.end() || it->second.second != m.state.node) return;
+      changed = active_view.heard(it->second.first, m.state, clock.now());
+      if (changed) {
+        log.info("remote gateway claims active", {{"cluster", it->second.first}, {"gateway", m.state.node},
+                                                 {"epoch", m.state.epoch}});
+      }
+    }
+    if (changed) controller->enqueue("node");
+  }
+
+  // Starts the runner the first time this node is a candidate, and tells it what changed.
+  void update_gateway(bool candidate, const std::vector<net::IpAddress>& other_candidates) {
+    std::lock_guard lock(mu);
+    if (!runner && candidate) {
+      gateway::RunnerOptions o{.cluster_id = config.cluster_id.empty() ? "cluster" : config.cluster_id,
+                               .node_name = config.node_name,
+                               .port = config.gateway_port,
+                               .lease_namespace = config.gateway_lease_namespace,
+                               .lease_name = config.gateway_lease_name,
+                               .settings = config.gateway};
+      auto started = gateway::Runner::start(
+          o, local, clock, log.with("component", "gateway"), [this] { controller->enqueue("node"); },
+          [this](const gateway::Heartbeat& claim) { send_beacons(claim); });
+      if (!started) {
+        log.error("cannot run as a gateway candidate", {{"error", started.error().message()}});
+        return;
+      }
+      runner = std::move(*started);
+      runner->observe_lease(gateway_lease());
+    }
+    if (!runner) return;
+    runner->set_peers(other_candidates);
+    runner->set_candidate(candidate);
+  }
+
+  void send_beacons(const gateway::Heartbeat& claim) {
+    std::vector<net::IpAddress> to;
+    {
+      std::lock_guard lock(mu);
+      to = beacon_targets;
+    }
+    if (prober && !to.empty()) {
+      prober->send_beacon({gateway::Kind::kBeacon, config.cluster_id.empty() ? "cluster" : config.cluster_id, claim}, to);
+    }
+  }
+
+  // What came out of the tunnel for another local node's pods goes back into it, on a
+  // candidate: table 119 and the rule that sends packets from the tunnel device there.
+  Result<bool> apply_gateway_routes(const Topology& topology) {
+    const bool candidate = topology.role == Role::kActiveGateway || topology.role == Role::kStandbyGateway;
+    std::vector<netlink::Route> table;
+    for (const auto& r : topology.gateway_routes) {
+      netlink::Route route{r.destination, config.interface, std::nullopt};
+      route.table = kGatewayTable;
+      table.push_back(route);
+    }
+    bool changed = false;
+    // The rule first when adding, last when removing: never a rule to an empty table's routes
+    // for packets that the main table would have carried.
+    for (net::Family f : {net::Family::kIPv4, net::Family::kIPv6}) {
+      if (!candidate) continue;
+      auto r = rt->set_iif_rule({f, config.interface, kGatewayTable, kGatewayRulePriority}, true);
+      if (!r) return r.error();
+      changed = changed || *r;
+    }
+    auto diff = rt->set_routes(table, kGatewayTable);
+    if (!diff) return diff.error();
+    changed = changed || !diff->unchanged();
+    for (net::Family f : {net::Family::kIPv4, net::Family::kIPv6}) {
+      if (candidate) continue;
+      auto r = rt->set_iif_rule({f, config.interface, kGatewayTable, kGatewayRulePriority}, false);
+      if (!r) return r.error();
+      changed = changed || *r;
+    }
+    return changed;
   }
 
   void stop() {
     // The controller first: its worker uses the prober. (The prober's callback may still
     // enqueue on the stopped controller, which then does nothing.)
     if (controller) controller->stop();
+    {
+      std::unique_ptr<gateway::Runner> gone;
+      {
+        std::lock_guard lock(mu);
+        gone = std::move(runner);
+      }
+      gone.reset();  // its callbacks use the prober and the controller
+    }
     prober.reset();
+    if (leases) leases->stop();
     if (peerings) peerings->stop();
     if (nodes) nodes->stop();
   }
@@ -359,7 +498,9 @@ struct Agent::Impl {
   Result<kube::ReconcileResult> reconcile() {
     // Never on a cache still filling: an empty peering list would remove every peer and cut
     // every tunnel right after an agent restart.
-    if (!nodes->has_synced() || !peerings->has_synced()) return kube::ReconcileResult{.requeue_after = 100ms};
+    if (!nodes->has_synced() || !peerings->has_synced() || !leases->has_synced()) {
+      return kube::ReconcileResult{.requeue_after = 100ms};
+    }
     if (!rt) {
       auto opened = netlink::Rtnetlink::open();
       if (!opened) return opened.error().with_context("opening rtnetlink");
@@ -381,7 +522,9 @@ struct Agent::Impl {
     in.default_keepalive = config.persistent_keepalive;
     std::optional<json> self;
     for (const auto& n : nodes->list()) {
-      LocalNode ln{str(n["metadata"], "name"), internal_ips(n), prefixes(json(annotation(n, kPodCidrAnnotation)))};
+      LocalNode ln{str(n["metadata"], "name"), internal_ips(n), prefixes(json(annotation(n, kPodCidrAnnotation))),
+                   annotation(n, kPublicKeyAnnotation), annotation(n, kEndpointAnnotation),
+                   label(n, kGatewayLabel) == "true"};
       // The cluster's pod space, as far as a node can see it: every node's block.
       in.local_pod_cidrs.insert(in.local_pod_cidrs.end(), ln.pod_cidrs.begin(), ln.pod_cidrs.end());
       if (ln.name == config.node_name) self = n;
@@ -397,6 +540,18 @@ struct Agent::Impl {
       rc.pod_cidrs = prefixes(remote.value("podCIDRs", json::array()));
       rc.service_cidrs = prefixes(remote.value("serviceCIDRs", json::array()));
       for (const auto& n : remote.value("nodes", json::array())) rc.nodes.push_back(remote_node(n));
+      if (str(remote, "topology") == "gateway") {
+        rc.mode = Mode::kGateway;
+        std::vector<std::string> names;
+        for (const auto& g : remote.value("gateways", json::array())) {
+          rc.gateways.push_back(remote_node(g));
+          names.push_back(rc.gateways.back().name);
+        }
+        std::lock_guard lock(mu);
+        rc.active_gateway = active_view.active(rc.cluster_id, names, str(remote, "activeGateway")).value_or("");
+      }
+      // Every peering's status carries this cluster's topology, as the operator runs it.
+      if (str(st, "localTopology") == "gateway") in.mode = Mode::kGateway;
       const json keepalive = p["spec"].value("persistentKeepaliveSeconds", json());
       if (keepalive.is_number_integer()) rc.persistent_keepalive = static_cast<std::uint16_t>(keepalive.get<int>());
       in.remotes.push_back(std::move(rc));
@@ -410,6 +565,23 @@ struct Agent::Impl {
       }
       for (const auto& r : *all) {
         if (r.protocol != netlink::kRouteProtocol) in.foreign_routes.push_back(r.destination);
+      }
+    }
+    // Gateway mode: this node's part in the election, and the active gateway it follows.
+    const bool candidate = in.mode == Mode::kGateway && self && label(*self, kGatewayLabel) == "true";
+    std::vector<net::IpAddress> other_candidates;
+    for (const auto& n : in.local_nodes) {
+      if (n.gateway_candidate && n.name != config.node_name && !n.internal_ips.empty()) {
+        other_candidates.push_back(n.internal_ips.front());
+      }
+    }
+    update_gateway(candidate, other_candidates);
+    if (in.mode == Mode::kGateway) {
+      std::lock_guard lock(mu);
+      if (runner) {
+        in.active_gateway = runner->holder();
+      } else if (auto lease = gateway_lease()) {
+        in.active_gateway = gateway::lease_record(*lease).value_or(gateway::LeaseRecord{}).holder;
       }
     }
     const Topology topology = compute_topology(in);
@@ -439,6 +611,12 @@ struct Agent::Impl {
       return rules_changed.error();
     }
     relax_rp_filter();
+
+    auto gateway_changed = apply_gateway_routes(topology);
+    if (!gateway_changed) {
+      set_error("gateway routes: " + gateway_changed.error().message());
+      return gateway_changed.error();
+    }
 
     // Routes: exactly ours.
     std::vector<netlink::Route> routes;
@@ -495,6 +673,15 @@ struct Agent::Impl {
       state.last_error.clear();
       state.device_writes += diff.empty() ? 0U : 1U;
       state.route_writes += route_diff->unchanged() ? 0U : 1U;
+      if (state.role != to_string(topology.role) || state.active_gateway != in.active_gateway) {
+        log.info("topology role", {{"role", to_string(topology.role)}, {"active_gateway", in.active_gateway}});
+      }
+      state.role = to_string(topology.role);
+      state.active_gateway = in.active_gateway;
+      state.remote_active.clear();
+      for (const auto& rc : in.remotes) {
+        if (rc.mode == Mode::kGateway) state.remote_active[rc.cluster_id] = rc.active_gateway;
+      }
     }
     update_metrics(*current, topology.refused.size());
     publish_error("");
@@ -528,23 +715,39 @@ struct Agent::Impl {
                          [&](const DesiredRoute& r) { return r.via_tunnel && r.destination.contains(a); });
     };
     std::vector<probe::Target> targets;
+    std::map<net::IpAddress, std::pair<std::string, std::string>> sources;
     probed_peers.clear();
+    // A member of a gateway cluster probes nothing: its gateways do, for the whole cluster
+    // (thousands of members probing every remote gateway would be a flood).
     for (const auto& rc : in.remotes) {
+      if (topology.role == Role::kMember) break;
       if (rc.phase != "Connected" && rc.phase != "Degraded") continue;
-      for (const auto& n : rc.nodes) {
-        if (n.public_key.empty() || n.endpoint.empty()) continue;
+      const bool gateways = rc.mode == Mode::kGateway;
+      for (const auto& n : gateways ? rc.gateways : rc.nodes) {
+        if (n.public_key.empty() || (!gateways && n.endpoint.empty())) continue;
         std::optional<net::IpAddress> address;
         if (source_v4) address = probe::probe_address(n.pod_cidrs, net::Family::kIPv4);
         if (!address && source_v6) address = probe::probe_address(n.pod_cidrs, net::Family::kIPv6);
         if (address && routed(*address)) {
           targets.push_back({rc.cluster_id, n.name, *address});
           probed_peers[n.public_key] = rc.cluster_id;
+          if (gateways) sources[*address] = {rc.cluster_id, n.name};
         }
       }
     }
     prober->set_targets(targets, source_v4, source_v6, mtu);
+    const bool candidate = topology.role == Role::kActiveGateway || topology.role == Role::kStandbyGateway;
+    std::vector<std::string> clusters;
+    for (const auto& rc : in.remotes) clusters.push_back(rc.cluster_id);
     std::lock_guard lock(mu);
     state.probe_addresses = listed;
+    beacon_sources = std::move(sources);
+    // A candidate tells every remote node it probes which gateway is active here.
+    beacon_targets.clear();
+    if (candidate) {
+      for (const auto& t : targets) beacon_targets.push_back(t.address);
+    }
+    active_view.retain(clusters);
   }
 
   // Writes this node's datapath report when a verdict changed (or, rarely, its figures).
@@ -565,6 +768,13 @@ struct Agent::Impl {
       }
     }
     update_probe_metrics(report);
+    {
+      // A candidate's score: the remote clusters it can forward to (some target answers).
+      int score = 0;
+      for (const auto& [cluster, entry] : report.items()) score += entry.value("up", 0) > 0 ? 1 : 0;
+      std::lock_guard lock(mu);
+      if (runner) runner->set_score(score);
+    }
     const auto now = clock.now();
     if (!last_report_at) {
       // After a restart: what our Node already says, so that an unchanged report is not rewritten.
@@ -712,6 +922,12 @@ Result<void> Agent::cleanup(const AgentConfig& config, netfilter::Nftables& nfta
   if (!rt) return rt.error();
   auto routes = rt->set_routes({});
   if (!routes) return routes.error().with_context("removing clusterwire's routes");
+  for (net::Family f : {net::Family::kIPv4, net::Family::kIPv6}) {
+    if (auto r = rt->set_iif_rule({f, config.interface, kGatewayTable, kGatewayRulePriority}, false); !r) {
+      return r.error().with_context("removing the gateway's rule");
+    }
+  }
+  if (auto r = rt->set_routes({}, kGatewayTable); !r) return r.error().with_context("removing the gateway's routes");
   logger.info("routes removed", {{"count", routes->removed.size()}});
   if (auto r = nftables.run(delete_tunnel_rules()); !r) return r.error().with_context("removing clusterwire's nftables table");
   logger.info("nftables table removed", {{"table", std::string(kNftFamily) + " " + kNftTable}});

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -22,6 +23,8 @@
 #include "common/log/log.h"
 #include "common/net/prefix.h"
 #include "common/wireguard/device.h"
+#include "gateway/election.h"
+#include "gateway/message.h"
 #include "node-agent/probe.h"
 #include "node-agent/topology.h"
 
@@ -54,6 +57,13 @@ struct AgentConfig {
   // Datapath probes (docs/node-agent.md): UDP port, 0 for none; and their timing.
   std::uint16_t probe_port = probe::kDefaultPort;
   probe::Settings probe;
+  // Gateway mode (docs/gateway.md): this cluster's ID (it names the candidates' messages),
+  // the candidates' heartbeat port, their Lease, and the election's timing.
+  std::string cluster_id;
+  std::uint16_t gateway_port = gateway::kDefaultHeartbeatPort;
+  std::string gateway_lease_namespace = "kube-system";
+  std::string gateway_lease_name = "clusterwire-gateway";
+  gateway::Settings gateway;
 };
 
 // "auto", "on", "off".
@@ -75,6 +85,9 @@ struct AgentState {
   std::uint64_t rule_writes = 0;     // passes that changed clusterwire's nftables table
   std::uint64_t report_writes = 0;   // datapath reports written to the Node
   std::vector<net::IpAddress> probe_addresses;  // this node's, on the tunnel device
+  std::string role = "mesh";        // mesh, active-gateway, standby-gateway, member
+  std::string active_gateway;       // gateway mode: this cluster's, as this node follows it
+  std::map<std::string, std::string> remote_active;  // remote gateway cluster → its active gateway
 };
 
 class Agent {

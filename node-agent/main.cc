@@ -56,6 +56,25 @@ int main(int argc, char** argv) {
   app.add_option("--probe-timeout-ms", probe_timeout_ms,
                  "Milliseconds without an answer before a remote node is re-probed fast (it is Down after 8 in a row)")
       ->capture_default_str();
+  int gateway_port = cw::gateway::kDefaultHeartbeatPort, gateway_dead_after_ms = 400, gateway_lease_s = 10;
+  bool gateway_health_trigger = true;
+  app.add_option("--cluster-id", config.cluster_id, "This cluster's ID (names the gateway candidates' messages)");
+  app.add_option("--gateway-port", gateway_port,
+                 "Gateway mode: UDP port of the candidates' heartbeats over the underlay (the same on every node)")
+      ->check(CLI::Range(1, 65535))->capture_default_str();
+  app.add_option("--gateway-lease-namespace", config.gateway_lease_namespace,
+                 "Gateway mode: namespace of the candidates' Lease")->capture_default_str();
+  app.add_option("--gateway-lease-name", config.gateway_lease_name, "Gateway mode: name of the candidates' Lease")
+      ->capture_default_str();
+  app.add_option("--gateway-dead-after-ms", gateway_dead_after_ms,
+                 "Gateway mode: a silent active gateway is taken over after this many milliseconds")
+      ->capture_default_str();
+  app.add_option("--gateway-lease-seconds", gateway_lease_s,
+                 "Gateway mode: the Lease's duration (the fallback when heartbeats cannot decide)")
+      ->capture_default_str();
+  app.add_option("--gateway-health-trigger", gateway_health_trigger,
+                 "Gateway mode: take over on silence or a worse score, not only on the Lease's expiry")
+      ->capture_default_str();
   app.add_option("--backend", backend, "auto (kernel when it has WireGuard), kernel, or uapi")
       ->check(CLI::IsMember({"auto", "kernel", "uapi"}))->capture_default_str();
   app.add_option("--uapi-socket-dir", uapi_dir, "Where userspace WireGuard's sockets are")->capture_default_str();
@@ -68,6 +87,11 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
   auto* cleanup = app.add_subcommand("cleanup", "Remove clusterwire's routes and WireGuard device from this node");
   CLI11_PARSE(app, argc, argv);
+  config.gateway_port = static_cast<std::uint16_t>(gateway_port);
+  config.gateway.dead_after = std::chrono::milliseconds(gateway_dead_after_ms);
+  config.gateway.lease_duration = std::chrono::seconds(gateway_lease_s);
+  config.gateway.renew_interval = std::min(config.gateway.renew_interval, config.gateway.lease_duration / 3);
+  config.gateway.health_trigger = gateway_health_trigger;
 
   auto level = cw::log::parse_level(log_level);
   cw::log::Logger log({.component = "node-agent",

@@ -205,6 +205,21 @@ ProberStats Prober::stats() const {
   return stats_;
 }
 
+void Prober::send_beacon(const gateway::Message& beacon, const std::vector<net::IpAddress>& to) {
+  const auto bytes = gateway::encode(beacon);
+  std::lock_guard lock(mu_);
+  for (const auto& address : to) {
+    const auto& source = address.is_v4() ? source_v4_ : source_v6_;
+    const int fd = address.is_v4() ? fd4_ : fd6_;
+    if (!source || fd < 0) continue;
+    if (send_from(fd, *source, address, port_, bytes)) {
+      ++stats_.beacons_sent;
+    } else {
+      ++stats_.send_errors;
+    }
+  }
+}
+
 void Prober::send(const probe::Attempt& a) {
   const bool v4 = a.target.address.is_v4();
   const auto& source = v4 ? source_v4_ : source_v6_;
@@ -224,6 +239,15 @@ void Prober::send(const probe::Attempt& a) {
 
 void Prober::receive(int fd) {
   std::array<std::uint8_t, 65536> buf{};
+  std::vector<std::pair<gateway::Message, net::IpAddress>> beacons;  // handed on after the lock
+  struct Deliver {
+    std::vector<std::pair<gateway::Message, net::IpAddress>>& list;
+    const std::function<void(const gateway::Message&, const net::IpAddress&)>& to;
+    ~Deliver() {
+      if (!to) return;
+      for (const auto& [message, from] : list) to(message, from);
+    }
+  } deliver{beacons, options_.on_beacon};
   for (int i = 0; i < 256; ++i) {  // bounded: the schedule must keep its time
     sockaddr_storage peer{};
     iovec iov{buf.data(), buf.size()};
@@ -263,8 +287,20 @@ void Prober::receive(int fd) {
       from = from_v6(sin6->sin6_addr);
       from_port = ntohs(sin6->sin6_port);
     }
-    auto message = probe::decode(std::span<const std::uint8_t>(buf.data(), static_cast<std::size_t>(n)));
+    const std::span<const std::uint8_t> bytes(buf.data(), static_cast<std::size_t>(n));
     const unsigned tunnel = if_nametoindex(options_.interface.c_str());
+    if (n >= 4 && std::memcmp(buf.data(), "CWGW", 4) == 0) {
+      auto beacon = gateway::decode(bytes);
+      std::lock_guard lock(mu_);
+      if (!beacon || beacon->kind != gateway::Kind::kBeacon || !from || tunnel == 0 || ifindex != tunnel) {
+        ++stats_.refused;
+        continue;
+      }
+      ++stats_.beacons_received;
+      beacons.emplace_back(std::move(*beacon), *from);
+      continue;
+    }
+    auto message = probe::decode(bytes);
     std::lock_guard lock(mu_);
     if (!message || !from || !local || tunnel == 0 || ifindex != tunnel) {
       ++stats_.refused;

@@ -23,6 +23,7 @@
 #include "common/base/clock.h"
 #include "common/base/result.h"
 #include "common/log/log.h"
+#include "gateway/message.h"
 #include "node-agent/probe.h"
 
 namespace cw::agent {
@@ -31,6 +32,9 @@ struct ProberOptions {
   std::string interface = "cw0";  // the tunnel: probes go out and are accepted only there
   std::uint16_t port = probe::kDefaultPort;
   probe::Settings settings;
+  // A gateway beacon (docs/gateway.md) that arrived through the tunnel on the probe port,
+  // with its source address; called on the prober's thread, must not block.
+  std::function<void(const gateway::Message&, const net::IpAddress& from)> on_beacon;
 };
 
 struct ProberStats {
@@ -38,6 +42,7 @@ struct ProberStats {
   std::uint64_t answers = 0;                       // answers to them that matched
   std::uint64_t requests = 0, request_bytes = 0;   // remote probes answered
   std::uint64_t refused = 0;                       // packets dropped: wrong device, malformed
+  std::uint64_t beacons_sent = 0, beacons_received = 0;
   std::uint64_t send_errors = 0;
 };
 
@@ -56,6 +61,9 @@ class Prober {
   void set_targets(const std::vector<probe::Target>& targets, std::optional<net::IpAddress> source_v4,
                    std::optional<net::IpAddress> source_v6, std::uint32_t mtu);
   std::vector<probe::PeerReport> reports() const;
+  // Sends a gateway beacon through the tunnel to each address (their probe ports), from this
+  // node's probe address of that family.
+  void send_beacon(const gateway::Message& beacon, const std::vector<net::IpAddress>& to);
   ProberStats stats() const;
   std::uint16_t port() const { return port_; }
 
