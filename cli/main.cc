@@ -94,6 +94,12 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"ipv4", "ipv6", "dual"}))->capture_default_str();
   lab_up->add_option("--underlay-mtu", lab_options.underlay_mtu, "MTU of the underlay's links (node eth0 included)")
       ->check(CLI::Range(1280, 9000))->capture_default_str();
+  lab_up->add_option("--world", lab_options.world,
+                     "flat (every node on one underlay, mesh) or nat (each cluster's nodes on a private subnet, the "
+                     "same in every cluster, behind a NAT router; gateway mode)")
+      ->check(CLI::IsMember({"flat", "nat"}))->capture_default_str();
+  lab_up->add_option("--gateways", lab_options.gateways,
+                     "The nat world: gateway candidates per cluster, its first nodes (default 2, or fewer nodes)");
   auto* lab_verify = lab->add_subcommand(
       "verify", "Check the lab end to end; a pass/fail table, exit status 0 only if every check passes");
   auto* lab_status = lab->add_subcommand("status", "Clusters, CIDRs, peerings, WireGuard peers and handshakes");

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <map>
 
+#include "node-agent/probe.h"
+
 namespace cw::agent {
 namespace {
 
@@ -182,6 +184,10 @@ Topology compute_topology(const TopologyInput& in) {
   }
 
   // Gateway mode inside the cluster: members reach the candidates, candidates every node.
+  // A candidate's tunnel address (its probe address) is reached through the tunnel from every
+  // node: traffic a gateway forwards with its own address as source (kube-proxy masquerades
+  // a remote client reaching a ClusterIP) is answered back into the tunnel, not over the CNI,
+  // where strict reverse-path filtering on the gateway would drop the answer.
   if (t.role != Role::kMesh) {
     bool active_placed = false;
     for (const auto& n : sorted_by_name(in.local_nodes)) {
@@ -191,12 +197,22 @@ Topology compute_topology(const TopologyInput& in) {
       auto key = wg::Key::from_base64(n.public_key);
       auto endpoint = wg::Endpoint::parse(n.endpoint);
       if (!key || !endpoint) continue;  // its agent has not published them yet
+      std::vector<net::Prefix> tunnel_addresses;
+      if (candidate_peer) {
+        for (net::Family f : {net::Family::kIPv4, net::Family::kIPv6}) {
+          if (auto a = probe::probe_address(n.pod_cidrs, f)) {
+            tunnel_addresses.push_back(net::Prefix::make(*a, f == net::Family::kIPv4 ? 32 : 128).value());
+          }
+        }
+      }
       std::vector<net::Prefix> allowed;
       if (t.role == Role::kMember) {
         if (n.name == in.active_gateway) allowed = via_gateway;
+        allowed.insert(allowed.end(), tunnel_addresses.begin(), tunnel_addresses.end());
       } else {
         allowed = n.pod_cidrs;
       }
+      for (const auto& a : tunnel_addresses) t.routes.push_back({a, true, std::nullopt});
       if (peers.add("local node " + n.name, *key, *endpoint, allowed, 0) && t.role == Role::kMember &&
           n.name == in.active_gateway) {
         active_placed = true;

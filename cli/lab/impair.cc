@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "cli/lab/cluster_api.h"
+#include "cli/lab/gateways.h"
 #include "cli/lab/lab.h"
 #include "cli/lab/state.h"
 #include "cli/lab/world.h"
@@ -89,6 +90,47 @@ int lab_impair(const LabOptions& options, const std::vector<std::string>& words,
   }
   const auto& lab = loaded->lab;
   auto& s = loaded->state;
+  // kill-gateway is no rule but an event: the node dies now; clearing it brings it back.
+  if (!clear && !words.empty() && words[0] == "kill-gateway") {
+    const ClusterLayout* c = words.size() == 2 ? lab.cluster(words[1]) : nullptr;
+    if (!lab.nat) {
+      err << "cwctl lab impair kill-gateway: only the nat world has gateways (cwctl lab up --world nat)\n";
+      return 2;
+    }
+    if (c == nullptr) {
+      err << "cwctl lab impair: kill-gateway CLUSTER (c1 ... c" << lab.clusters.size() << ")\n";
+      return 2;
+    }
+    auto killed = kill_active_gateway(lab, s, *c);
+    if (!killed) {
+      err << "cwctl lab impair kill-gateway: " << killed.error().message() << "\n";
+      return 1;
+    }
+    if (auto r = save_state(lab, s); !r) {
+      err << "cwctl lab impair: " << r.error().message() << "\n";
+      return 1;
+    }
+    out << "killed: " << *killed << " (the active gateway of " << c->id
+        << "): agent and WireGuard gone, link down; `cwctl lab impair --clear kill-gateway` brings it back\n";
+    return 0;
+  }
+  if (clear && (words.empty() || words[0] == "kill-gateway") && !s.killed_gateways.empty()) {
+    const auto killed = s.killed_gateways;
+    if (auto r = revive_gateways(lab, s); !r) {
+      err << "cwctl lab impair --clear: " << r.error().message() << "\n";
+      return 1;
+    }
+    if (auto r = save_state(lab, s); !r) {
+      err << "cwctl lab impair: " << r.error().message() << "\n";
+      return 1;
+    }
+    for (const auto& n : killed) out << "revived: " << n << "\n";
+    if (!words.empty()) return 0;
+  }
+  if (clear && !words.empty() && words[0] == "kill-gateway") {
+    out << "no killed gateway to bring back\n";
+    return 0;
+  }
   const std::vector<std::string> before = s.impairments;
   std::vector<std::string> after = before;
   if (clear) {
@@ -105,8 +147,9 @@ int lab_impair(const LabOptions& options, const std::vector<std::string>& words,
       return words.empty() || (words.size() == 1 && kind_of(what) == words[0]) || what == one;
     });
   } else if (words.empty()) {
-    if (before.empty()) out << "no faults in lab " << lab.name << "\n";
+    if (before.empty() && s.killed_gateways.empty()) out << "no faults in lab " << lab.name << "\n";
     for (const auto& what : before) out << what << "\n";
+    for (const auto& n : s.killed_gateways) out << "killed gateway " << n << "\n";
     return 0;
   } else {
     auto parsed = parse_impairment(lab, words);

@@ -21,6 +21,8 @@ struct LabOptions {
   std::string cni = "bird";      // who routes inside a cluster: bird, vxlan, clusterwire (world.h)
   int underlay_mtu = 1500;       // of the underlay's links, node eth0 included
   std::string ip_family = "dual";  // of the pods: ipv4, ipv6, dual (the underlay is always dual)
+  std::string world = "flat";      // flat: one underlay bridge; nat: clusters behind NAT routers, gateway mode
+  int gateways = -1;               // the nat world's gateway candidates per cluster (-1: 2, or fewer nodes)
 };
 
 // Builds the lab; when a step fails (or SIGINT/SIGTERM arrive) it removes what it made, as

@@ -29,7 +29,7 @@ std::string interface_prefix(const std::string& lab) {
 
 std::string state_dir_for(const std::string& lab) { return std::string(kStateRoot) + "/" + lab; }
 
-Result<LabLayout> make_layout(const std::string& name, int clusters, int nodes) {
+Result<LabLayout> make_layout(const std::string& name, int clusters, int nodes, bool nat, int gateways) {
   if (auto r = validate_name(name); !r) return r.error();
   if (clusters < 2 || clusters > kMaxClusters) {
     return Error(ErrorCode::kInvalidArgument, "--clusters must be 2 to " + std::to_string(kMaxClusters));
@@ -37,8 +37,14 @@ Result<LabLayout> make_layout(const std::string& name, int clusters, int nodes) 
   if (nodes < 1 || nodes > kMaxNodes) {
     return Error(ErrorCode::kInvalidArgument, "--nodes must be 1 to " + std::to_string(kMaxNodes));
   }
+  if (nat && (gateways < 1 || gateways > nodes)) {
+    return Error(ErrorCode::kInvalidArgument, "--gateways must be 1 to the number of nodes (" + std::to_string(nodes) + ")");
+  }
+  if (!nat && gateways != 0) return Error(ErrorCode::kInvalidArgument, "--gateways needs --world nat");
   LabLayout lab;
   lab.name = name;
+  lab.nat = nat;
+  lab.gateways = gateways;
   lab.underlay_netns = name + "-underlay";
   lab.state_dir = state_dir_for(name);
   lab.interface_prefix = interface_prefix(name);
@@ -48,6 +54,10 @@ Result<LabLayout> make_layout(const std::string& name, int clusters, int nodes) 
     cl.id = "c" + std::to_string(c);
     cl.service_cidr = "10.96." + std::to_string(c) + ".0/24";
     cl.api_port = kFirstApiPort + c - 1;
+    if (nat) {
+      cl.router_netns = name + "-" + cl.id + "-rt";
+      cl.router_ip = "192.168.77." + std::to_string(100 + c);
+    }
     for (int n = 1; n <= nodes; ++n) {
       NodeLayout nl;
       nl.cluster = c;
@@ -57,8 +67,13 @@ Result<LabLayout> make_layout(const std::string& name, int clusters, int nodes) 
       nl.netns = name + "-" + nl.node_name;
       nl.pod_netns = nl.netns + "-pod";
       nl.pod_name = nl.node_name + "-pod";
-      nl.underlay_ip = "192.168.77." + std::to_string(10 * c + n);
-      nl.underlay_ip6 = "fd00:77::" + std::to_string(10 * c + n);
+      // In the nat world every cluster has the same node addresses: only its router tells them apart.
+      nl.underlay_ip = nat ? "172.31.0." + std::to_string(10 + n) : "192.168.77." + std::to_string(10 * c + n);
+      nl.underlay_ip6 = nat ? "fd00:31::" + std::to_string(10 + n) : "fd00:77::" + std::to_string(10 * c + n);
+      if (nat && n <= gateways) {
+        nl.gateway = true;
+        nl.public_endpoint = cl.router_ip + ":" + std::to_string(kGatewayPublicPortBase + n);
+      }
       nl.underlay_veth = cn;
       nl.wg_interface = lab.interface_prefix + cn;
       cl.nodes.push_back(nl);
@@ -77,7 +92,7 @@ const ClusterLayout* LabLayout::cluster(const std::string& id_or_index) const {
 
 bool is_lab_netns(const std::string& lab, const std::string& netns) {
   if (netns == lab + "-underlay") return true;
-  static const std::regex node_re("-c[1-9]-n[1-9](-pod)?");
+  static const std::regex node_re("-c[1-9]-(n[1-9](-pod)?|rt)");
   return netns.size() > lab.size() && netns.compare(0, lab.size(), lab) == 0 &&
          std::regex_match(netns.substr(lab.size()), node_re);
 }

@@ -27,6 +27,14 @@ inline constexpr int kPodWebPort = 8080;      // and one answering "<pod name> <
 inline constexpr int kPodSinkPort = 7002;     // and one answering the byte count it received
 inline constexpr int kDnsServerPort = 5300;   // cw-dns on the first node's loopback
 inline constexpr int kResolverPort = 53;      // unbound on the first node's underlay address
+// The nat world (docs/lab.md, "The nat world"): every cluster's nodes on a private bridge of
+// its own, the same subnet in every cluster, behind a router namespace that masquerades them
+// to the underlay (the "internet") and forwards each gateway's WireGuard port to it.
+inline constexpr const char* kNatNodeSubnet = "172.31.0.0/24";  // every AWS default VPC's first subnet
+inline constexpr const char* kNatRouterInside = "172.31.0.1";
+inline constexpr const char* kNatNodeSubnet6 = "fd00:31::/64";
+inline constexpr const char* kNatBridge = "vpc0";                // in the router's namespace
+inline constexpr int kGatewayPublicPortBase = 40000;             // gateway k: <router>:40000+k
 inline constexpr int kMaxClusters = 9;
 inline constexpr int kMaxNodes = 9;
 
@@ -41,6 +49,10 @@ struct NodeLayout {
   std::string underlay_ip6;  // fd00:77::<10*cluster+index> (the same digits, read as hex)
   std::string underlay_veth;  // the bridge side, in the underlay namespace: "c1n1"
   std::string wg_interface;   // unique across labs (UAPI sockets are global): "cw<hash6>c1n1"
+  // The nat world: a gateway candidate (labelled clusterwire.io/gateway=true), and where other
+  // clusters reach it (its router's port forward).
+  bool gateway = false;
+  std::string public_endpoint;
 };
 
 struct ClusterLayout {
@@ -49,6 +61,9 @@ struct ClusterLayout {
   std::string service_cidr;  // 10.96.<index>.0/24, distinct per cluster
   int api_port = 0;
   std::vector<NodeLayout> nodes;
+  // The nat world: the router's namespace ("<lab>-c1-rt") and its address on the underlay.
+  std::string router_netns;
+  std::string router_ip;
   const NodeLayout& dns_node() const { return nodes.front(); }  // runs cw-dns and unbound
 };
 
@@ -57,6 +72,8 @@ struct LabLayout {
   std::string underlay_netns;  // "<lab>-underlay"
   std::string state_dir;       // /run/clusterwire-lab/<lab>
   std::string interface_prefix;  // "cw<hash>": every WireGuard interface of this lab starts so
+  bool nat = false;              // the nat world
+  int gateways = 0;              // gateway candidates per cluster (the nat world)
   std::vector<ClusterLayout> clusters;
 
   std::string kubeconfig(const ClusterLayout& c) const { return state_dir + "/" + c.id + ".kubeconfig"; }
@@ -69,7 +86,8 @@ struct LabLayout {
 // "<lab>-" never prefixes another lab's names.
 Result<void> validate_name(const std::string& name);
 
-Result<LabLayout> make_layout(const std::string& name, int clusters, int nodes);
+// `nat`: the nat world, with `gateways` candidates per cluster (its first nodes; 1 to nodes).
+Result<LabLayout> make_layout(const std::string& name, int clusters, int nodes, bool nat = false, int gateways = 0);
 
 // Does this network namespace belong to the lab (by its naming scheme alone)?
 bool is_lab_netns(const std::string& lab, const std::string& netns);

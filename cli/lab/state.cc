@@ -18,7 +18,8 @@ nlohmann::json to_json(const LabState& s) {
           {"phase", s.phase},       {"binDir", s.bin_dir},    {"backend", s.backend},
           {"dns", s.dns},           {"podIPs", s.pod_ips},    {"nodeCIDRs", s.node_cidrs},
           {"processes", procs},     {"convergenceMs", s.convergence_ms}, {"notes", s.notes},
-          {"cni", s.cni},           {"webIPs", s.web_ips},    {"ipFamily", s.ip_family}, {"podIPs6", s.pod_ips6},           {"underlayMTU", s.underlay_mtu}, {"impairments", s.impairments}};
+          {"cni", s.cni},           {"webIPs", s.web_ips},    {"ipFamily", s.ip_family}, {"podIPs6", s.pod_ips6},           {"underlayMTU", s.underlay_mtu}, {"impairments", s.impairments},
+          {"world", s.world},       {"gateways", s.gateways}, {"killedGateways", s.killed_gateways}};
 }
 
 Result<LabState> state_from_json(const nlohmann::json& j) {
@@ -41,6 +42,9 @@ Result<LabState> state_from_json(const nlohmann::json& j) {
     s.cni = j.value("cni", "clusterwire");  // labs made before worlds existed
     s.underlay_mtu = j.value("underlayMTU", 1500);
     s.impairments = j.value("impairments", std::vector<std::string>{});
+    s.world = j.value("world", "flat");
+    s.gateways = j.value("gateways", 0);
+    s.killed_gateways = j.value("killedGateways", std::vector<std::string>{});
     if (j.contains("processes") && j["processes"].is_object()) {
       for (auto it = j["processes"].begin(); it != j["processes"].end(); ++it) {
         s.processes[it.key()] = {it.key(), it->at("pid").get<int>(), it->value("startTicks", 0ULL),
@@ -89,7 +93,7 @@ Result<LoadedLab> load_lab(const std::string& name) {
   if (!probe) return probe.error();
   auto state = load_state(*probe);
   if (!state) return state.error();
-  auto lab = make_layout(name, state->clusters, state->nodes);
+  auto lab = make_layout(name, state->clusters, state->nodes, state->world == "nat", state->gateways);
   if (!lab) return lab.error().with_context(probe->state_dir + "/state.json");
   return LoadedLab{std::move(*lab), std::move(*state)};
 }

@@ -36,6 +36,9 @@ struct LabState {
   std::vector<std::string> impairments;  // active faults, as `cwctl lab impair` took them: "partition c1 c2"
   bool dns = false;         // cw-dns was started
   std::string ip_family = "ipv4";  // of the pods: ipv4, ipv6 or dual (labs made before dual-stack: ipv4)
+  std::string world = "flat";      // flat (one underlay) or nat (docs/lab.md)
+  int gateways = 0;                // the nat world: gateway candidates per cluster
+  std::vector<std::string> killed_gateways;  // `impair kill-gateway`: nodes made dead
   std::map<std::string, std::string> pod_ips;     // node name -> its pod's IPv4 address
   std::map<std::string, std::string> pod_ips6;    // node name -> its pod's IPv6 address
   std::map<std::string, std::string> node_cidrs;  // node name -> pod CIDR the operator gave it

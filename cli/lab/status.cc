@@ -3,12 +3,14 @@
 // Also `cwctl lab restart` and `cwctl lab kubectl`, which read the same state.
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstring>
 #include <ctime>
 #include <sstream>
 
 #include "cli/lab/cluster_api.h"
+#include "cli/lab/gateways.h"
 #include "cli/lab/lab.h"
 #include "cli/lab/layout.h"
 #include "cli/lab/process.h"
@@ -72,6 +74,24 @@ int lab_status(const LabOptions& options, std::ostream& out, std::ostream& err) 
   mesh::print_status(view, out);
   int problems = 0;
   for (const auto& c : view.clusters) problems += c.error.empty() ? 0 : 1;
+  if (lab.nat) {
+    // The nat world: who is the active gateway of each cluster (its Lease), and where the
+    // routers forward to.
+    out << "\nGateways (nat world: nodes on " << kNatNodeSubnet << " in every cluster, behind their routers):\n";
+    for (const auto& c : lab.clusters) {
+      auto active = active_gateway(lab, c);
+      out << "  " << c.id << "  router " << c.router_ip << "  ";
+      if (!active) out << "no active gateway (" << active.error().message() << ")";
+      for (const auto& n : c.nodes) {
+        if (!n.gateway) continue;
+        const bool killed = std::find(s.killed_gateways.begin(), s.killed_gateways.end(), n.node_name) != s.killed_gateways.end();
+        out << "  " << n.node_name << " " << n.public_endpoint << " "
+            << (active && active->node == n.node_name ? "ACTIVE (epoch " + std::to_string(active->epoch) + ")" : "standby")
+            << (killed ? " KILLED" : "");
+      }
+      out << "\n";
+    }
+  }
   // And what only the lab can show: each node's WireGuard peers, read on the node.
   out << "\nWireGuard peers (wg show, inside the nodes):\n";
   for (const auto& c : lab.clusters) {

@@ -54,6 +54,7 @@ class LabBuilder {
   Result<void> check_host();
   Result<void> make_state_dir();
   Result<void> make_namespaces();
+  Result<void> make_router(const ClusterLayout& c);
   Result<void> start_api_servers();
   Result<void> apply_base_objects();
   Result<void> start_operators();
@@ -238,7 +239,37 @@ Result<void> LabBuilder::make_state_dir() {
   state_.cni = cni_name(cni_);
   state_.underlay_mtu = o_.underlay_mtu;
   state_.ip_family = o_.ip_family;
+  state_.world = lab_.nat ? "nat" : "flat";
+  state_.gateways = lab_.gateways;
   return save();
+}
+
+// The nat world's router of one cluster: a leg on the underlay (the "internet") with a public
+// address, the cluster's private bridge, masquerade of the nodes' traffic to the underlay, a
+// port forward per gateway (as a load balancer or an elastic IP gives one), and a firewall
+// that lets nothing else in.
+Result<void> LabBuilder::make_router(const ClusterLayout& c) {
+  const std::string& r = c.router_netns;
+  const std::string mtu = std::to_string(o_.underlay_mtu);
+  const std::string outside = "c" + std::to_string(c.index) + "rt";
+  if (auto x = ip({"netns", "add", r}); !x) return x;
+  if (auto x = ip({"-n", r, "link", "set", "lo", "up"}); !x) return x;
+  if (auto x = ip({"-n", lab_.underlay_netns, "link", "add", outside, "type", "veth", "peer", "name", "eth0", "netns", r}); !x) {
+    return x;
+  }
+  if (auto x = ip({"-n", lab_.underlay_netns, "link", "set", outside, "mtu", mtu, "master", kUnderlayBridge, "up"}); !x) {
+    return x;
+  }
+  if (auto x = ip({"-n", r, "addr", "add", c.router_ip + "/24", "dev", "eth0"}); !x) return x;
+  if (auto x = ip({"-n", r, "link", "set", "eth0", "mtu", mtu, "up"}); !x) return x;
+  if (auto x = ip({"-n", r, "link", "add", kNatBridge, "mtu", mtu, "type", "bridge"}); !x) return x;
+  if (auto x = ip({"-n", r, "addr", "add", std::string(kNatRouterInside) + "/24", "dev", kNatBridge}); !x) return x;
+  if (auto x = ip({"-n", r, "link", "set", kNatBridge, "up"}); !x) return x;
+  auto s = in_netns(r, {"sysctl", "-qw", "net.ipv4.ip_forward=1"}, seconds(10));
+  if (!s.ok()) return fail("sysctl in " + r + ": " + s.summary());
+  auto nft = in_netns(r, {"nft", "-f", "-"}, seconds(10), nat_router_rules(c));
+  if (!nft.ok()) return fail("the NAT router's rules in " + r + ": " + nft.summary() + " " + nft.err);
+  return ok_result();
 }
 
 Result<void> LabBuilder::make_namespaces() {
@@ -250,18 +281,28 @@ Result<void> LabBuilder::make_namespaces() {
   if (auto r = ip({"-n", u, "addr", "add", std::string(kUnderlayGateway) + "/24", "dev", kUnderlayBridge}); !r) return r;
   if (auto r = ip({"-n", u, "link", "set", kUnderlayBridge, "up"}); !r) return r;
   for (const auto& c : lab_.clusters) {
+    if (lab_.nat) {
+      if (auto r = make_router(c); !r) return r;
+    }
+    // The node's link: to the underlay bridge, or in the nat world to its cluster's private
+    // bridge in the router's namespace.
+    const std::string& side = lab_.nat ? c.router_netns : u;
+    const char* bridge = lab_.nat ? kNatBridge : kUnderlayBridge;
     for (const auto& n : c.nodes) {
       if (auto r = ip({"netns", "add", n.netns}); !r) return r;
       if (auto r = ip({"-n", n.netns, "link", "set", "lo", "up"}); !r) return r;
       // Both ends are created inside lab namespaces: the root namespace never holds a lab link.
-      if (auto r = ip({"-n", u, "link", "add", n.underlay_veth, "type", "veth", "peer", "name", "eth0", "netns", n.netns});
+      if (auto r = ip({"-n", side, "link", "add", n.underlay_veth, "type", "veth", "peer", "name", "eth0", "netns", n.netns});
           !r) {
         return r;
       }
-      if (auto r = ip({"-n", u, "link", "set", n.underlay_veth, "mtu", mtu, "master", kUnderlayBridge, "up"}); !r) return r;
+      if (auto r = ip({"-n", side, "link", "set", n.underlay_veth, "mtu", mtu, "master", bridge, "up"}); !r) return r;
       if (auto r = ip({"-n", n.netns, "addr", "add", n.underlay_ip + "/24", "dev", "eth0"}); !r) return r;
       if (auto r = ip({"-n", n.netns, "addr", "add", n.underlay_ip6 + "/64", "dev", "eth0", "nodad"}); !r) return r;
       if (auto r = ip({"-n", n.netns, "link", "set", "eth0", "mtu", mtu, "up"}); !r) return r;
+      if (lab_.nat) {  // everything beyond the private subnet (the API servers too) through the router
+        if (auto r = ip({"-n", n.netns, "route", "add", "default", "via", kNatRouterInside}); !r) return r;
+      }
       // Forwarding, and strict reverse-path filtering as RHEL-family nodes have it.
       auto s = in_netns(n.netns, {"sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1",
                                   "net.ipv4.conf.all.rp_filter=1"},
@@ -293,10 +334,15 @@ Result<void> LabBuilder::start_api_servers() {
 
 json node_object(const NodeLayout& n) {
   // Both underlay addresses, as a dual-stack node reports them: IPv6 blocks are routed in-cluster
-  // via the IPv6 one.
+  // via the IPv6 one. A gateway candidate is labelled, and says where other clusters reach it.
+  json metadata{{"name", n.node_name}, {"labels", {{"kubernetes.io/hostname", n.node_name}}}};
+  if (n.gateway) {
+    metadata["labels"]["clusterwire.io/gateway"] = "true";
+    metadata["annotations"] = {{"clusterwire.io/public-endpoint", n.public_endpoint}};
+  }
   return {{"apiVersion", "v1"},
           {"kind", "Node"},
-          {"metadata", {{"name", n.node_name}, {"labels", {{"kubernetes.io/hostname", n.node_name}}}}},
+          {"metadata", metadata},
           {"status",
            {{"addresses", json::array({{{"type", "InternalIP"}, {"address", n.underlay_ip}},
                                        {{"type", "InternalIP"}, {"address", n.underlay_ip6}},
@@ -305,8 +351,11 @@ json node_object(const NodeLayout& n) {
 }
 
 // The ClusterSet's pools for the families asked for.
-json clusterset_spec(const std::string& ip_family) {
+json clusterset_spec(const std::string& ip_family, bool gateways) {
   json spec = json::object();
+  // The nat world runs every cluster in gateway mode through the ClusterSet's default (no
+  // operator flag): node addresses overlap across clusters, only gateways can meet.
+  if (gateways) spec["defaultTopology"] = "gateway";
   if (ip_family != "ipv6") {
     spec["ipv4"] = {{"pools", json::array({kClusterSetPool})},
                     {"clusterPrefixLength", kClusterPrefixLength},
@@ -331,7 +380,7 @@ Result<void> LabBuilder::apply_base_objects() {
        {{"apiVersion", "clusterwire.io/v1alpha1"},
         {"kind", "ClusterSet"},
         {"metadata", {{"name", "default"}, {"namespace", "clusterwire-broker"}}},
-        {"spec", clusterset_spec(o_.ip_family)}}});
+        {"spec", clusterset_spec(o_.ip_family, lab_.nat)}}});
   if (auto r = kubectl_apply(lab_, lab_.clusters.front(), broker); !r) return r;
   for (const auto& c : lab_.clusters) {
     json objects = json::array({{{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", "demo"}}}}});
@@ -551,7 +600,7 @@ Result<void> LabBuilder::start_node_agents() {
                                             "--interface", n.wg_interface, "--backend", state_.backend,
                                             "--wireguard-go", "", "--service-cidr", c.service_cidr,
                                             "--health-address", "127.0.0.1", "--health-port", "0",
-                                            "--resync-seconds", "10"}));
+                                            "--resync-seconds", "10", "--cluster-id", c.id}));
       if (!pid) return pid.error();
     }
   }
@@ -902,7 +951,10 @@ void print_summary(const LabLayout& lab, const LabState& s, std::ostream& out) {
 
 int lab_up(const LabOptions& options, std::ostream& out, std::ostream& err) {
   ignore_sigpipe();
-  auto lab = make_layout(options.name, options.clusters, options.nodes);
+  const bool nat = options.world == "nat";
+  const int gateways = nat ? (options.gateways < 0 ? std::min(2, options.nodes) : options.gateways)
+                           : std::max(0, options.gateways);
+  auto lab = make_layout(options.name, options.clusters, options.nodes, nat, gateways);
   if (!lab) {
     err << "cwctl lab up: " << lab.error().message() << "\n";
     return 2;

@@ -25,6 +25,7 @@
 #include <thread>
 
 #include "cli/lab/cluster_api.h"
+#include "cli/lab/gateways.h"
 #include "cli/lab/lab.h"
 #include "cli/lab/layout.h"
 #include "cli/lab/process.h"
@@ -226,9 +227,14 @@ class Verifier {
     if (!s.pod_ips.empty()) families_.push_back(false);
     if (!s.pod_ips6.empty()) families_.push_back(true);
     for (const auto& c : lab.clusters) {
+      // In the nat world only the routers show on the underlay (node addresses repeat in every
+      // cluster and never leave it).
+      if (lab.nat) node_cluster_[c.router_ip] = c.id;
       for (const auto& n : c.nodes) {
-        node_cluster_[n.underlay_ip] = c.id;
-        node_cluster_[n.underlay_ip6] = c.id;
+        if (!lab.nat) {
+          node_cluster_[n.underlay_ip] = c.id;
+          node_cluster_[n.underlay_ip6] = c.id;
+        }
         if (auto it = s.node_cidrs.find(n.node_name); it != s.node_cidrs.end()) {
           for (const bool v6 : {false, true}) {
             if (auto p = net::Prefix::parse(family_block(it->second, v6))) pod_blocks_.push_back({*p, c.id});
@@ -308,6 +314,7 @@ class Verifier {
     }
     run_concurrently(reads, kWorkers);
     for (const auto& verdict : deferred_) verdict();
+    for (const auto& r : nat_world_rows(lab_, s_)) add(r.check, r.from, r.to, r.pass, r.detail);
     convergence();
     return rows_;
   }
@@ -705,7 +712,10 @@ class Verifier {
       } else if (std::regex_search(line, m, ip_re)) {
         const std::string wg = std::to_string(kWireGuardPort), vxlan = std::to_string(kVxlanPort);
         const bool udp = m[5].str() == "UDP,";
-        if (udp && (m[2].str() == wg || m[4].str() == wg)) {
+        // The nat world's WireGuard runs between routers, on forwarded and masqueraded ports.
+        const bool between_routers = lab_.nat && node_cluster_.count(m[1].str()) && node_cluster_.count(m[3].str()) &&
+                                     !same_cluster_nodes(m[1].str(), m[3].str());
+        if (udp && (m[2].str() == wg || m[4].str() == wg || between_routers)) {
           ++wireguard;
         } else if ((m[1].str() == kUnderlayGateway && api_ports.count(m[2].str())) ||
                    (m[3].str() == kUnderlayGateway && api_ports.count(m[4].str()))) {

@@ -203,11 +203,15 @@ Result<std::string> parse_impairment(const LabLayout& lab, const std::vector<std
 
 std::string underlay_impairment_rules(const LabLayout& lab, const std::vector<std::string>& impairments,
                                       int underlay_mtu) {
+  // Where a cluster's WireGuard traffic shows on the underlay: its nodes, or in the nat world
+  // its router (every port: the gateways' traffic is masqueraded and forwarded there).
   auto addresses = [&](const std::string& id) {
+    if (lab.nat) return lab.cluster(id)->router_ip;
     std::string s;
     for (const auto& n : lab.cluster(id)->nodes) s += (s.empty() ? "" : ", ") + n.underlay_ip;
     return s;
   };
+  const std::string wireguard = lab.nat ? "meta l4proto udp" : "udp dport " + std::to_string(kWireGuardPort);
   std::ostringstream s;
   s << "add table bridge cwlab_impair\ndelete table bridge cwlab_impair\n"
     << "table bridge cwlab_impair {\n  chain forward {\n    type filter hook forward priority 0; policy accept;\n";
@@ -221,7 +225,7 @@ std::string underlay_impairment_rules(const LabLayout& lab, const std::vector<st
     } else if (kind == "loss" && lab.cluster(a) && lab.cluster(b)) {
       // Random loss of the WireGuard packets between the clusters, each way on its own.
       for (const auto& [from, to] : {std::pair{a, b}, std::pair{b, a}}) {
-        s << "    ip saddr { " << addresses(from) << " } ip daddr { " << addresses(to) << " } udp dport " << kWireGuardPort
+        s << "    ip saddr { " << addresses(from) << " } ip daddr { " << addresses(to) << " } " << wireguard
           << " numgen random mod 100 < " << pct << " counter drop comment \"" << what << "\"\n";
       }
     } else if (kind == "mtu-black-hole" && lab.cluster(a) && lab.cluster(b)) {
@@ -234,7 +238,7 @@ std::string underlay_impairment_rules(const LabLayout& lab, const std::vector<st
       }
     } else if (kind == "partition" && lab.cluster(a) && lab.cluster(b)) {
       for (const auto& [from, to] : {std::pair{a, b}, std::pair{b, a}}) {
-        s << "    ip saddr { " << addresses(from) << " } ip daddr { " << addresses(to) << " } udp dport " << kWireGuardPort
+        s << "    ip saddr { " << addresses(from) << " } ip daddr { " << addresses(to) << " } " << wireguard
           << " counter drop comment \"" << what << "\"\n";
       }
     }
@@ -259,6 +263,33 @@ std::vector<std::string> masquerade_rule(const std::string& op, const std::strin
                                          const std::string& cluster_range) {
   return {"iptables-legacy", "-t", "nat", op, "POSTROUTING", "-s", node_block, "!", "-d", cluster_range,
           "-m", "comment", "--comment", "cwlab impair masquerade", "-j", "MASQUERADE"};
+}
+
+std::string nat_router_rules(const ClusterLayout& c) {
+  std::string forwards;
+  for (const auto& n : c.nodes) {
+    if (!n.gateway) continue;
+    const std::string port = n.public_endpoint.substr(n.public_endpoint.rfind(':') + 1);
+    forwards += "    iifname \"eth0\" udp dport " + port + " dnat to " + n.underlay_ip + ":" + std::to_string(kWireGuardPort) + "\n";
+  }
+  return "table ip cwlab_router\n"
+         "delete table ip cwlab_router\n"
+         "table ip cwlab_router {\n"
+         "  chain prerouting {\n"
+         "    type nat hook prerouting priority dstnat; policy accept;\n" +
+         forwards +
+         "  }\n"
+         "  chain postrouting {\n"
+         "    type nat hook postrouting priority srcnat; policy accept;\n"
+         "    oifname \"eth0\" ip saddr " + std::string(kNatNodeSubnet) + " masquerade\n"
+         "  }\n"
+         "  chain forward {\n"
+         "    type filter hook forward priority filter; policy drop;\n"
+         "    iifname \"" + std::string(kNatBridge) + "\" accept\n"
+         "    ct state established,related accept\n"
+         "    ct status dnat accept\n"
+         "  }\n"
+         "}\n";
 }
 
 }  // namespace cw::lab

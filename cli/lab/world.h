@@ -68,6 +68,11 @@ std::vector<std::vector<std::string>> vxlan_commands(const ClusterLayout& cluste
 // `ip6tables-restore` with the IPv6 ranges).
 std::string flannel_masquerade_rules(const std::string& cluster_range, const std::string& node_block);
 
+// The nat world's router (one per cluster, in its own namespace): masquerade of the private
+// subnet to the underlay, a UDP port forward per gateway to its WireGuard port, and a forward
+// firewall letting in only replies and forwarded ports. One nft script (table ip cwlab_router).
+std::string nat_router_rules(const ClusterLayout& cluster);
+
 }  // namespace cw::lab
 
 namespace cw::lab {

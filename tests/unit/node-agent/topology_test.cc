@@ -298,16 +298,22 @@ TEST(TopologyTest, AMemberSendsEverythingRemoteToTheActiveGatewayInItsCluster) {
   ASSERT_EQ(t.peers.size(), 2U) << "only the local candidates";
   const auto* e2 = peer_of(t, key(22));
   ASSERT_TRUE(e2);
-  EXPECT_EQ(e2->allowed_ips, (std::vector<net::Prefix>{P("10.80.0.0/16"), P("10.81.0.0/16"), P("10.112.0.0/16")}));
+  // The active one: every remote range, and its tunnel address (what it masquerades to).
+  EXPECT_EQ(e2->allowed_ips, (std::vector<net::Prefix>{P("10.64.1.0/32"), P("10.80.0.0/16"), P("10.81.0.0/16"),
+                                                       P("10.112.0.0/16")}));
   EXPECT_EQ(e2->endpoint->to_string(), "198.51.100.2:51820") << "in-cluster, the node's own endpoint";
-  EXPECT_TRUE(peer_of(t, key(21))->allowed_ips.empty()) << "the standby: a peer, ready for failover";
+  EXPECT_EQ(peer_of(t, key(21))->allowed_ips, std::vector<net::Prefix>{P("10.64.0.0/32")})
+      << "the standby: a peer, ready for failover, with only its tunnel address";
   EXPECT_TRUE(t.gateway_routes.empty());
-  EXPECT_EQ(routes(t), (std::vector<std::string>{"10.64.0.0/24 via 198.51.100.1", "10.64.1.0/24 via 198.51.100.2",
-                                                 "10.80.0.0/16 wg", "10.81.0.0/16 wg", "10.112.0.0/16 wg"}));
+  // Candidates' tunnel addresses through the tunnel: answers to what a gateway masqueraded.
+  EXPECT_EQ(routes(t), (std::vector<std::string>{"10.64.0.0/24 via 198.51.100.1", "10.64.0.0/32 wg",
+                                                 "10.64.1.0/24 via 198.51.100.2", "10.64.1.0/32 wg", "10.80.0.0/16 wg",
+                                                 "10.81.0.0/16 wg", "10.112.0.0/16 wg"}));
 
   in.active_gateway = "";
   auto none = compute_topology(in);
-  EXPECT_EQ(routes(none), (std::vector<std::string>{"10.64.0.0/24 via 198.51.100.1", "10.64.1.0/24 via 198.51.100.2"}));
+  EXPECT_EQ(routes(none), (std::vector<std::string>{"10.64.0.0/24 via 198.51.100.1", "10.64.0.0/32 wg",
+                                                    "10.64.1.0/24 via 198.51.100.2", "10.64.1.0/32 wg"}));
   ASSERT_FALSE(none.refused.empty());
   EXPECT_NE(none.refused.back().find("no active gateway"), std::string::npos);
 }
@@ -326,8 +332,9 @@ TEST(TopologyTest, ACandidatePeersRemotelyAndWithEveryLocalNodeAndRoutesBackInto
     ASSERT_EQ(t.gateway_routes.size(), 2U);
     EXPECT_EQ(t.gateway_routes[0].destination, P("10.64.1.0/24"));
     EXPECT_TRUE(t.gateway_routes[0].via_tunnel);
-    EXPECT_EQ(routes(t), (std::vector<std::string>{"10.64.1.0/24 via 198.51.100.2", "10.64.2.0/24 via 198.51.100.3",
-                                                   "10.80.0.0/16 wg", "10.112.0.0/16 wg"}));
+    // e2 is the other candidate: its tunnel address through the tunnel; e3 a member: none.
+    EXPECT_EQ(routes(t), (std::vector<std::string>{"10.64.1.0/24 via 198.51.100.2", "10.64.1.0/32 wg",
+                                                   "10.64.2.0/24 via 198.51.100.3", "10.80.0.0/16 wg", "10.112.0.0/16 wg"}));
   }
 }
 
