@@ -22,6 +22,14 @@ const NodeLayout& member_or_last(const ClusterLayout& c) {
   return c.nodes.back();
 }
 
+// A dead node's network: nothing in, out or through.
+constexpr const char* kDeadNodeRules =
+    "table inet cwlab_dead {\n"
+    "  chain input { type filter hook input priority -300; policy drop; }\n"
+    "  chain output { type filter hook output priority -300; policy drop; }\n"
+    "  chain forward { type filter hook forward priority -300; policy drop; }\n"
+    "}\n";
+
 const NodeLayout* node_named(const ClusterLayout& c, const std::string& name) {
   for (const auto& n : c.nodes) {
     if (n.node_name == name) return &n;
@@ -136,8 +144,10 @@ Result<std::string> kill_active_gateway(const LabLayout& lab, LabState& state, c
     }
   }
   (void)in_netns(gw->netns, {"ip", "link", "del", gw->wg_interface}, seconds(5));
-  auto down = in_netns(gw->netns, {"ip", "link", "set", "eth0", "down"}, seconds(5));
-  if (!down.ok()) return Error(ErrorCode::kUnavailable, "ip link set eth0 down in " + gw->netns + ": " + down.summary());
+  // Its network dies with it: everything in, out and through dropped (a table of the lab's own,
+  // so that the node keeps its addresses and routes for when it comes back).
+  auto down = in_netns(gw->netns, {"nft", "-f", "-"}, seconds(5), kDeadNodeRules);
+  if (!down.ok()) return Error(ErrorCode::kUnavailable, "nft in " + gw->netns + ": " + down.summary() + " " + down.err);
   state.killed_gateways.push_back(gw->node_name);
   return gw->node_name;
 }
@@ -147,9 +157,10 @@ Result<void> revive_gateways(const LabLayout& lab, LabState& state) {
     for (const auto& c : lab.clusters) {
       const NodeLayout* n = node_named(c, name);
       if (n == nullptr) continue;
-      auto up = in_netns(n->netns, {"ip", "link", "set", "eth0", "up"}, seconds(5));
-      if (!up.ok()) return Error(ErrorCode::kUnavailable, "ip link set eth0 up in " + n->netns + ": " + up.summary());
-      (void)in_netns(n->netns, {"ip", "route", "replace", "default", "via", kNatRouterInside}, seconds(5));
+      auto up = in_netns(n->netns, {"nft", "delete", "table", "inet", "cwlab_dead"}, seconds(5));
+      if (!up.ok() && up.err.find("No such file") == std::string::npos) {
+        return Error(ErrorCode::kUnavailable, "nft delete table inet cwlab_dead in " + n->netns + ": " + up.summary());
+      }
       // wireguard-go first (the agent expects the device), then the agent.
       for (const std::string& process : {"wireguard-go-" + name, "node-agent-" + name}) {
         auto it = state.processes.find(process);

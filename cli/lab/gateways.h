@@ -37,9 +37,9 @@ struct WorldRow {
 std::vector<WorldRow> nat_world_rows(const LabLayout& lab, const LabState& state);
 
 // `impair kill-gateway C`: the active gateway of C dies as a node does: its agent killed
-// (SIGKILL), its WireGuard device gone, its link down. Returns the node's name.
+// (SIGKILL), its WireGuard device gone, all its traffic dropped. Returns the node's name.
 Result<std::string> kill_active_gateway(const LabLayout& lab, LabState& state, const ClusterLayout& cluster);
-// Brings killed gateways back: link up, agent (and wireguard-go) started again.
+// Brings killed gateways back: traffic allowed, agent (and wireguard-go) started again.
 Result<void> revive_gateways(const LabLayout& lab, LabState& state);
 
 }  // namespace cw::lab

@@ -111,7 +111,7 @@ int lab_impair(const LabOptions& options, const std::vector<std::string>& words,
       return 1;
     }
     out << "killed: " << *killed << " (the active gateway of " << c->id
-        << "): agent and WireGuard gone, link down; `cwctl lab impair --clear kill-gateway` brings it back\n";
+        << "): agent and WireGuard gone, its traffic dropped; `cwctl lab impair --clear kill-gateway` brings it back\n";
     return 0;
   }
   if (clear && (words.empty() || words[0] == "kill-gateway") && !s.killed_gateways.empty()) {
