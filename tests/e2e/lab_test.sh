@@ -18,68 +18,7 @@ set -u -o pipefail
 build=$1
 world=""
 [ "${2:-}" = --world ] && world=$3
-cwctl=$build/cli/cwctl
-[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root (network namespaces)"; exit 77; }
-for tool in ip wg kubectl ping socat unbound dig tcpdump timeout unshare python3 bird nft iptables-legacy; do
-  command -v $tool >/dev/null || { echo "SKIP: $tool is not installed (scripts/deps.sh installs it)"; exit 77; }
-done
-for plugin in bridge host-local loopback; do
-  [ -x /usr/lib/cni/$plugin ] || { echo "SKIP: /usr/lib/cni/$plugin missing (containernetworking-plugins; scripts/deps.sh)"; exit 77; }
-done
-# Kernel WireGuard? Probed in a network namespace of its own (unshare -n), gone when ip exits:
-# the test never adds a link to the root namespace.
-if ! timeout 10 unshare -n ip link add cwprobe type wireguard 2>/dev/null; then
-  command -v wireguard-go >/dev/null || { echo "SKIP: no kernel WireGuard and no wireguard-go (scripts/deps.sh)"; exit 77; }
-fi
-for b in cli/cwctl lab/cw-lab-apiserver operator/cw-operator node-agent/cw-node-agent; do
-  [ -x "$build/$b" ] || { echo "FAIL: $build/$b is not built"; exit 1; }
-done
-
-# t SECONDS CMD...: every external command runs under a deadline (SIGKILL 5 s after SIGTERM),
-# cut to what is left of the test's budget.
-budget_end=$((SECONDS + 600))
-t() {
-  local s=$1 left=$((budget_end - SECONDS)); shift
-  [ "$left" -lt 1 ] && left=1
-  [ "$s" -gt "$left" ] && s=$left
-  timeout -k 5 "$s" "$@"
-}
-
-# Leftovers of earlier runs: a lab cwt<pid> whose creating script no longer runs.
-for old in $( { ip netns list 2>/dev/null | sed -n 's/^\(cwt[0-9][0-9]*\)-.*/\1/p'
-                ls /run/clusterwire-lab 2>/dev/null | grep -x 'cwt[0-9][0-9]*'; } | sort -u); do
-  creator=${old#cwt}
-  if kill -0 "$creator" 2>/dev/null && grep -qa lab_test.sh "/proc/$creator/cmdline" 2>/dev/null; then
-    continue  # its test is still running
-  fi
-  echo "removing lab $old left by an earlier run (pid $creator is gone)"
-  t 60 "$cwctl" lab --name "$old" down || echo "warning: could not remove lab $old"
-done
-
-name="cwt$$"
-state=/run/clusterwire-lab/$name
-tmp=$(mktemp -d)
-started=$(date +%s)
-passed=0 failed=0
-ok()  { echo "ok   $1"; passed=$((passed+1)); }
-bad() { echo "FAIL $1"; shift; [ $# -gt 0 ] && printf '%s\n' "$@" | sed 's/^/  | /'; failed=$((failed+1)); }
-# wait_until 'CMD' SECONDS: polls CMD (which must carry its own timeouts) until it succeeds.
-wait_until() { local end=$((SECONDS + $2)); [ $end -gt $budget_end ] && end=$budget_end; while [ $SECONDS -lt $end ]; do eval "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
-lab() { local s=$1; shift; t "$s" "$cwctl" lab --name "$name" "$@"; }
-kc() { local c=$1; shift; t 15 ip netns exec "$name-underlay" kubectl --kubeconfig "$state/$c.kubeconfig" --request-timeout=10s "$@"; }
-pod() { t 15 ip netns exec "$name-$1-pod" "${@:2}"; }
-coproc_pid=""
-cleanup() {
-  [ -n "$coproc_pid" ] && kill "$coproc_pid" 2>/dev/null
-  if [ "$failed" -gt 0 ] && [ -d "$state/logs" ]; then
-    for f in "$state"/logs/*.log; do echo "--- $(basename "$f") (last lines)"; tail -5 "$f"; done
-  fi
-  timeout -k 5 60 "$cwctl" lab --name "$name" down >/dev/null 2>&1 || echo "warning: cwctl lab --name $name down failed"
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+source "$(dirname "$0")/lab_lib.sh"  # t, ok, bad, wait_until, lab, kc, pod, pod_ip; $name, $state; clean-up
 
 # --- up (normally a few seconds; SIGTERM at the limit makes it clean up)
 up_args=(--underlay-mtu 1400)
@@ -93,7 +32,6 @@ grep -q "kubectl --kubeconfig $state/c1.kubeconfig" <<<"$out" && grep -q "cwctl 
   && ok "up prints how to point kubectl at each cluster" || bad "kubectl hint" "$out"
 grep -q '^\[ *[0-9]*/[0-9]*\]' <<<"$out" && ok "up reports progress step by step" || bad "progress" "$out"
 
-pod_ip() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["podIPs"][sys.argv[2]])' "$state/state.json" "$1"; }
 c1n1=$(pod_ip c1-n1) c1n2=$(pod_ip c1-n2) c2n1=$(pod_ip c2-n1) c2n2=$(pod_ip c2-n2)
 if1=$(t 10 ip -n "$name-c1-n1" -o link | grep -o 'cw[0-9a-f]\{6\}c1n1' | head -1)
 [ -n "$if1" ] && ok "c1-n1 has its WireGuard device $if1" || bad "no WireGuard device cw<hash>c1n1 in $name-c1-n1"

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The nat world end to end (docs/lab.md, "The nat world"; docs/gateway.md): two clusters of
+# three nodes, each behind its NAT router on the same private subnet, two gateway candidates
+# each. `up` and `verify` (every row, isolation and which gateway carried the traffic), then:
+#   1. c1's active gateway killed during a ping every 50 ms and a long TCP stream from a member
+#      of c1 to a member of c2: traffic back within 2 s (the goal: 1 s median, 2 s worst), the
+#      stream unbroken, another candidate active with a higher epoch;
+#   2. the same for c2's active gateway while the broker's API server (c1's) is frozen
+#      (SIGSTOP): failover needs no broker;
+#   3. a candidate unlabelled (clusterwire.io/gateway=false) is never active, even when the
+#      active one dies and it is the only other one.
+# Everything is named cwt<pid> and removed on exit (lab_lib.sh). About 90 s.
+# Usage: gateway_test.sh BUILD_DIR
+set -u -o pipefail
+build=$1
+budget_seconds=400
+source "$(dirname "$0")/lab_lib.sh"
+
+if out=$(t 150 "$cwctl" lab --name "$name" up --world nat --nodes 3 2>&1); then
+  ok "cwctl lab up --world nat --nodes 3 in $(( $(date +%s) - started )) s"
+else
+  bad "cwctl lab up --world nat" "$out"; echo "$passed passed, $failed failed"; exit 1
+fi
+
+vout=$(lab 150 verify 2>&1); vrc=$?
+echo "$vout" | sed 's/^/    /'
+[ $vrc -eq 0 ] && ok "verify passes in the nat world" || bad "verify in the nat world" "$(grep FAIL <<<"$vout")"
+[ "$(grep -c '^isolation .* PASS' <<<"$vout")" -eq 2 ] && ok "verify shows no node-to-node path between the clusters" \
+  || bad "isolation rows" "$(grep '^isolation' <<<"$vout")"
+[ "$(grep -c '^gateway .* PASS' <<<"$vout")" -eq 2 ] && ok "verify shows which gateway carried the traffic" \
+  || bad "gateway rows" "$(grep '^gateway' <<<"$vout")"
+
+holder() { kc "$1" get lease -n kube-system clusterwire-gateway -o jsonpath='{.spec.holderIdentity} {.spec.leaseTransitions}'; }
+c2n3=$(pod_ip c2-n3)
+
+# failover CLUSTER LABEL: kills CLUSTER's active gateway during a 50 ms ping and a TCP stream
+# from c1-n3-pod (a member) to c2-n3-pod (a member), then checks the gap, the stream, the epoch.
+failover() {
+  local c=$1 what=$2 before after gap
+  before=$(holder "$c") || { bad "$what: no gateway Lease in $c"; return; }
+  t 30 ip netns exec "$name-c1-n3-pod" ping -D -i 0.05 -W 0.2 -w 12 "$c2n3" >"$tmp/ping" 2>&1 &
+  background_pids+=($!); local ping_pid=$!
+  t 30 ip netns exec "$name-c1-n3-pod" python3 "$(dirname "$0")/stream.py" "$c2n3" 7000 9 0.05 >"$tmp/stream" 2>&1 &
+  background_pids+=($!); local stream_pid=$!
+  sleep 2
+  local kout; kout=$(lab 30 impair kill-gateway "$c" 2>&1) || bad "$what: impair kill-gateway $c" "$kout"
+  wait "$stream_pid"; local src=$?
+  wait "$ping_pid"
+  gap=$(python3 - "$tmp/ping" <<'PY'
+import re, sys
+ts = [float(m.group(1)) for m in (re.search(r'^\[(\d+\.\d+)\].*bytes from', l) for l in open(sys.argv[1])) if m]
+print(int(max((b - a for a, b in zip(ts, ts[1:])), default=99) * 1000) if len(ts) > 10 else 99999)
+PY
+)
+  echo "    $what: largest gap between ping replies ${gap} ms; stream: $(cat "$tmp/stream")"
+  [ "$gap" -le 2000 ] && ok "$what: traffic back within ${gap} ms of the kill (goal: 2 s worst)" \
+    || bad "$what: traffic gap ${gap} ms" "$(tail -5 "$tmp/ping")"
+  [ $src -eq 0 ] && ok "$what: the TCP stream across the clusters is unbroken ($(cat "$tmp/stream"))" \
+    || bad "$what: TCP stream broken" "$(cat "$tmp/stream")"
+  after=$(holder "$c")
+  if [ "${before%% *}" != "${after%% *}" ] && [ "${after##* }" -gt "${before##* }" ]; then
+    ok "$what: $c's Lease moved from ${before%% *} to ${after%% *}, epoch ${before##* } -> ${after##* }"
+  else bad "$what: the Lease did not move" "before: $before" "after: $after"; fi
+  echo "$gap" >>"$tmp/gaps"
+}
+
+failover c1 "c1's active gateway killed"
+rout=$(lab 60 impair --clear kill-gateway 2>&1) && ok "the killed gateway revived ($rout)" || bad "revive" "$rout"
+wait_until "pod c1-n3 ping -c 1 -W 0.5 $c2n3" 20 || bad "traffic after the revival"
+
+# The broker (c1's API server) frozen: c2's gateways elect through c2's API, and c1's nodes
+# learn the new gateway from its beacons through the tunnel.
+broker_pid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["processes"]["apiserver-c1"]["pid"])' "$state/state.json")
+if grep -qa cw-lab-apiserver "/proc/$broker_pid/cmdline" 2>/dev/null && kill -STOP "$broker_pid"; then
+  ok "the broker's API server (apiserver-c1, pid $broker_pid) is frozen"
+  failover c2 "c2's active gateway killed, broker unreachable"
+  kill -CONT "$broker_pid"
+else bad "freezing apiserver-c1 (pid '$broker_pid')"; fi
+rout=$(lab 60 impair --clear kill-gateway 2>&1) || bad "revive" "$rout"
+wait_until "pod c1-n3 ping -c 1 -W 0.5 $c2n3" 20 || bad "traffic after the second revival"
+
+# An unlabelled candidate is never active: c2's standby loses its label, then the active dies.
+active=$(holder c2); active=${active%% *}
+standby=c2-n1; [ "$active" = c2-n1 ] && standby=c2-n2
+kc c2 label node "$standby" clusterwire.io/gateway=false --overwrite >/dev/null || bad "unlabelling $standby"
+sleep 1
+kout=$(lab 30 impair kill-gateway c2 2>&1) || bad "impair kill-gateway c2" "$kout"
+sleep 3
+now=$(holder c2)
+[ "${now%% *}" != "$standby" ] && ok "unlabelled $standby never became active (holder: ${now%% *}, dead)" \
+  || bad "an unlabelled node became the active gateway" "$now"
+
+elapsed=$(( $(date +%s) - started ))
+echo "$passed passed, $failed failed (${elapsed} s)"
+[ "$failed" -eq 0 ]
