@@ -100,6 +100,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"flat", "nat"}))->capture_default_str();
   lab_up->add_option("--gateways", lab_options.gateways,
                      "The nat world: gateway candidates per cluster, its first nodes (default 2, or fewer nodes)");
+  lab_up->add_flag("--gateway-lease-only", lab_options.gateway_lease_only,
+                   "The nat world: gateways fail over only when the Lease expires (health trigger off: a baseline "
+                   "for bench/gateway_failover.sh)");
   auto* lab_verify = lab->add_subcommand(
       "verify", "Check the lab end to end; a pass/fail table, exit status 0 only if every check passes");
   auto* lab_status = lab->add_subcommand("status", "Clusters, CIDRs, peerings, WireGuard peers and handshakes");

@@ -38,7 +38,6 @@ constexpr const char* kPodCidrAnnotation = "clusterwire.io/pod-cidr";
 constexpr const char* kDatapathAnnotation = "clusterwire.io/datapath";
 constexpr const char* kReportKey = "report";
 constexpr const char* kAgentErrorAnnotation = "clusterwire.io/agent-error";
-constexpr const char* kGatewayLabel = "clusterwire.io/gateway";
 // A peer whose last handshake is older than this (WireGuard's REJECT_AFTER_TIME) is not
 // completing handshakes: with traffic flowing (probes), one is made every 2 minutes.
 constexpr auto kHandshakeStale = std::chrono::seconds(180);
@@ -524,7 +523,7 @@ struct Agent::Impl {
     for (const auto& n : nodes->list()) {
       LocalNode ln{str(n["metadata"], "name"), internal_ips(n), prefixes(json(annotation(n, kPodCidrAnnotation))),
                    annotation(n, kPublicKeyAnnotation), annotation(n, kEndpointAnnotation),
-                   label(n, kGatewayLabel) == "true"};
+                   label(n, config.gateway_label.c_str()) == "true"};
       // The cluster's pod space, as far as a node can see it: every node's block.
       in.local_pod_cidrs.insert(in.local_pod_cidrs.end(), ln.pod_cidrs.begin(), ln.pod_cidrs.end());
       if (ln.name == config.node_name) self = n;
@@ -568,7 +567,7 @@ struct Agent::Impl {
       }
     }
     // Gateway mode: this node's part in the election, and the active gateway it follows.
-    const bool candidate = in.mode == Mode::kGateway && self && label(*self, kGatewayLabel) == "true";
+    const bool candidate = in.mode == Mode::kGateway && self && label(*self, config.gateway_label.c_str()) == "true";
     std::vector<net::IpAddress> other_candidates;
     for (const auto& n : in.local_nodes) {
       if (n.gateway_candidate && n.name != config.node_name && !n.internal_ips.empty()) {

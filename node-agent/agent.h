@@ -63,6 +63,7 @@ struct AgentConfig {
   std::uint16_t gateway_port = gateway::kDefaultHeartbeatPort;
   std::string gateway_lease_namespace = "kube-system";
   std::string gateway_lease_name = "clusterwire-gateway";
+  std::string gateway_label = "clusterwire.io/gateway";  // =true: a gateway candidate
   gateway::Settings gateway;
 };
 

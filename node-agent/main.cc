@@ -66,6 +66,8 @@ int main(int argc, char** argv) {
                  "Gateway mode: namespace of the candidates' Lease")->capture_default_str();
   app.add_option("--gateway-lease-name", config.gateway_lease_name, "Gateway mode: name of the candidates' Lease")
       ->capture_default_str();
+  app.add_option("--gateway-label", config.gateway_label, "Gateway mode: the Node label (=true) of gateway candidates")
+      ->capture_default_str();
   app.add_option("--gateway-dead-after-ms", gateway_dead_after_ms,
                  "Gateway mode: a silent active gateway is taken over after this many milliseconds")
       ->capture_default_str();

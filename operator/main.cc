@@ -65,6 +65,8 @@ int main(int argc, char** argv) {
                  "Namespace of the gateway candidates' Lease")->capture_default_str();
   app.add_option("--gateway-lease-name", config.gateway_lease_name, "Name of the gateway candidates' Lease")
       ->capture_default_str();
+  app.add_option("--gateway-label", config.gateway_label, "The Node label (=true) that makes a gateway candidate")
+      ->capture_default_str();
   app.add_option("--health-address", health_address, "Address for /healthz, /readyz, /metrics")->capture_default_str();
   app.add_option("--health-port", health_port, "Port for /healthz, /readyz, /metrics (0: any)")->capture_default_str();
   app.add_option("--log-format", log_format, "text or json")->check(CLI::IsMember({"text", "json"}))->capture_default_str();

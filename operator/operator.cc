@@ -31,7 +31,6 @@ constexpr const char* kPublicKeyAnnotation = "clusterwire.io/public-key";
 constexpr const char* kEndpointAnnotation = "clusterwire.io/endpoint";
 constexpr const char* kDatapathAnnotation = "clusterwire.io/datapath";
 constexpr const char* kPublicEndpointAnnotation = "clusterwire.io/public-endpoint";
-constexpr const char* kGatewayLabel = "clusterwire.io/gateway";
 
 std::string join(const std::vector<net::Prefix>& ps) {
   std::string out;
@@ -567,7 +566,7 @@ struct Operator::Impl {
     ad.topology = topology;
     for (const auto& n : nodes->list()) {
       const std::string name = name_of(n);
-      if (gateway_mode && label(n, kGatewayLabel) != "true") continue;
+      if (gateway_mode && label(n, config.gateway_label.c_str()) != "true") continue;
       auto it = assigned.find(name);
       // A malformed annotation is left out, not copied: the broker would refuse the whole
       // advertisement for it, and every peering with this cluster would go stale.
@@ -601,8 +600,8 @@ struct Operator::Impl {
         ad.active_gateway = holder;
       }
       if (ad.gateways.empty()) {
-        problems.push_back("topology is gateway but no node is labelled clusterwire.io/gateway=true: other clusters "
-                           "cannot reach this one");
+        problems.push_back("topology is gateway but no node is labelled " + config.gateway_label +
+                           "=true: other clusters cannot reach this one");
       }
       std::vector<std::string> names;
       for (const auto& g : ad.gateways) names.push_back(g.name);
@@ -688,7 +687,7 @@ struct Operator::Impl {
     }
     if (in.local_topology == "gateway") {
       for (const auto& n : nodes->list()) {
-        if (label(n, kGatewayLabel) == "true" &&
+        if (label(n, config.gateway_label.c_str()) == "true" &&
             (config.gateway_endpoints.count(name_of(n)) || !annotation(n, kPublicEndpointAnnotation).empty())) {
           in.local_gateway_reachable = true;
         }

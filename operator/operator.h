@@ -65,6 +65,8 @@ struct OperatorConfig {
   // The Lease the gateway candidates elect with; its holder is advertised as a hint.
   std::string gateway_lease_namespace = "kube-system";
   std::string gateway_lease_name = "clusterwire-gateway";
+  // The label (set to "true") that makes a Node a gateway candidate.
+  std::string gateway_label = "clusterwire.io/gateway";
 };
 
 // kInvalidArgument naming the bad setting.

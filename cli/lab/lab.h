@@ -23,6 +23,7 @@ struct LabOptions {
   std::string ip_family = "dual";  // of the pods: ipv4, ipv6, dual (the underlay is always dual)
   std::string world = "flat";      // flat: one underlay bridge; nat: clusters behind NAT routers, gateway mode
   int gateways = -1;               // the nat world's gateway candidates per cluster (-1: 2, or fewer nodes)
+  bool gateway_lease_only = false; // the nat world: failover on the Lease's expiry only (a baseline)
 };
 
 // Builds the lab; when a step fails (or SIGINT/SIGTERM arrive) it removes what it made, as

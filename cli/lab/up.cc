@@ -600,7 +600,8 @@ Result<void> LabBuilder::start_node_agents() {
                                             "--interface", n.wg_interface, "--backend", state_.backend,
                                             "--wireguard-go", "", "--service-cidr", c.service_cidr,
                                             "--health-address", "127.0.0.1", "--health-port", "0",
-                                            "--resync-seconds", "10", "--cluster-id", c.id}));
+                                            "--resync-seconds", "10", "--cluster-id", c.id,
+                                            "--gateway-health-trigger", o_.gateway_lease_only ? "false" : "true"}));
       if (!pid) return pid.error();
     }
   }

@@ -91,6 +91,16 @@ expect "nodeAgent.clampMss reaches the agent's flags" '--clamp-mss=false' -- t -
 expect "nodeAgent.probe reaches the agent's flags" '--probe-interval-ms=500' -- t --set clusterID=east,nodeAgent.probe.intervalMs=500
 refuse "a probe interval under 100 ms is refused" 'nodeAgent.probe.intervalMs: Must be greater than or equal to 100' -- \
   t --set clusterID=east,nodeAgent.probe.intervalMs=5
+refuse "topology outside its enum is refused" 'topology: topology must be one of the following' -- \
+  t --set clusterID=east,topology=star
+refuse "gateway.deadAfterMs below two heartbeats is refused" 'gateway.deadAfterMs: Must be greater than or equal to 200' -- \
+  t --set clusterID=east,gateway.deadAfterMs=50
+refuse "a gateway public endpoint that is not host:port is refused" 'gateway.publicEndpoints.gw-1: Does not match pattern' -- \
+  t --set clusterID=east --set 'gateway.publicEndpoints.gw-1=203.0.113.1'
+expect "gateway.publicEndpoints reach the operator's flags" '--gateway-endpoint=gw-1=203.0.113.1:4500' -- \
+  t --set clusterID=east,topology=gateway --set 'gateway.publicEndpoints.gw-1=203.0.113.1:4500'
+expect "topology gateway runs the candidates as a DaemonSet of their own" 'name: cw-clusterwire-node-agent-gateway' -- \
+  t --set clusterID=east,topology=gateway
 refuse "a misspelt value is refused" 'wireguard: Additional property prot is not allowed' -- t --set clusterID=east,wireguard.prot=1
 refuse "a service CIDR with a bad prefix length is refused" 'serviceCIDRs.0: Does not match pattern' -- \
   t --set clusterID=east --set 'serviceCIDRs={10.96.0.0/33}'
