@@ -464,7 +464,8 @@ def check_values(values_path, schema_path, doc):
 
 def check_flags(rendered, help_dir):
     objs = load(rendered)
-    binaries = {'-operator': 'cw-operator', '-node-agent': 'cw-node-agent', '-dns': 'cw-dns', '-leave': 'cw-operator'}
+    binaries = {'-operator': 'cw-operator', '-node-agent': 'cw-node-agent', '-node-agent-gateway': 'cw-node-agent',
+                '-dns': 'cw-dns', '-leave': 'cw-operator'}
     used = {}
     for o in objs:
         if o['kind'] not in ('Deployment', 'DaemonSet', 'Job'):
