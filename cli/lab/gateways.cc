@@ -4,9 +4,11 @@
 #include <unistd.h>
 
 #include <sstream>
+#include <thread>
 
 #include "cli/lab/cluster_api.h"
 #include "cli/lab/process.h"
+#include "cli/lab/world.h"
 
 namespace cw::lab {
 namespace {
@@ -107,10 +109,37 @@ std::vector<WorldRow> nat_world_rows(const LabLayout& lab, const LabState& state
         if (auto b = wireguard_bytes(n)) others_before.emplace_back(n.node_name, *b);
       }
     }
+    // Meanwhile the cluster's private bridge is recorded: the other cluster's pod addresses
+    // must never show there in clear (member -> gateway is inside WireGuard), which is what lets
+    // an underlay with source/destination checks carry it.
+    std::string remote_range;
+    if (auto b = state.node_cidrs.find(other.nodes.front().node_name); b != state.node_cidrs.end()) {
+      if (auto r = cluster_range_of(family_block(b->second, false))) remote_range = *r;
+    }
+    CommandResult capture;
+    std::thread recorder([&] {
+      if (!remote_range.empty()) {
+        capture = in_netns(c.router_netns, {"timeout", "3", "tcpdump", "-n", "-l", "-i", kNatBridge, "net", remote_range},
+                           seconds(10));
+      }
+    });
+    std::this_thread::sleep_for(milliseconds(800));  // tcpdump is listening
     // 20 pings of 1000 bytes: 40 kB through the active gateway, each way, far above what its
     // probes and beacons send in the same second.
     auto ping = in_netns(from.pod_netns, {"ping", "-c", "20", "-i", "0.01", "-s", "1000", "-W", "1", to_ip->second},
                          seconds(10));
+    recorder.join();
+    if (!remote_range.empty()) {
+      std::size_t in_clear = 0;
+      std::istringstream lines(capture.out);
+      for (std::string l; std::getline(lines, l);) if (l.find(" IP ") != std::string::npos) ++in_clear;
+      const bool recorded = capture.err.find("listening on") != std::string::npos;
+      rows.push_back({"private-net", c.id, kNatBridge, recorded && in_clear == 0 && ping.ok(),
+                      std::to_string(in_clear) + " packets with " + other.id + "'s pod range " + remote_range +
+                          " in clear on " + c.id + "'s node network while " + from.pod_name + " pinged " +
+                          other.nodes.front().pod_name + (recorded ? "" : " (tcpdump did not record: " + capture.err + ")") +
+                          ": members reach the gateway inside WireGuard (node addresses outside)"});
+    }
     auto after = wireguard_bytes(*gw);
     std::ostringstream d;
     const bool pinged = ping.ok();

@@ -33,7 +33,9 @@ struct WorldRow {
 //   isolation  no path from one cluster's nodes to another's except through the gateways:
 //              the node subnets are the same, and a router forwards only its gateways' UDP;
 //   gateway    which gateway is active in each cluster, and that it carried the cross-cluster
-//              traffic of a pod of another node (a member where there is one).
+//              traffic of a pod of another node (a member where there is one);
+//   private-net  meanwhile, no pod address of the other cluster in clear on the cluster's node
+//              network (what an underlay with source/destination checks needs).
 std::vector<WorldRow> nat_world_rows(const LabLayout& lab, const LabState& state);
 
 // `impair kill-gateway C`: the active gateway of C dies as a node does: its agent killed

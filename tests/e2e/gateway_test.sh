@@ -7,9 +7,12 @@
 #      stream unbroken, another candidate active with a higher epoch;
 #   2. the same for c2's active gateway while the broker's API server (c1's) is frozen
 #      (SIGSTOP): failover needs no broker;
-#   3. a candidate unlabelled (clusterwire.io/gateway=false) is never active, even when the
+#   3. c2's candidates lose their public endpoints and c1's gateways restart with new devices:
+#      c1 reaches c2 again once c2's gateways reached c1 (discovered endpoints);
+#   4. a candidate unlabelled (clusterwire.io/gateway=false) is never active, even when the
 #      active one dies and it is the only other one.
-# Everything is named cwt<pid> and removed on exit (lab_lib.sh). About 90 s.
+# Also the verify rows of the nat world: isolation, gateway, private-net.
+# Everything is named cwt<pid> and removed on exit (lab_lib.sh). About 75 s.
 # Usage: gateway_test.sh BUILD_DIR
 set -u -o pipefail
 build=$1
@@ -29,6 +32,8 @@ echo "$vout" | sed 's/^/    /'
   || bad "isolation rows" "$(grep '^isolation' <<<"$vout")"
 [ "$(grep -c '^gateway .* PASS' <<<"$vout")" -eq 2 ] && ok "verify shows which gateway carried the traffic" \
   || bad "gateway rows" "$(grep '^gateway' <<<"$vout")"
+[ "$(grep -c '^private-net .* PASS' <<<"$vout")" -eq 2 ] && ok "verify sees no remote pod address in clear on either cluster's node network" \
+  || bad "private-net rows" "$(grep '^private-net' <<<"$vout")"
 
 holder() { kc "$1" get lease -n kube-system clusterwire-gateway -o jsonpath='{.spec.holderIdentity} {.spec.leaseTransitions}'; }
 c2n3=$(pod_ip c2-n3)
@@ -78,6 +83,29 @@ if grep -qa cw-lab-apiserver "/proc/$broker_pid/cmdline" 2>/dev/null && kill -ST
 else bad "freezing apiserver-c1 (pid '$broker_pid')"; fi
 rout=$(lab 60 impair --clear kill-gateway 2>&1) || bad "revive" "$rout"
 wait_until "pod c1-n3 ping -c 1 -W 0.5 $c2n3" 20 || bad "traffic after the second revival"
+
+# Discovered endpoints: c2's candidates lose their public endpoints (as gateways behind a NAT
+# without port forwards), and c1's gateways start afresh (new devices: no endpoint learned yet).
+# c1 can then reach c2 only once c2's gateways have reached c1, whose endpoints are public.
+for n in c2-n1 c2-n2; do kc c2 annotate node "$n" clusterwire.io/public-endpoint- >/dev/null || bad "unannotating $n"; done
+if wait_until "[ -z \"\$(kc c1 get clusterpeering c2 -o jsonpath='{.status.remote.gateways[*].endpoint}')\" ]" 30; then
+  ok "c2's gateways are advertised without endpoints"
+else bad "c2's gateways still have endpoints" "$(kc c1 get clusterpeering c2 -o jsonpath='{.status.remote.gateways}')"; fi
+for n in c1-n1 c1-n2; do
+  if python3 -c 'import json,sys; sys.exit(0 if "wireguard-go-"+sys.argv[2] in json.load(open(sys.argv[1]))["processes"] else 1)' "$state/state.json" "$n"; then
+    lab 30 restart "wireguard-go-$n" >/dev/null || bad "restarting wireguard-go-$n"
+  else
+    t 10 ip -n "$name-$n" link del "$(t 10 ip -n "$name-$n" -o link | grep -o "cw[0-9a-f]\{6\}${n/-/}" | head -1)" || bad "deleting $n's device"
+  fi
+  lab 30 restart "node-agent-$n" >/dev/null || bad "restarting node-agent-$n"
+done
+start_ms=$(date +%s%N)
+if wait_until "pod c1-n3 ping -c 1 -W 0.5 $c2n3" 30; then
+  ok "c1 reaches c2 behind NAT again $(( ($(date +%s%N) - start_ms) / 1000000 )) ms after its gateways restarted: endpoints discovered"
+else bad "no traffic to c2 without its public endpoints" "$(t 5 ip netns exec "$name-c1-n1" wg show 2>&1)"; fi
+discovered=$(t 5 ip netns exec "$name-$(holder c1 | cut -d' ' -f1)" wg show all endpoints 2>/dev/null | grep -c "192\.168\.77\.102:")
+[ "${discovered:-0}" -ge 1 ] && ok "c1's active gateway learned c2's router address from c2's handshakes ($discovered peers)" \
+  || bad "no endpoint at c2's router on c1's active gateway" "$(t 5 ip netns exec "$name-c1-n1" wg show all endpoints 2>&1)"
 
 # An unlabelled candidate is never active: c2's standby loses its label, then the active dies.
 active=$(holder c2); active=${active%% *}
