@@ -212,6 +212,15 @@ void print_status(const MeshView& view, std::ostream& out) {
             << join(spec.value("serviceCIDRs", json::array()), ", ") << "   heartbeat "
             << age(view.now, str(spec, "heartbeat")) << "   peers " << join(spec.value("peers", json::array()), ", ")
             << "\n";
+        if (str(spec, "topology") == "gateway") {
+          // Gateway mode (docs/gateway.md): the candidates, and the Lease's holder as advertised.
+          std::string names;
+          for (const auto& g : spec.value("gateways", json::array())) {
+            names += (names.empty() ? "" : ", ") + str(g, "name") + (str(g, "endpoint").empty() ? " (behind NAT)" : " " + str(g, "endpoint"));
+          }
+          out << "  topology gateway   active " << (str(spec, "activeGateway").empty() ? "(none)" : str(spec, "activeGateway"))
+              << "   candidates " << (names.empty() ? "(none labelled)" : names) << "\n";
+        }
       } else {
         out << "  no advertisement on the broker\n";
       }

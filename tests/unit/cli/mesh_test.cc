@@ -170,6 +170,24 @@ TEST(MeshStatus, HostileAnnotationsAndObjectsDoNotThrow) {
   EXPECT_NO_THROW((void)graph_dot(v));
 }
 
+TEST(MeshStatus, AGatewayClusterShowsItsCandidatesAndTheActiveOne) {
+  auto v = two_clusters(peering("b", "Connected", healthy()), peering("a", "Connected", healthy()));
+  BrokerView b;
+  b.context = "a";
+  b.advertisements = {
+      {{"metadata", {{"name", "a"}}},
+       {"spec", {{"podCIDRs", {"10.1.0.0/16"}}, {"topology", "gateway"}, {"activeGateway", "a-gw2"},
+                 {"gateways", {{{"name", "a-gw1"}, {"endpoint", "203.0.113.1:51820"}}, {{"name", "a-gw2"}}}}}}},
+      {{"metadata", {{"name", "b"}}}, {"spec", {{"podCIDRs", {"10.2.0.0/16"}}, {"topology", "mesh"}}}}};
+  v.broker = b;
+  std::ostringstream out;
+  print_status(v, out);
+  EXPECT_NE(out.str().find("topology gateway   active a-gw2   candidates a-gw1 203.0.113.1:51820, a-gw2 (behind NAT)"),
+            std::string::npos)
+      << out.str();
+  EXPECT_EQ(out.str().find("topology gateway", out.str().find("cluster b")), std::string::npos) << "b is a mesh";
+}
+
 TEST(MeshStatus, TableAndJsonAndGraph) {
   const json up = {{"probedPairs", 2}, {"failingPairs", 0}, {"rttP50", "1.2ms"}, {"rttMax", "3ms"}};
   auto v = two_clusters(peering("b", "Connected", healthy(), up),
