@@ -11,6 +11,7 @@ Result<void> validate(const Settings& s) {
     return bad("dead-after must be at least two heartbeat intervals (one lost heartbeat is not a death)");
   }
   if (s.unhealthy_after.count() <= 0) return bad("unhealthy-after must be positive");
+  if (s.score_grace.count() < 0) return bad("the score grace must not be negative");
   if (s.renew_interval.count() <= 0) return bad("the renew interval must be positive");
   if (s.lease_duration <= s.renew_interval) return bad("the lease duration must be longer than the renew interval");
   return {};
@@ -110,7 +111,8 @@ Decision Election::decide(TimePoint now) const {
   }
   if (h == self_) {
     if (!active()) return {};  // another claims a newer epoch: the Lease is no longer ours
-    if (settings_.health_trigger && standby_better_since_ && now - *standby_better_since_ >= settings_.unhealthy_after) {
+    if (settings_.health_trigger && standby_better_since_ && now - *standby_better_since_ >= settings_.unhealthy_after &&
+        now - holder_since_ >= settings_.score_grace) {
       auto it = peers_.find(better_standby_);
       if (it != peers_.end() && alive(it->second, now)) {
         return {Action::kRelease, better_standby_ + " can forward to " + std::to_string(it->second.last.score) +
@@ -145,8 +147,9 @@ Decision Election::decide(TimePoint now) const {
                                                       .count()) +
                                    " ms"};
   }
-  if (holder_worse_since_ && now - *holder_worse_since_ >= settings_.unhealthy_after && score_ > 0 && it != peers_.end() &&
-      alive(it->second, now) && !better_alive) {
+  if (holder_worse_since_ && now - *holder_worse_since_ >= settings_.unhealthy_after &&
+      now - holder_since_ >= settings_.score_grace && score_ > 0 && it != peers_.end() && alive(it->second, now) &&
+      !better_alive) {
     return {Action::kTakeOver, h + " can forward to " + std::to_string(it->second.last.score) +
                                    " remote cluster(s), this node to " + std::to_string(score_)};
   }
@@ -163,8 +166,10 @@ TimePoint Election::next_check(TimePoint now) const {
   if (lease_) consider(lease_changed_at_ + settings_.lease_duration);
   if (listening_since_) consider(*listening_since_ + 2 * settings_.heartbeat_interval);
   if (auto it = peers_.find(h); it != peers_.end()) consider(it->second.heard_at + settings_.dead_after);
-  if (holder_worse_since_) consider(*holder_worse_since_ + settings_.unhealthy_after);
-  if (standby_better_since_) consider(*standby_better_since_ + settings_.unhealthy_after);
+  if (holder_worse_since_) consider(std::max(*holder_worse_since_ + settings_.unhealthy_after, holder_since_ + settings_.score_grace));
+  if (standby_better_since_) {
+    consider(std::max(*standby_better_since_ + settings_.unhealthy_after, holder_since_ + settings_.score_grace));
+  }
   return next;
 }
 

@@ -11,6 +11,9 @@
 //     for `unhealthy_after`; it does not wait for the Lease to run out;
 //   - the holder releases the Lease when a standby has scored higher for `unhealthy_after`:
 //     it steps down when it cannot forward and another can;
+//   - scores are compared only once the holder has held the Lease for `score_grace`: a new
+//     holder's probes need a few seconds to be answered (no epoch is spent at start-up on
+//     whichever candidate's probes came back first);
 //   - a Lease nobody renewed for `lease_duration` (by this candidate's clock, counted from
 //     when it last saw the Lease change, as client-go does) is free, and so is an empty one;
 //     a free Lease goes to the candidate with the best score (ties: whoever writes first),
@@ -47,6 +50,7 @@ struct Settings {
   std::chrono::milliseconds heartbeat_interval{100};
   std::chrono::milliseconds dead_after{400};        // a holder silent this long is taken over
   std::chrono::milliseconds unhealthy_after{1000};  // a lower score held this long is taken over
+  std::chrono::milliseconds score_grace{3000};      // a new holder's scores count after this
   bool health_trigger = true;                       // false: the Lease alone (expiry), for comparison
 };
 

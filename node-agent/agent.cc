@@ -16,8 +16,8 @@
 #include "common/metrics/health_server.h"
 #include "common/netfilter/nftables.h"
 #include "common/netlink/rtnetlink.h"
-#include "gateway/active_view.h"
 #include "gateway/runner.h"
+#include "node-agent/gateway_role.h"
 #include "node-agent/device_diff.h"
 #include "node-agent/key_store.h"
 #include "node-agent/prober.h"
@@ -195,13 +195,7 @@ struct Agent::Impl {
   std::unique_ptr<kube::Informer> peerings;
   std::unique_ptr<kube::Informer> leases;  // the gateway Lease's namespace
   std::unique_ptr<kube::Controller> controller;
-  // Gateway mode: the election runner on a candidate (started the first time this node is
-  // one), what beacons say about remote clusters' active gateways, and where beacons come
-  // from and go to. The maps are guarded by mu: beacons arrive on the prober's thread.
-  std::unique_ptr<gateway::Runner> runner;
-  gateway::ActiveView active_view;
-  std::map<net::IpAddress, std::pair<std::string, std::string>> beacon_sources;  // → (cluster, candidate)
-  std::vector<net::IpAddress> beacon_targets;
+  std::unique_ptr<GatewayRole> gateway_role;  // gateway mode (docs/gateway.md)
   std::optional<netlink::Rtnetlink> rt;  // opened on the reconcile thread, used only there
   std::optional<std::uint32_t> detected_mtu;
   std::unique_ptr<Prober> prober;
@@ -253,9 +247,13 @@ struct Agent::Impl {
         local, kube::InformerOptions{.resource = kres::kLeases, .ns = config.gateway_lease_namespace,
                                      .resync_period = config.resync_period},
         clock);
+    gateway_role = std::make_unique<GatewayRole>(
+        GatewayRoleOptions{config.cluster_id, config.node_name, config.gateway_port, config.gateway_lease_namespace,
+                           config.gateway_lease_name, config.gateway},
+        local, clock, log, [this] { controller->enqueue("node"); }, [this] { return gateway_lease(); });
     auto lease_changed = [this](const json& o) {
       if (str(o["metadata"], "name") != config.gateway_lease_name) return;
-      feed_lease();
+      gateway_role->lease_changed();
       controller->enqueue("node");
     };
     leases->add_handlers({.on_add = lease_changed,
@@ -267,10 +265,13 @@ struct Agent::Impl {
                               {{"metadata", {{"annotations", {{kDatapathAnnotation, nullptr}}}}}});
     } else {
       auto started = Prober::start({config.interface, config.probe_port, config.probe,
-                                    [this](const gateway::Message& m, const net::IpAddress& from) { heard_beacon(m, from); }},
+                                    [this](const gateway::Message& m, const net::IpAddress& from) {
+                                      gateway_role->heard_beacon(m, from);
+                                    }},
                                    clock, log, [this] { controller->enqueue(kReportKey); });
       if (!started) return started.error();
       prober = std::move(*started);
+      gateway_role->set_prober(prober.get());
       log.info("probing the datapath", {{"port", static_cast<int>(prober->port())},
                                         {"interval_ms", static_cast<std::int64_t>(config.probe.interval.count())}});
     }
@@ -287,64 +288,6 @@ struct Agent::Impl {
   std::optional<json> gateway_lease() const {
     auto lease = leases->get(config.gateway_lease_namespace, config.gateway_lease_name);
     return lease ? std::optional<json>(*lease) : std::nullopt;
-  }
-
-  void feed_lease() {
-    std::lock_guard lock(mu);
-    if (runner) runner->observe_lease(gateway_lease());
-  }
-
-  // A beacon from a remote gateway candidate, through the tunnel (the prober's thread). Only
-  // its source address says who sent it: that address is in no other peer's allowed IPs.
-  void heard_beacon(const gateway::Message& m, const net::IpAddress& from) {
-    bool changed = false;
-    {
-      std::lock_guard lock(mu);
-      auto it = beacon_sources.find(from);
-      if (it == beacon_sources.end() || it->second.second != m.state.node) return;
-      changed = active_view.heard(it->second.first, m.state, clock.now());
-      if (changed) {
-        log.info("remote gateway claims active", {{"cluster", it->second.first}, {"gateway", m.state.node},
-                                                 {"epoch", m.state.epoch}});
-      }
-    }
-    if (changed) controller->enqueue("node");
-  }
-
-  // Starts the runner the first time this node is a candidate, and tells it what changed.
-  void update_gateway(bool candidate, const std::vector<net::IpAddress>& other_candidates) {
-    std::lock_guard lock(mu);
-    if (!runner && candidate) {
-      gateway::RunnerOptions o{.cluster_id = config.cluster_id.empty() ? "cluster" : config.cluster_id,
-                               .node_name = config.node_name,
-                               .port = config.gateway_port,
-                               .lease_namespace = config.gateway_lease_namespace,
-                               .lease_name = config.gateway_lease_name,
-                               .settings = config.gateway};
-      auto started = gateway::Runner::start(
-          o, local, clock, log.with("component", "gateway"), [this] { controller->enqueue("node"); },
-          [this](const gateway::Heartbeat& claim) { send_beacons(claim); });
-      if (!started) {
-        log.error("cannot run as a gateway candidate", {{"error", started.error().message()}});
-        return;
-      }
-      runner = std::move(*started);
-      runner->observe_lease(gateway_lease());
-    }
-    if (!runner) return;
-    runner->set_peers(other_candidates);
-    runner->set_candidate(candidate);
-  }
-
-  void send_beacons(const gateway::Heartbeat& claim) {
-    std::vector<net::IpAddress> to;
-    {
-      std::lock_guard lock(mu);
-      to = beacon_targets;
-    }
-    if (prober && !to.empty()) {
-      prober->send_beacon({gateway::Kind::kBeacon, config.cluster_id.empty() ? "cluster" : config.cluster_id, claim}, to);
-    }
   }
 
   // What came out of the tunnel for another local node's pods goes back into it, on a
@@ -382,14 +325,7 @@ struct Agent::Impl {
     // The controller first: its worker uses the prober. (The prober's callback may still
     // enqueue on the stopped controller, which then does nothing.)
     if (controller) controller->stop();
-    {
-      std::unique_ptr<gateway::Runner> gone;
-      {
-        std::lock_guard lock(mu);
-        gone = std::move(runner);
-      }
-      gone.reset();  // its callbacks use the prober and the controller
-    }
+    if (gateway_role) gateway_role->stop();  // its runner's callbacks use the prober and the controller
     prober.reset();
     if (leases) leases->stop();
     if (peerings) peerings->stop();
@@ -546,8 +482,7 @@ struct Agent::Impl {
           rc.gateways.push_back(remote_node(g));
           names.push_back(rc.gateways.back().name);
         }
-        std::lock_guard lock(mu);
-        rc.active_gateway = active_view.active(rc.cluster_id, names, str(remote, "activeGateway")).value_or("");
+        rc.active_gateway = gateway_role->remote_active(rc.cluster_id, names, str(remote, "activeGateway"));
       }
       // Every peering's status carries this cluster's topology, as the operator runs it.
       if (str(st, "localTopology") == "gateway") in.mode = Mode::kGateway;
@@ -574,15 +509,8 @@ struct Agent::Impl {
         other_candidates.push_back(n.internal_ips.front());
       }
     }
-    update_gateway(candidate, other_candidates);
-    if (in.mode == Mode::kGateway) {
-      std::lock_guard lock(mu);
-      if (runner) {
-        in.active_gateway = runner->holder();
-      } else if (auto lease = gateway_lease()) {
-        in.active_gateway = gateway::lease_record(*lease).value_or(gateway::LeaseRecord{}).holder;
-      }
-    }
+    gateway_role->update(candidate, other_candidates);
+    if (in.mode == Mode::kGateway) in.active_gateway = gateway_role->local_active();
     const Topology topology = compute_topology(in);
 
     // The device: only the difference.
@@ -738,15 +666,14 @@ struct Agent::Impl {
     const bool candidate = topology.role == Role::kActiveGateway || topology.role == Role::kStandbyGateway;
     std::vector<std::string> clusters;
     for (const auto& rc : in.remotes) clusters.push_back(rc.cluster_id);
-    std::lock_guard lock(mu);
-    state.probe_addresses = listed;
-    beacon_sources = std::move(sources);
     // A candidate tells every remote node it probes which gateway is active here.
-    beacon_targets.clear();
+    std::vector<net::IpAddress> beacon_targets;
     if (candidate) {
       for (const auto& t : targets) beacon_targets.push_back(t.address);
     }
-    active_view.retain(clusters);
+    gateway_role->set_beacon_paths(std::move(sources), std::move(beacon_targets), clusters);
+    std::lock_guard lock(mu);
+    state.probe_addresses = listed;
   }
 
   // Writes this node's datapath report when a verdict changed (or, rarely, its figures).
@@ -771,8 +698,7 @@ struct Agent::Impl {
       // A candidate's score: the remote clusters it can forward to (some target answers).
       int score = 0;
       for (const auto& [cluster, entry] : report.items()) score += entry.value("up", 0) > 0 ? 1 : 0;
-      std::lock_guard lock(mu);
-      if (runner) runner->set_score(score);
+      gateway_role->set_score(score);
     }
     const auto now = clock.now();
     if (!last_report_at) {

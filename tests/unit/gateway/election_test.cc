@@ -174,7 +174,7 @@ TEST(ElectionTest, WithoutTheHealthTriggerOnlyTheLeaseExpiryHandsOver) {
 
 TEST(ElectionTest, AHolderThatCannotForwardIsReplacedByOneThatCan) {
   World w({"gw-a", "gw-b"});
-  w.run(1s);
+  w.run(4s);  // past the new holder's score grace
   const std::string old = w.holder();
   const std::string standby = old == "gw-a" ? "gw-b" : "gw-a";
   w.scores[old] = 0;  // its probes to the remote clusters fail; the standby's are answered
@@ -184,6 +184,21 @@ TEST(ElectionTest, AHolderThatCannotForwardIsReplacedByOneThatCan) {
   EXPECT_EQ(w.claiming(), std::vector<std::string>{standby});
   w.run(30s);
   EXPECT_EQ(w.holder(), standby) << "no flapping back while the old holder cannot forward";
+}
+
+TEST(ElectionTest, ANewHolderGetsTimeForItsProbesBeforeScoresCount) {
+  // At start-up every score is 0 until probes are answered; the standby's come back first.
+  World w({"gw-a", "gw-b"});
+  w.scores["gw-a"] = w.scores["gw-b"] = 0;
+  w.run(500ms);
+  const std::string first = w.holder();
+  const std::string other = first == "gw-a" ? "gw-b" : "gw-a";
+  w.scores[other] = 1;
+  w.run(2s);  // better for 2 s, but the holder has held the Lease for only 2.5 s
+  w.scores[first] = 1;
+  w.run(10s);
+  EXPECT_EQ(w.holder(), first);
+  EXPECT_EQ(w.lease.record->transitions, 1) << "no epoch spent on start-up";
 }
 
 TEST(ElectionTest, NobodyCanForwardNothingMoves) {
