@@ -201,6 +201,10 @@ struct Agent::Impl {
   std::unique_ptr<Prober> prober;
   json last_report;  // as last written to our Node
   std::map<std::string, std::string> probed_peers;  // public key (base64) → remote cluster
+  // Remote gateway candidates this node has an endpoint for: "cluster/node" → public key; and
+  // when each one's session was last reset (docs/gateway.md, "Stale sessions").
+  std::map<std::string, std::string> resettable_peers;
+  std::map<std::string, Clock::TimePoint> last_reset;
   std::optional<std::string> published_error;  // clusterwire.io/agent-error as our Node has it
   std::optional<Clock::TimePoint> last_report_at;
 
@@ -611,6 +615,7 @@ struct Agent::Impl {
       }
     }
     update_metrics(*current, topology.refused.size());
+    update_gateway_metrics(topology.role, in);
     publish_error("");
     if (!last_report_at && prober) controller->enqueue(kReportKey);  // replaces what an earlier run left
     return kube::ReconcileResult{.requeue_after = std::chrono::duration_cast<std::chrono::milliseconds>(config.resync_period)};
@@ -644,6 +649,7 @@ struct Agent::Impl {
     std::vector<probe::Target> targets;
     std::map<net::IpAddress, std::pair<std::string, std::string>> sources;
     probed_peers.clear();
+    resettable_peers.clear();
     // A member of a gateway cluster probes nothing: its gateways do, for the whole cluster
     // (thousands of members probing every remote gateway would be a flood).
     for (const auto& rc : in.remotes) {
@@ -659,6 +665,7 @@ struct Agent::Impl {
           targets.push_back({rc.cluster_id, n.name, *address});
           probed_peers[n.public_key] = rc.cluster_id;
           if (gateways) sources[*address] = {rc.cluster_id, n.name};
+          if (gateways && !n.endpoint.empty()) resettable_peers[rc.cluster_id + "/" + n.name] = n.public_key;
         }
       }
     }
@@ -676,10 +683,47 @@ struct Agent::Impl {
     state.probe_addresses = listed;
   }
 
+  // A remote gateway whose probes go unanswered may have restarted its device: WireGuard on
+  // this side keeps sending into the old session and starts a new handshake only after 15 s
+  // without an answer. Behind NAT that is also how long the other side waits to learn where
+  // we are. So the peer is removed (and re-added by the next pass, at once): the next packet
+  // starts a handshake. Only for peers this node has an endpoint for (an endpoint learned from
+  // the other side's handshakes would be lost), at most every 15 s each.
+  void reset_stale_gateway_sessions(const std::vector<probe::PeerReport>& reports) {
+    bool removed = false;
+    const auto now = clock.now();
+    for (const auto& r : reports) {
+      if (r.verdict != probe::Verdict::kDown) continue;
+      auto it = resettable_peers.find(r.target.cluster + "/" + r.target.node);
+      if (it == resettable_peers.end()) continue;
+      auto& last = last_reset[it->second];
+      if (last != Clock::TimePoint{} && now - last < std::chrono::seconds(15)) continue;
+      auto key = wg::Key::from_base64(it->second);
+      if (!key) continue;
+      wg::DeviceUpdate update;
+      wg::PeerUpdate u;
+      u.peer.public_key = *key;
+      u.remove = true;
+      update.peers.push_back(u);
+      if (auto done = wireguard.set(config.interface, update); !done) {
+        log.warn("resetting a remote gateway's session", {{"gateway", r.target.node}, {"error", done.error().message()}});
+        continue;
+      }
+      last = now;
+      removed = true;
+      log.info("reset the session with a remote gateway whose probes go unanswered (a restarted device keeps a "
+               "stale session for 15 s)",
+               {{"cluster", r.target.cluster}, {"gateway", r.target.node}});
+    }
+    if (removed) controller->enqueue("node");  // re-added at once
+  }
+
   // Writes this node's datapath report when a verdict changed (or, rarely, its figures).
   Result<kube::ReconcileResult> write_report() {
     if (!prober) return kube::ReconcileResult{};
-    json report = probe::summarize(prober->reports());
+    const auto peer_reports = prober->reports();
+    reset_stale_gateway_sessions(peer_reports);
+    json report = probe::summarize(peer_reports);
     // Handshakes: a peer that completes none is unreachable over UDP (or has our key wrong),
     // which is what `cwctl diagnose` tells from a path that answers nothing inside the tunnel.
     if (auto device = wireguard.get(config.interface)) {
@@ -800,6 +844,38 @@ struct Agent::Impl {
       log.info("reverse-path filtering on the tunnel set to loose", {{"interface", config.interface}, {"all", *all}});
     } else {
       log.warn("cannot relax rp_filter on the tunnel", {{"interface", config.interface}, {"error", r.error().message()}});
+    }
+  }
+
+  // Gateway mode: this node's role, and on a candidate its claim and the election's counters;
+  // which gateway of each remote gateway cluster this node follows.
+  void update_gateway_metrics(Role role, const TopologyInput& in) {
+    if (!metrics) return;
+    auto& roles = metrics->gauge_family("clusterwire_node_agent_role",
+                                        "This node's role: mesh, active-gateway, standby-gateway or member (1: current)");
+    for (Role r : {Role::kMesh, Role::kActiveGateway, Role::kStandbyGateway, Role::kMember}) {
+      roles.Add({{"role", to_string(r)}}).Set(r == role ? 1 : 0);
+    }
+    auto& remote = metrics->gauge_family("clusterwire_node_agent_remote_active_gateway",
+                                         "The active gateway this node follows, per remote gateway cluster (1: followed)");
+    for (const auto& rc : in.remotes) {
+      for (const auto& g : rc.gateways) {
+        remote.Add({{"cluster", rc.cluster_id}, {"gateway", g.name}}).Set(g.name == rc.active_gateway ? 1 : 0);
+      }
+    }
+    if (auto figures = gateway_role->runner_figures()) {
+      const auto& [claim, stats] = *figures;
+      metrics->gauge("clusterwire_gateway_active", "1 while this candidate holds the gateway Lease").Set(claim.active ? 1 : 0);
+      metrics->gauge("clusterwire_gateway_epoch", "The gateway Lease's transitions as this candidate last saw them")
+          .Set(static_cast<double>(claim.epoch));
+      metrics->gauge("clusterwire_gateway_score", "Remote clusters this candidate can forward to (its probes are answered)")
+          .Set(claim.score);
+      metrics->gauge("clusterwire_gateway_takeovers", "Health-triggered takeovers by this candidate")
+          .Set(static_cast<double>(stats.takeovers));
+      metrics->gauge("clusterwire_gateway_heartbeats_received", "Heartbeats heard from the other candidates")
+          .Set(static_cast<double>(stats.heartbeats_received));
+      metrics->gauge("clusterwire_gateway_lease_write_failures", "Gateway Lease writes that failed")
+          .Set(static_cast<double>(stats.lease_write_failures));
     }
   }
 

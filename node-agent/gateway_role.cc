@@ -81,6 +81,12 @@ void GatewayRole::set_beacon_paths(std::map<net::IpAddress, std::pair<std::strin
   active_view_.retain(clusters);
 }
 
+std::optional<std::pair<gateway::Heartbeat, gateway::RunnerStats>> GatewayRole::runner_figures() {
+  std::lock_guard lock(mu_);
+  if (!runner_) return std::nullopt;
+  return std::make_pair(runner_->state(), runner_->stats());
+}
+
 // Only its source address says who sent a beacon: that address is in no other peer's allowed
 // IPs, so only that candidate's key can have put it in the tunnel.
 void GatewayRole::heard_beacon(const gateway::Message& m, const net::IpAddress& from) {

@@ -68,6 +68,9 @@ class GatewayRole {
   // on a candidate, where this node's go; the remote clusters still peered.
   void set_beacon_paths(std::map<net::IpAddress, std::pair<std::string, std::string>> sources,
                         std::vector<net::IpAddress> targets, const std::vector<std::string>& clusters);
+  // The runner's figures and claim, when this node is (or was) a candidate.
+  std::optional<std::pair<gateway::Heartbeat, gateway::RunnerStats>> runner_figures();
+
   // A beacon the prober received through the tunnel.
   void heard_beacon(const gateway::Message& message, const net::IpAddress& from);
 
