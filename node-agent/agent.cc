@@ -689,7 +689,11 @@ struct Agent::Impl {
   // we are. So the peer is removed (and re-added by the next pass, at once): the next packet
   // starts a handshake. Only for peers this node has an endpoint for (an endpoint learned from
   // the other side's handshakes would be lost), at most every 15 s each.
-  void reset_stale_gateway_sessions(const std::vector<probe::PeerReport>& reports) {
+  // Returns how soon to look again: while such a peer stays Down, it is reset every 15 s (the
+  // report is otherwise re-checked only every 30 s).
+  std::chrono::milliseconds reset_stale_gateway_sessions(const std::vector<probe::PeerReport>& reports) {
+    constexpr auto kEvery = std::chrono::seconds(15);
+    std::chrono::milliseconds next = 30s;
     bool removed = false;
     const auto now = clock.now();
     for (const auto& r : reports) {
@@ -697,7 +701,11 @@ struct Agent::Impl {
       auto it = resettable_peers.find(r.target.cluster + "/" + r.target.node);
       if (it == resettable_peers.end()) continue;
       auto& last = last_reset[it->second];
-      if (last != Clock::TimePoint{} && now - last < std::chrono::seconds(15)) continue;
+      if (last != Clock::TimePoint{} && now - last < kEvery) {
+        next = std::min(next, std::chrono::duration_cast<std::chrono::milliseconds>(kEvery - (now - last)) + 1ms);
+        continue;
+      }
+      next = std::min<std::chrono::milliseconds>(next, kEvery);
       auto key = wg::Key::from_base64(it->second);
       if (!key) continue;
       wg::DeviceUpdate update;
@@ -716,13 +724,14 @@ struct Agent::Impl {
                {{"cluster", r.target.cluster}, {"gateway", r.target.node}});
     }
     if (removed) controller->enqueue("node");  // re-added at once
+    return next;
   }
 
   // Writes this node's datapath report when a verdict changed (or, rarely, its figures).
   Result<kube::ReconcileResult> write_report() {
     if (!prober) return kube::ReconcileResult{};
     const auto peer_reports = prober->reports();
-    reset_stale_gateway_sessions(peer_reports);
+    const auto recheck = reset_stale_gateway_sessions(peer_reports);
     json report = probe::summarize(peer_reports);
     // Handshakes: a peer that completes none is unreachable over UDP (or has our key wrong),
     // which is what `cwctl diagnose` tells from a path that answers nothing inside the tunnel.
@@ -759,7 +768,7 @@ struct Agent::Impl {
     const bool verdicts = probe::verdicts_differ(report, last_report) || !last_report_at;
     const bool figures = last_report_at && report != last_report && now - *last_report_at >= kReportRefresh;
     // Re-checked every 30 s: handshakes go stale without any verdict changing.
-    if (!verdicts && !figures) return kube::ReconcileResult{.requeue_after = 30s};
+    if (!verdicts && !figures) return kube::ReconcileResult{.requeue_after = recheck};
     if (last_report_at && now - *last_report_at < kReportMinGap) {
       return kube::ReconcileResult{.requeue_after = std::chrono::duration_cast<std::chrono::milliseconds>(
                                        kReportMinGap - (now - *last_report_at)) + std::chrono::milliseconds(1)};
@@ -776,7 +785,7 @@ struct Agent::Impl {
       std::lock_guard lock(mu);
       ++state.report_writes;
     }
-    return kube::ReconcileResult{.requeue_after = 30s};
+    return kube::ReconcileResult{.requeue_after = recheck};
   }
 
   void update_probe_metrics(const json& report) {

@@ -213,7 +213,11 @@ Topology compute_topology(const TopologyInput& in) {
         allowed = n.pod_cidrs;
       }
       for (const auto& a : tunnel_addresses) t.routes.push_back({a, true, std::nullopt});
-      if (peers.add("local node " + n.name, *key, *endpoint, allowed, 0) && t.role == Role::kMember &&
+      // A candidate keeps its in-cluster peers alive: a keepalive needs a session, so a restarted
+      // gateway starts a handshake with every node at once, instead of members sending into a
+      // session it no longer has until WireGuard gives up on it (15 s).
+      const std::uint16_t keepalive = t.role == Role::kMember ? 0 : kGatewayKeepalive;
+      if (peers.add("local node " + n.name, *key, *endpoint, allowed, keepalive) && t.role == Role::kMember &&
           n.name == in.active_gateway) {
         active_placed = true;
       }

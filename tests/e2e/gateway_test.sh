@@ -100,8 +100,8 @@ for n in c1-n1 c1-n2; do
   lab 30 restart "node-agent-$n" >/dev/null || bad "restarting node-agent-$n"
 done
 start_ms=$(date +%s%N)
-# (1-16 s: c2 resets its stale sessions once its probes to c1's gateways are Down; WireGuard
-# alone would re-handshake after 15 s. 45 s leaves room for a loaded machine.)
+# (About 1 s: restarted gateways handshake with every node at once (keepalive), and c2 resets
+# its sessions once its probes to c1's gateways are Down; WireGuard alone would wait 15 s.)
 if wait_until "pod c1-n3 ping -c 1 -W 0.5 $c2n3" 45; then
   ok "c1 reaches c2 behind NAT again $(( ($(date +%s%N) - start_ms) / 1000000 )) ms after its gateways restarted: endpoints discovered"
 else bad "no traffic to c2 without its public endpoints" "$(t 5 ip netns exec "$name-c1-n1" wg show 2>&1)"; fi

@@ -328,7 +328,8 @@ TEST(TopologyTest, ACandidatePeersRemotelyAndWithEveryLocalNodeAndRoutesBackInto
     EXPECT_EQ(peer_of(t, key(23))->allowed_ips, std::vector<net::Prefix>{P("10.64.2.0/24")});
     EXPECT_EQ(peer_of(t, key(22))->allowed_ips, std::vector<net::Prefix>{P("10.64.1.0/24")});
     EXPECT_EQ(peer_of(t, key(1))->persistent_keepalive, kGatewayKeepalive) << "gateways keep NAT mappings open";
-    EXPECT_EQ(peer_of(t, key(23))->persistent_keepalive, 0);
+    EXPECT_EQ(peer_of(t, key(23))->persistent_keepalive, kGatewayKeepalive)
+        << "a restarted gateway handshakes with every node at once";
     ASSERT_EQ(t.gateway_routes.size(), 2U);
     EXPECT_EQ(t.gateway_routes[0].destination, P("10.64.1.0/24"));
     EXPECT_TRUE(t.gateway_routes[0].via_tunnel);
