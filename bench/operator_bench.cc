@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/yaml/to_json.h"
+#include "bench/lab_api.h"
 #include "lab/apiserver/api_server.h"
 #include "operator/operator.h"
 #include "operator/peering_status.h"
@@ -29,28 +30,9 @@ namespace ores = cw::op::resources;
 
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-std::unique_ptr<cw::kube::Client> client_for(const cw::lab::ApiServer& s) {
-  cw::kube::ClusterConnection c;
-  c.server = s.url();
-  c.ca_pem = s.ca_pem();
-  c.token = "lab-admin-token";
-  return cw::kube::Client::create(c).value();
-}
-
-void install_crds(cw::kube::Client& client) {
-  for (const auto& entry : std::filesystem::directory_iterator(std::string(CW_SOURCE_DIR) + "/crds")) {
-    for (const auto& doc : cw::yaml_file_to_json(entry.path()).value()) {
-      (void)client.create(kres::kCustomResourceDefinitions, "", doc);
-    }
-  }
-}
-
-std::string key_for(int i) {  // a syntactically valid WireGuard key, unique per i
-  std::string k = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
-  const std::string digits = std::to_string(i);
-  std::copy(digits.begin(), digits.end(), k.begin());
-  return k;
-}
+using cw::bench::client_for;
+using cw::bench::install_crds;
+using cw::bench::key_for;
 
 json advertisement(int c, const std::string& heartbeat, const std::string& extra_node = "") {
   char block[64];

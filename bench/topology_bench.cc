@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "common/yaml/to_json.h"
+#include "bench/lab_api.h"
 #include "lab/apiserver/api_server.h"
 #include "operator/operator.h"
 
@@ -33,26 +34,9 @@ using cw::kube::json;
 namespace kres = cw::kube::resources;
 namespace ores = cw::op::resources;
 
-std::unique_ptr<cw::kube::Client> client_for(const cw::lab::ApiServer& s) {
-  cw::kube::ClusterConnection c;
-  c.server = s.url();
-  c.ca_pem = s.ca_pem();
-  c.token = "lab-admin-token";
-  return cw::kube::Client::create(c).value();
-}
-
-void install_crds(cw::kube::Client& client) {
-  for (const auto& entry : std::filesystem::directory_iterator(std::string(CW_SOURCE_DIR) + "/crds")) {
-    for (const auto& doc : cw::yaml_file_to_json(entry.path()).value()) (void)client.create(kres::kCustomResourceDefinitions, "", doc);
-  }
-}
-
-std::string key_for(int i) {
-  std::string k = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
-  const std::string digits = std::to_string(i);
-  std::copy(digits.begin(), digits.end(), k.begin());
-  return k;
-}
+using cw::bench::client_for;
+using cw::bench::install_crds;
+using cw::bench::key_for;
 
 json node(int i, bool candidate) {
   json n{{"apiVersion", "v1"},

@@ -16,7 +16,6 @@
 #include "common/metrics/health_server.h"
 #include "common/netfilter/nftables.h"
 #include "common/netlink/rtnetlink.h"
-#include "gateway/runner.h"
 #include "node-agent/gateway_role.h"
 #include "node-agent/device_diff.h"
 #include "node-agent/key_store.h"
