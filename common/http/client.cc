@@ -1,5 +1,7 @@
 #include "common/http/client.h"
 
+#include <poll.h>
+
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -159,8 +161,11 @@ class ClientImpl final : public Client {
         });
       }
       if (ec) {
-        if (reused && attempt == 0 && is_stale_connection(ec) && request.method != "POST" &&
-            request.method != "PATCH") {
+        // The server closed a kept-alive connection just as it was reused (its idle timeout,
+        // a restart): once more on a new connection, if sending twice is safe. Other idle
+        // connections are likely closed too, so the retry makes its own.
+        if (reused && attempt == 0 && is_stale_connection(ec) && replayable(request)) {
+          drop_idle();
           continue;
         }
         return Error(ErrorCode::kUnavailable, request.method + " " + where() + request.target +
@@ -235,13 +240,33 @@ class ClientImpl final : public Client {
     return msg;
   }
 
+  static bool replayable(const Request& request) {
+    return request.replayable || request.method == "GET" || request.method == "HEAD";
+  }
+
+  // An idle HTTP/1.1 connection has nothing to read: if it is readable, the server closed it
+  // (end of stream, TLS close_notify) or broke it, and it must not carry a request. This is
+  // what Go's transport learns from its per-connection read loop.
+  static bool peer_closed(Connection& conn) {
+    pollfd p{conn.lowest().socket().native_handle(), POLLIN | POLLRDHUP, 0};
+    return ::poll(&p, 1, 0) != 0;
+  }
+
   std::unique_ptr<Connection> take_idle(bool& reused) {
     std::lock_guard lock(mu_);
-    if (idle_.empty()) return nullptr;
-    auto conn = std::move(idle_.back());
-    idle_.pop_back();
-    reused = true;
-    return conn;
+    while (!idle_.empty()) {
+      auto conn = std::move(idle_.back());
+      idle_.pop_back();
+      if (peer_closed(*conn)) continue;
+      reused = true;
+      return conn;
+    }
+    return nullptr;
+  }
+
+  void drop_idle() {
+    std::lock_guard lock(mu_);
+    idle_.clear();
   }
 
   void give_back(std::unique_ptr<Connection> conn) {

@@ -28,6 +28,10 @@ struct Request {
   std::string peer_common_name;
   // Set by the server: requests on one kept-alive connection share it (for logs and tests).
   std::uint64_t connection_id = 0;
+  // For the client: sending it twice is safe (a write guarded by a precondition), so it is
+  // sent again on a new connection when a kept-alive one turns out to be closed. GET and
+  // HEAD always are.
+  bool replayable = false;
 
   std::optional<std::string> header(std::string_view name) const {
     return find_header(headers, name);

@@ -111,12 +111,12 @@ class ClientImpl final : public Client {
 
   Result<json> update(const Resource& r, const std::string& ns, const json& object) override {
     return call("PUT", r.path(ns, name_of(object)), object.dump(), "application/json",
-                "update " + describe(r, ns, name_of(object)));
+                "update " + describe(r, ns, name_of(object)), guarded(object));
   }
 
   Result<json> update_status(const Resource& r, const std::string& ns, const json& object) override {
     return call("PUT", r.path(ns, name_of(object), "status"), object.dump(), "application/json",
-                "update status of " + describe(r, ns, name_of(object)));
+                "update status of " + describe(r, ns, name_of(object)), guarded(object));
   }
 
   Result<json> merge_patch(const Resource& r, const std::string& ns, const std::string& name,
@@ -133,7 +133,7 @@ class ClientImpl final : public Client {
                   {"preconditions", {{"resourceVersion", precondition_rv}}}}.dump();
     }
     auto r2 = call("DELETE", r.path(ns, name), body, body.empty() ? "" : "application/json",
-                   "delete " + describe(r, ns, name));
+                   "delete " + describe(r, ns, name), !precondition_rv.empty());
     if (!r2) return r2.error();
     return ok_result();
   }
@@ -170,6 +170,13 @@ class ClientImpl final : public Client {
     return object["metadata"].value("name", "");
   }
 
+  // An update carrying metadata.resourceVersion applies at most once: sent twice, the second
+  // is a 409 Conflict. So it may be replayed on a new connection.
+  static bool guarded(const json& object) {
+    return object.is_object() && object.contains("metadata") && object["metadata"].is_object() &&
+           !object["metadata"].value("resourceVersion", "").empty();
+  }
+
   static std::string describe(const Resource& r, const std::string& ns, const std::string& name) {
     std::string s = r.group.empty() ? r.plural : r.plural + "." + r.group;
     if (!name.empty()) s += " \"" + name + "\"";
@@ -189,9 +196,10 @@ class ClientImpl final : public Client {
   }
 
   Result<json> call(const std::string& method, const std::string& target, const std::string& body,
-                    const std::string& content_type, const std::string& what) {
+                    const std::string& content_type, const std::string& what, bool replayable = false) {
     auto req = request(method, target, body, content_type);
     if (!req) return req.error();
+    req->replayable = replayable;
     auto res = http_->send(*req, options_.request_timeout);
     if (!res) return res.error().with_context(what);
     if (res->status < 200 || res->status >= 300) return api_error(what, *res);

@@ -1,6 +1,11 @@
 // The HTTP server and client against each other over loopback, with real TLS.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <thread>
 
@@ -208,6 +213,117 @@ TEST(HttpTest, HandlerExceptionsBecome500) {
   auto r = client_for(*server)->send({.method = "GET", .target = "/"}, 5s);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, 500);
+}
+
+// Kept-alive connections that the server closed while idle (its idle timeout: c2's operator
+// saw "stream truncated" on status PUTs after a burst had left several such connections):
+// the client notices before reusing one, for any method, with TLS or without.
+TEST(HttpTest, IdleConnectionsTheServerClosedAreNotReused) {
+  Pki pki;
+  for (const bool tls : {false, true}) {
+    ServerOptions options;
+    options.idle_timeout = 150ms;
+    if (tls) options.tls = TlsServerConfig{.cert_chain_pem = pki.server.cert_pem, .key_pem = pki.server.key_pem};
+    auto server = Server::start(std::move(options), [](const Request& req, Exchange& ex) {
+                    std::this_thread::sleep_for(50ms);  // so that the burst needs several connections
+                    ex.respond({.status = 200, .body = req.method});
+                  }).value();
+    auto client = client_for(*server, {.ca_pem = pki.ca.cert_pem()}, tls ? "https" : "http");
+    std::vector<std::thread> burst;
+    for (int i = 0; i < 4; ++i) {
+      burst.emplace_back([&] { ASSERT_TRUE(client->send({.method = "GET", .target = "/"}, 5s).ok()); });
+    }
+    for (auto& t : burst) t.join();
+    std::this_thread::sleep_for(500ms);  // every idle connection closed by the server
+    for (const char* method : {"PUT", "POST", "PATCH", "DELETE"}) {
+      auto r = client->send({.method = method, .target = "/x", .body = "{}"}, 5s);
+      ASSERT_TRUE(r.ok()) << (tls ? "TLS " : "") << method << ": " << r.error().message();
+      EXPECT_EQ(r->body, method);
+    }
+  }
+}
+
+// A server that answers the first request on each connection and closes the connection on
+// the second without a word: the race in which a kept-alive connection closes just as a
+// request goes out on it.
+class ClosingServer {
+ public:
+  ClosingServer() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    EXPECT_EQ(::listen(fd_, 16), 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~ClosingServer() {
+    ::shutdown(fd_, SHUT_RDWR);
+    ::close(fd_);
+    thread_.join();
+    for (const int c : conns_) ::close(c);
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  int connections() const { return accepted_; }
+
+ private:
+  void serve() {
+    while (true) {
+      const int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      ++accepted_;
+      conns_.push_back(c);
+      std::thread([c] {
+        for (int n = 0;; ++n) {
+          std::string got;
+          char buf[4096];
+          while (got.find("\r\n\r\n") == std::string::npos) {
+            const auto r = ::read(c, buf, sizeof buf);
+            if (r <= 0) return;
+            got.append(buf, static_cast<std::size_t>(r));
+          }
+          if (n == 1) {
+            ::shutdown(c, SHUT_RDWR);
+            return;
+          }
+          const std::string reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+          if (::write(c, reply.data(), reply.size()) < 0) return;
+        }
+      }).detach();
+    }
+  }
+  int fd_ = -1;
+  std::uint16_t port_ = 0;
+  std::atomic<int> accepted_{0};
+  std::vector<int> conns_;
+  std::thread thread_;
+};
+
+TEST(HttpTest, ARequestOnAConnectionClosedUnderItIsRetriedOnlyWhenReplayable) {
+  struct Case {
+    Request request;
+    bool retried;
+  };
+  const std::vector<Case> cases = {
+      {{.method = "GET", .target = "/"}, true},
+      {{.method = "PUT", .target = "/", .body = "{}", .replayable = true}, true},
+      {{.method = "PUT", .target = "/", .body = "{}"}, false},
+      {{.method = "POST", .target = "/", .body = "{}"}, false},
+  };
+  for (const auto& c : cases) {
+    ClosingServer server;
+    auto client = Client::create({.url = server.url()}).value();
+    ASSERT_TRUE(client->send({.method = "GET", .target = "/first"}, 5s).ok());
+    auto r = client->send(c.request, 5s);
+    EXPECT_EQ(r.ok(), c.retried) << c.request.method << (c.request.replayable ? " (replayable)" : "");
+    EXPECT_EQ(server.connections(), c.retried ? 2 : 1) << c.request.method;
+    if (!c.retried && !r.ok()) {
+      EXPECT_EQ(r.error().code(), ErrorCode::kUnavailable);
+    }
+  }
 }
 
 TEST(MessageTest, ParsesTargetsAndUrls) {
