@@ -282,7 +282,6 @@ class Verifier {
     for (const auto& c : lab_.clusters) {
       for (const auto& n : c.nodes) checks.push_back([this, &c, &n] { cni_routes(c, n); });
     }
-    for (const auto& p : cluster_pairs_) checks.push_back([this, p] { transfer(p); });
     for (const auto& p : cluster_pairs_) {
       if (!p.v6) checks.push_back([this, p] { cluster_ip(p); });
     }
@@ -301,6 +300,12 @@ class Verifier {
       }
     }
     run_concurrently(checks, kWorkers);
+    // The 4 MiB transfers on their own, after the rest: in the nat world they fill the one
+    // path through the gateways (wireguard-go, ~20 Mbit/s), and a check sharing it, such as a
+    // ClusterIP connect through the remote gateway's kube-proxy, would measure the queue.
+    std::vector<std::function<void()>> transfers;
+    for (const auto& p : cluster_pairs_) transfers.push_back([this, p] { transfer(p); });
+    run_concurrently(transfers, kWorkers);
     // The ping checks' verdicts, from one read of every node's counters.
     std::vector<std::function<void()>> reads;
     for (const auto& c : lab_.clusters) {
@@ -595,7 +600,30 @@ class Verifier {
     add("clusterip", p.from->pod_name, it->second + ":80", cluster == remote,
         cluster == remote ? "web of " + remote + ": answered by " + answer.substr(0, answer.find(' ')) + ", which saw the client at " + seen +
                                 " (" + remote + "'s kube-proxy masquerades sources outside its pod range)"
-                          : "answer \"" + answer + "\", expected a pod of " + remote);
+                          : "answer \"" + answer + "\", expected a pod of " + remote + path_evidence(*p.from, it->second));
+  }
+
+  // For a failed Service check: the active gateways and what conntrack recorded of the
+  // client's connections to the Service address on each node of the remote cluster, so that a
+  // rare failure says where the packets stopped.
+  std::string path_evidence(const NodeLayout& from, const std::string& service_ip) const {
+    if (lab_.gateways == 0) return "";
+    std::string out;
+    for (const auto& c : lab_.clusters) {
+      auto g = active_gateway(lab_, c);
+      out += "; " + c.id + " active gateway " + (g ? g->node + " (epoch " + std::to_string(g->epoch) + ")" : g.error().message());
+    }
+    const std::string client = ip_of(from);
+    for (const auto& c : lab_.clusters) {
+      for (const auto& n : c.nodes) {
+        auto r = in_netns(n.netns, {"conntrack", "-L", "-p", "tcp", "-s", client, "-d", service_ip}, seconds(5));
+        std::string entries;
+        std::istringstream lines(r.out);
+        for (std::string line; std::getline(lines, line);) entries += (entries.empty() ? "" : " | ") + line;
+        if (!entries.empty()) out += "; conntrack on " + n.node_name + ": " + entries;
+      }
+    }
+    return out;
   }
 
   // The clusterset name of web through the cluster's resolver, and every address it gives
