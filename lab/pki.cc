@@ -6,7 +6,12 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
 #include <memory>
+#include <sstream>
 
 namespace cw::lab {
 namespace {
@@ -109,6 +114,38 @@ Result<CertificateAuthority> CertificateAuthority::create(const std::string& com
   if (!c) return c.error();
   if (!k) return k.error();
   return CertificateAuthority(Issued{*c, *k}, valid_days);
+}
+
+Result<CertificateAuthority> CertificateAuthority::load_or_create(const std::string& dir, const std::string& common_name,
+                                                                   int valid_days) {
+  const std::string cert_path = dir + "/ca.crt", key_path = dir + "/ca.key";
+  auto slurp = [](const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  if (std::filesystem::exists(cert_path) && std::filesystem::exists(key_path)) {
+    Issued ca{slurp(cert_path), slurp(key_path)};
+    if (!read_cert(ca.cert_pem) || !read_key(ca.key_pem)) {
+      return Error(ErrorCode::kInvalidArgument, "pki: " + dir + " holds no usable ca.crt and ca.key");
+    }
+    return CertificateAuthority(std::move(ca), valid_days);
+  }
+  auto ca = create(common_name, valid_days);
+  if (!ca) return ca.error();
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Error(ErrorCode::kUnavailable, "pki: cannot create " + dir + ": " + ec.message());
+  {
+    std::ofstream key(key_path, std::ios::trunc);
+    ::chmod(key_path.c_str(), 0600);
+    key << ca->ca_.key_pem;
+    std::ofstream cert(cert_path, std::ios::trunc);
+    cert << ca->ca_.cert_pem;
+    if (!key || !cert) return Error(ErrorCode::kUnavailable, "pki: cannot write the CA to " + dir);
+  }
+  return ca;
 }
 
 Result<Issued> CertificateAuthority::issue(const std::string& common_name,

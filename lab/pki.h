@@ -18,6 +18,10 @@ struct Issued {
 class CertificateAuthority {
  public:
   static Result<CertificateAuthority> create(const std::string& common_name, int valid_days = 30);
+  // The authority kept in `dir` (ca.crt, and ca.key with mode 0600), made there the first
+  // time: a restarted lab API server keeps its CA, so its clients' kubeconfigs stay valid.
+  static Result<CertificateAuthority> load_or_create(const std::string& dir, const std::string& common_name,
+                                                     int valid_days = 30);
 
   const std::string& cert_pem() const { return ca_.cert_pem; }
   // A server certificate for these DNS names and IP addresses (subjectAltName).

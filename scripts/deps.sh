@@ -32,6 +32,7 @@ packages=(
   iproute2             # `ip netns` for tests in network namespaces
   iputils-ping         # ping across tunnels in tests
   tcpdump              # tests check that nothing crosses the underlay in clear
+  etcd-server          # the lab API server keeps its objects in etcd, as kube-apiserver does
   conntrack            # cwctl lab verify: where a failed Service connection stopped
   bc                   # arithmetic in bench scripts
   # tests/kernel/run_in_vm.sh: the kernel WireGuard backend in a VM (the host has no module)

@@ -22,6 +22,7 @@ inline constexpr int kClusterPrefixLength = 16;
 inline constexpr int kNodePrefixLength = 24;
 inline constexpr int kWireGuardPort = 51820;
 inline constexpr int kFirstApiPort = 6443;    // cluster i's API server: kFirstApiPort + i - 1
+inline constexpr int kFirstEtcdPort = 2379;   // cluster i's etcd, on the underlay namespace's loopback: client 2379 + 2(i-1), peer +1
 inline constexpr int kPodEchoPort = 7000;     // every pod runs a TCP echo server here
 inline constexpr int kPodWebPort = 8080;      // and one answering "<pod name> <client address>"
 inline constexpr int kPodSinkPort = 7002;     // and one answering the byte count it received

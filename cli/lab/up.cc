@@ -315,12 +315,30 @@ Result<void> LabBuilder::make_namespaces() {
 }
 
 Result<void> LabBuilder::start_api_servers() {
+  // Each cluster's control plane: an etcd on the underlay namespace's loopback, its data in
+  // the lab's state directory (down removes it), and the API server keeping its objects there
+  // and its CA in pki-<cluster>/, so that `cwctl lab restart apiserver-c1` changes nothing.
   for (const auto& c : lab_.clusters) {
+    const int client_port = kFirstEtcdPort + 2 * (c.index - 1);
+    const std::string client_url = "http://127.0.0.1:" + std::to_string(client_port);
+    const std::string peer_url = "http://127.0.0.1:" + std::to_string(client_port + 1);
+    const std::string data_dir = lab_.state_dir + "/etcd-" + c.id;
+    std::error_code ec;
+    fs::create_directories(data_dir, ec);
+    fs::permissions(data_dir, fs::perms::owner_all, ec);  // etcd wants 0700
+    auto etcd = start("etcd-" + c.id,
+                      netns_exec(lab_.underlay_netns,
+                                 {"etcd", "--name", c.id, "--data-dir", data_dir, "--listen-client-urls", client_url,
+                                  "--advertise-client-urls", client_url, "--listen-peer-urls", peer_url,
+                                  "--initial-advertise-peer-urls", peer_url, "--initial-cluster", c.id + "=" + peer_url,
+                                  "--heartbeat-interval", "10", "--election-timeout", "100", "--log-level", "warn"}));
+    if (!etcd) return etcd.error();
     auto pid = start("apiserver-" + c.id,
                      netns_exec(lab_.underlay_netns,
                                 {bin_.apiserver, "--address", kUnderlayGateway, "--port", std::to_string(c.api_port),
                                  "--name", c.id, "--kubeconfig", lab_.kubeconfig(c), "--ready-file",
-                                 lab_.state_dir + "/" + c.id + ".ready", "--service-cidr", c.service_cidr}));
+                                 lab_.state_dir + "/" + c.id + ".ready", "--service-cidr", c.service_cidr,
+                                 "--etcd-servers", client_url, "--pki-dir", lab_.state_dir + "/pki-" + c.id}));
     if (!pid) return pid.error();
   }
   for (const auto& c : lab_.clusters) {

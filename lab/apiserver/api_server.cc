@@ -11,6 +11,7 @@
 #include "common/http/server.h"
 #include "common/kube/selector.h"
 #include "common/net/prefix_pool.h"
+#include "lab/apiserver/etcd.h"
 #include "lab/apiserver/object_rules.h"
 #include "lab/apiserver/patch.h"
 #include "lab/apiserver/schema.h"
@@ -24,6 +25,7 @@ using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 constexpr std::chrono::seconds kDefaultWatchTimeout{30 * 60};
+constexpr std::size_t kMaxRequestBodyBytes = 3 * 1024 * 1024;  // kube-apiserver's MaxRequestBodyBytes
 
 std::string rfc3339_now() {
   const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
@@ -93,10 +95,11 @@ struct Route {
 
 class ApiServerImpl final : public ApiServer {
  public:
-  ApiServerImpl(ApiServerOptions options, CertificateAuthority ca, net::PrefixPool service_ips)
+  ApiServerImpl(ApiServerOptions options, CertificateAuthority ca, net::PrefixPool service_ips,
+                std::unique_ptr<StoreBackend> backend)
       : options_(std::move(options)),
         registry_(ResourceRegistry::with_builtins()),
-        store_(options_.history_limit),
+        store_(options_.history_limit, std::move(backend)),
         ca_(std::move(ca)),
         service_ips_(std::move(service_ips)),
         rng_(std::random_device{}()) {}
@@ -123,11 +126,36 @@ class ApiServerImpl final : public ApiServer {
     if (!server) return server.error();
     http_ = std::move(*server);
     for (const char* ns : {"default", "kube-system", "kube-public", "kube-node-lease"}) {
+      if (store_.get({"namespaces", "", ns})) continue;
       auto type = *registry_.find("", "v1", "namespaces");
       auto obj = prepare_create(type, json{{"metadata", {{"name", ns}}}}, "", choices());
-      (void)store_.create({"namespaces", "", ns}, std::move(obj).value());
+      if (auto r = store_.create({"namespaces", "", ns}, std::move(obj).value()); !r) {
+        return r.error().with_context("creating namespace " + std::string(ns));
+      }
     }
     return ok_result();
+  }
+
+  // Before serving, with a persistent store: every object from etcd, then what the server
+  // derives from them, as kube-apiserver rebuilds it at start: the CRDs' resources served
+  // again, and the Services' clusterIPs taken in the allocator.
+  Result<std::size_t> restore() {
+    auto loaded = store_.load();
+    if (!loaded) return loaded.error().with_context("reading the objects from " + store_.describe());
+    for (const auto& key : store_.keys("customresourcedefinitions.apiextensions.k8s.io", "")) {
+      auto crd = store_.get(key);
+      if (!crd) continue;
+      auto types = crd_resource_types(*crd);
+      if (!types) return types.error().with_context("the stored CRD " + key.name);
+      for (auto& t : *types) registry_.add(std::move(t));
+    }
+    for (const auto& key : store_.keys("services", "")) {
+      auto svc = store_.get(key);
+      if (!svc) continue;
+      const std::string ip = svc->value("spec", json::object()).value("clusterIP", "");
+      if (auto p = net::Prefix::parse(ip + "/32")) (void)service_ips_.claim(*p, "service");
+    }
+    return *loaded;
   }
 
   std::string url() const override {
@@ -189,6 +217,12 @@ class ApiServerImpl final : public ApiServer {
       return ex.respond({.status = 200, .headers = {{"Content-Type", "text/plain"}}, .body = "ok"});
     }
     if (!authenticated(req)) return respond_status(ex, 401, "Unauthorized", "Unauthorized");
+    if (req.body.size() > kMaxRequestBodyBytes) {
+      // kube-apiserver reads at most 3 MiB of a write's body (twice etcd's limit: JSON is
+      // larger than the protobuf it stores).
+      return respond_status(ex, 413, "RequestEntityTooLarge",
+                            "Request entity too large: limit is " + std::to_string(kMaxRequestBodyBytes));
+    }
     if (fault.code != 0) {
       if (fault.code == 429) {
         return ex.respond({.status = 429,
@@ -291,6 +325,12 @@ class ApiServerImpl final : public ApiServer {
   }
 
   void respond_error(http::Exchange& ex, const Error& error, const Route& route) {
+    if (error.message() == kTooLargeMessage) {
+      // etcd's error as kube-apiserver passes it on: a 500 with etcd's words and no reason.
+      json status = status_object(500, "", error.message());
+      status.erase("reason");
+      return respond_json(ex, 500, status);
+    }
     const auto e = http_error(error.code());
     json details{{"name", route.name}, {"kind", route.type.plural}};
     if (!route.type.group.empty()) details["group"] = route.type.group;
@@ -833,8 +873,15 @@ Faults::Injected Faults::for_request(const std::string& path) {
 }
 
 Result<std::unique_ptr<ApiServer>> ApiServer::start(ApiServerOptions options) {
-  auto ca = CertificateAuthority::create(options.cluster_name + "-ca");
+  auto ca = options.pki_dir.empty() ? CertificateAuthority::create(options.cluster_name + "-ca")
+                                    : CertificateAuthority::load_or_create(options.pki_dir, options.cluster_name + "-ca");
   if (!ca) return ca.error();
+  std::unique_ptr<StoreBackend> backend;
+  if (!options.etcd_url.empty()) {
+    auto etcd = connect_etcd(options.etcd_url);
+    if (!etcd) return etcd.error();
+    backend = std::move(*etcd);
+  }
   auto cidr = net::Prefix::parse(options.service_cidr);
   if (!cidr || !cidr->address().is_v4()) {
     return Error(ErrorCode::kInvalidArgument, "service CIDR must be an IPv4 prefix: " + options.service_cidr);
@@ -842,7 +889,16 @@ Result<std::unique_ptr<ApiServer>> ApiServer::start(ApiServerOptions options) {
   auto pool = net::PrefixPool::create({*cidr});
   if (!pool) return pool.error();
   (void)pool->claim(net::Prefix::make(cidr->address(), 32).value(), "network");
-  auto server = std::make_unique<ApiServerImpl>(std::move(options), std::move(*ca), std::move(*pool));
+  auto server = std::make_unique<ApiServerImpl>(std::move(options), std::move(*ca), std::move(*pool), std::move(backend));
+  // etcd may still be starting (the lab starts both at once): wait for it, as kube-apiserver
+  // does for its storage.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (;;) {
+    auto r = server->restore();
+    if (r) break;
+    if (!r.error().retryable() || std::chrono::steady_clock::now() > deadline) return r.error();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
   if (auto r = server->listen(); !r) return r.error();
   return std::unique_ptr<ApiServer>(std::move(server));
 }

@@ -27,6 +27,12 @@ struct ApiServerOptions {
   std::chrono::milliseconds bookmark_interval{std::chrono::seconds(5)};
   std::string service_cidr = "10.96.0.0/16";  // clusterIPs for Services
   bool tls = true;
+  // Where objects are kept: etcd's client URL ("http://127.0.0.1:2379", as kube-apiserver's
+  // --etcd-servers), or empty for memory only (fast unit tests; a restart loses everything).
+  std::string etcd_url;
+  // Where the certificate authority is kept (made there the first time), so that a restarted
+  // server keeps it; empty: a new one in memory at every start.
+  std::string pki_dir;
 };
 
 // Faults a test turns on to see how clients cope. Thread-safe.

@@ -1,5 +1,6 @@
-// cw-lab-apiserver: one in-memory Kubernetes API server, for the lab and for trying kubectl
-// against. Writes a kubeconfig, prints its URL, and serves until SIGINT or SIGTERM.
+// cw-lab-apiserver: the lab's Kubernetes API server (objects in etcd with --etcd-servers, else
+// in memory), for the lab and for trying kubectl against. Writes a kubeconfig, prints its URL,
+// and serves until SIGINT or SIGTERM.
 #include <CLI/CLI.hpp>
 
 #include <csignal>
@@ -16,7 +17,7 @@ void on_signal(int) { g_stop = 1; }
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"cw-lab-apiserver: an in-memory Kubernetes API server for the clusterwire lab"};
+  CLI::App app{"cw-lab-apiserver: the clusterwire lab's Kubernetes API server (a stand-in for kube-apiserver)"};
   cw::lab::ApiServerOptions options;
   std::string kubeconfig_path;
   std::string token = "lab-admin-token";
@@ -32,6 +33,12 @@ int main(int argc, char** argv) {
   app.add_option("--history", options.history_limit, "Watch history kept, in events")->capture_default_str();
   app.add_option("--bookmark-interval-ms", bookmark_ms, "How often idle watches get a BOOKMARK")->capture_default_str();
   app.add_option("--service-cidr", options.service_cidr, "Range for Service clusterIPs")->capture_default_str();
+  app.add_option("--etcd-servers", options.etcd_url,
+                 "etcd's client URL (http://127.0.0.1:PORT): objects are kept there and survive a restart; "
+                 "without it they live in memory only");
+  app.add_option("--pki-dir", options.pki_dir,
+                 "Keep the certificate authority here (ca.crt, ca.key 0600), made the first time: "
+                 "a restart keeps it, and with it every kubeconfig");
   CLI11_PARSE(app, argc, argv);
 
   options.port = static_cast<std::uint16_t>(port);

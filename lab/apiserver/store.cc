@@ -186,8 +186,44 @@ Result<ListPage> Store::list(const std::string& resource, const std::string& ns,
   return page;
 }
 
-std::uint64_t Store::write_locked(StoreEvent event) {
-  event.rv = ++rv_;
+Result<std::size_t> Store::load() {
+  if (!backend_) return std::size_t{0};
+  auto snapshot = backend_->load();
+  if (!snapshot) return snapshot.error();
+  std::lock_guard lock(mu_);
+  buckets_.clear();
+  history_.clear();
+  for (auto& item : snapshot->items) {
+    const auto& m = item.object["metadata"];
+    const ObjectKey key{item.resource, m.value("namespace", ""), m.value("name", "")};
+    buckets_[item.resource].objects[storage_key(key)] = std::move(item.object);
+  }
+  rv_ = std::max<std::uint64_t>(snapshot->revision, 1);
+  compacted_rv_ = rv_;
+  backend_compacted_rv_ = 0;
+  return snapshot->items.size();
+}
+
+Result<std::uint64_t> Store::persist_locked(const StoreEvent& event, std::uint64_t expected) {
+  if (!backend_) {
+    if (event.type != StoreEvent::Type::kDeleted &&
+        event.object.dump().size() + event.key.resource.size() + event.key.ns.size() + event.key.name.size() > kMaxObjectBytes) {
+      return Error(ErrorCode::kInternal, kTooLargeMessage);
+    }
+    return rv_ + 1;
+  }
+  auto written = event.type == StoreEvent::Type::kDeleted ? backend_->remove(event.key, expected)
+                                                          : backend_->put(event.key, event.object, expected);
+  if (!written) return written.error();
+  if (*written <= rv_) {
+    return Error(ErrorCode::kInternal, backend_->describe() + " answered with revision " + std::to_string(*written) +
+                                           ", not after " + std::to_string(rv_) + ": is another API server writing to it?");
+  }
+  return *written;
+}
+
+void Store::write_locked(StoreEvent event) {
+  rv_ = event.rv;
   auto& bucket = buckets_[event.key.resource];
   const std::string k = storage_key(event.key);
   if (event.type == StoreEvent::Type::kDeleted) {
@@ -204,7 +240,10 @@ std::uint64_t Store::write_locked(StoreEvent event) {
     compacted_rv_ = history_.front().rv;
     history_.pop_front();
   }
-  return rv_;
+  // etcd forgets what the cache forgot, in steps, as kube-apiserver compacts it periodically.
+  if (backend_ && compacted_rv_ >= backend_compacted_rv_ + 1000) {
+    if (backend_->compact(compacted_rv_)) backend_compacted_rv_ = compacted_rv_;
+  }
 }
 
 void Store::notify_locked(const StoreEvent& event) {
@@ -226,6 +265,9 @@ Result<json> Store::create(const ObjectKey& key, json object) {
     return Error(ErrorCode::kAlreadyExists, key.resource + " \"" + key.name + "\" already exists");
   }
   StoreEvent event{StoreEvent::Type::kAdded, 0, key, std::move(object), json()};
+  auto rv = persist_locked(event, 0);
+  if (!rv) return rv.error();
+  event.rv = *rv;
   write_locked(std::move(event));
   return bucket.objects[storage_key(key)];
 }
@@ -245,6 +287,9 @@ Result<json> Store::update(const ObjectKey& key, json object,
                      "latest version and try again");
   }
   StoreEvent event{StoreEvent::Type::kModified, 0, key, std::move(object), it->second};
+  auto rv = persist_locked(event, parse_rv(it->second));
+  if (!rv) return rv.error();
+  event.rv = *rv;
   write_locked(std::move(event));
   return bucket.objects[storage_key(key)];
 }
@@ -262,6 +307,9 @@ Result<json> Store::remove(const ObjectKey& key, std::optional<std::uint64_t> ex
   }
   json last = it->second;
   StoreEvent event{StoreEvent::Type::kDeleted, 0, key, last, last};
+  auto rv = persist_locked(event, parse_rv(last));
+  if (!rv) return rv.error();
+  event.rv = *rv;
   write_locked(std::move(event));
   last["metadata"]["resourceVersion"] = std::to_string(rv_);
   return last;
@@ -307,6 +355,7 @@ void Store::expire_history() {
   std::lock_guard lock(mu_);
   history_.clear();
   compacted_rv_ = rv_;
+  if (backend_ && backend_->compact(rv_)) backend_compacted_rv_ = rv_;
   for (const auto& weak : watchers_) {
     if (auto w = weak.lock()) {
       w->close_with({"ERROR", status_object(410, "Expired", "too old resource version")});

@@ -81,6 +81,38 @@ class Watcher {
   ObjectFilter filter_;
 };
 
+// Where a Store keeps its objects beyond its own memory: etcd (lab/apiserver/etcd.h). The
+// Store's memory is then a write-through cache of it, as kube-apiserver's watch cache is of
+// etcd: every write goes to the backend first, in a transaction guarded by the revision the
+// cache holds, and takes the backend's revision as its resourceVersion; reads, lists and
+// watches are served from memory. One API server per backend, as in a lab cluster.
+class StoreBackend {
+ public:
+  struct Item {
+    std::string resource;  // group-resource
+    json object;           // metadata.resourceVersion set to the item's revision
+  };
+  struct Snapshot {
+    std::vector<Item> items;
+    std::uint64_t revision = 0;  // the backend's revision when read
+  };
+  virtual ~StoreBackend() = default;
+  virtual Result<Snapshot> load() = 0;
+  // Writes the object if the key's revision is `expected` (0: the key must not exist).
+  // Returns the write's revision; kConflict when the key is not as expected; kInternal with
+  // etcd's own message when the object is too large.
+  virtual Result<std::uint64_t> put(const ObjectKey& key, const json& object, std::uint64_t expected) = 0;
+  virtual Result<std::uint64_t> remove(const ObjectKey& key, std::uint64_t expected) = 0;
+  // Forgets history up to `revision` (etcd's compaction).
+  virtual Result<void> compact(std::uint64_t revision) = 0;
+  virtual std::string describe() const = 0;
+};
+
+// etcd's limit on one request (--max-request-bytes, 1.5 MiB), which is what limits an object's
+// size on a real cluster; the in-memory store refuses the same objects with the same error.
+constexpr std::size_t kMaxObjectBytes = 1572864;
+constexpr const char* kTooLargeMessage = "etcdserver: request is too large";
+
 struct ListPage {
   std::vector<json> items;  // ordered by namespace, then name
   std::uint64_t rv = 0;     // the list's resourceVersion
@@ -90,7 +122,15 @@ struct ListPage {
 
 class Store {
  public:
-  explicit Store(std::size_t history_limit = 10000) : history_limit_(history_limit) {}
+  explicit Store(std::size_t history_limit = 10000, std::unique_ptr<StoreBackend> backend = nullptr)
+      : history_limit_(history_limit), backend_(std::move(backend)) {}
+
+  // With a backend: reads every object from it, once, before serving. The history starts
+  // empty at the backend's revision, so a watch or continue token from before gets 410 Gone
+  // and its client relists (as after a kube-apiserver restart whose watch cache is new).
+  Result<std::size_t> load();
+  bool persistent() const { return backend_ != nullptr; }
+  std::string describe() const { return backend_ ? backend_->describe() : "memory"; }
 
   std::uint64_t current_rv() const;
 
@@ -127,7 +167,9 @@ class Store {
     std::map<std::string, json> objects;  // "ns/name" → object
   };
   static std::string storage_key(const ObjectKey& key) { return key.ns + "/" + key.name; }
-  std::uint64_t write_locked(StoreEvent event);
+  // The backend's write (or the next revision in memory), then the cache and the watchers.
+  Result<std::uint64_t> persist_locked(const StoreEvent& event, std::uint64_t expected);
+  void write_locked(StoreEvent event);
   void notify_locked(const StoreEvent& event);
 
   mutable std::mutex mu_;
@@ -137,6 +179,8 @@ class Store {
   std::uint64_t compacted_rv_ = 0;  // history holds every event with rv > this
   std::size_t history_limit_;
   std::vector<std::weak_ptr<Watcher>> watchers_;
+  std::unique_ptr<StoreBackend> backend_;
+  std::uint64_t backend_compacted_rv_ = 0;
 };
 
 // A Kubernetes Status object: {"kind":"Status", ..., "code", "reason", "message"}.

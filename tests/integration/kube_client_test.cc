@@ -9,9 +9,11 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/http/client.h"
 #include "common/http/server.h"
 #include "common/kube/client.h"
 #include "lab/apiserver/api_server.h"
+#include "lab/apiserver/etcd.h"
 #include "lab/pki.h"
 
 namespace cw::kube {
@@ -20,17 +22,58 @@ namespace {
 using namespace std::chrono_literals;
 namespace res = resources;
 
-class KubeClientTest : public testing::Test {
+// Every test runs twice: on the in-memory store, and on etcd (one etcd for the suite, its
+// keys wiped before each test), which is what the lab runs.
+class KubeClientTest : public testing::TestWithParam<std::string> {
  protected:
+  // The suite's etcd, started by the first test that needs one.
+  static lab::EtcdProcess* etcd() {
+    if (!etcd_ && etcd_error_.empty()) {
+      const std::string base = std::filesystem::exists("/dev/shm") ? "/dev/shm" : "/tmp";
+      etcd_dir_ = base + "/cw-kube-client-etcd-" + std::to_string(::getpid());
+      auto started = lab::EtcdProcess::start(etcd_dir_ + "/data", etcd_dir_ + ".log");
+      if (started) {
+        etcd_ = std::move(*started);
+      } else {
+        etcd_error_ = started.error().message();
+      }
+    }
+    return etcd_.get();
+  }
+  static void TearDownTestSuite() {
+    etcd_.reset();
+    if (etcd_dir_.empty()) return;
+    std::filesystem::remove_all(etcd_dir_);
+    std::filesystem::remove(etcd_dir_ + ".log");
+  }
+
   void SetUp() override {
-    lab::ApiServerOptions o;
-    o.tokens = {{"good-token", "admin"}, {"second-token", "admin"}};
-    o.bookmark_interval = 100ms;
-    o.history_limit = 200;
-    server_ = lab::ApiServer::start(o).value();
+    options_.tokens = {{"good-token", "admin"}, {"second-token", "admin"}};
+    options_.bookmark_interval = 100ms;
+    options_.history_limit = 200;
+    if (GetParam() == "etcd") {
+      if (!etcd()) GTEST_SKIP() << "no etcd (scripts/deps.sh installs etcd-server): " << etcd_error_;
+      wipe_etcd();
+      options_.etcd_url = etcd_->url();
+    }
+    server_ = lab::ApiServer::start(options_).value();
     client_ = connect("good-token");
   }
 
+  static void wipe_etcd() {
+    auto c = http::Client::create({.url = etcd_->url()}).value();
+    auto r = c->send({.method = "POST", .target = "/v3/kv/deleterange",
+                      .body = json{{"key", "Lw=="}, {"range_end", "MA=="}}.dump()},  // "/" to "0": every key
+                     5s);
+    ASSERT_TRUE(r.ok() && r->status == 200) << (r ? r->body : r.error().message());
+  }
+
+  // The current resourceVersion, as a client learns it: from a list.
+  std::string now() { return client_->list(res::kConfigMaps, "default").value()["metadata"]["resourceVersion"]; }
+
+  static inline std::unique_ptr<lab::EtcdProcess> etcd_;
+  static inline std::string etcd_dir_, etcd_error_;
+  lab::ApiServerOptions options_;
   std::unique_ptr<Client> connect(const std::string& token) {
     ClusterConnection c;
     c.server = server_->url();
@@ -49,7 +92,7 @@ class KubeClientTest : public testing::Test {
   std::unique_ptr<Client> client_;
 };
 
-TEST_F(KubeClientTest, CreateGetUpdateDeleteWithTypedErrors) {
+TEST_P(KubeClientTest, CreateGetUpdateDeleteWithTypedErrors) {
   auto created = client_->create(res::kConfigMaps, "default", configmap("a", {{"k", "v"}}));
   ASSERT_TRUE(created.ok()) << created.error().message();
   EXPECT_FALSE((*created)["metadata"]["uid"].get<std::string>().empty());
@@ -86,14 +129,14 @@ TEST_F(KubeClientTest, CreateGetUpdateDeleteWithTypedErrors) {
   EXPECT_EQ(gone.error().http_status(), 404);
 }
 
-TEST_F(KubeClientTest, CreateInAMissingNamespaceIsNotFound) {
+TEST_P(KubeClientTest, CreateInAMissingNamespaceIsNotFound) {
   auto r = client_->create(res::kConfigMaps, "nowhere", configmap("a"));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), ErrorCode::kNotFound);
   EXPECT_NE(r.error().message().find("namespaces \"nowhere\" not found"), std::string::npos);
 }
 
-TEST_F(KubeClientTest, PagedListsAreConsistentAtTheFirstPagesVersion) {
+TEST_P(KubeClientTest, PagedListsAreConsistentAtTheFirstPagesVersion) {
   for (int i = 0; i < 25; ++i) {
     ASSERT_TRUE(client_->create(res::kConfigMaps, "default", configmap("cm-" + std::to_string(100 + i))).ok());
   }
@@ -122,7 +165,7 @@ TEST_F(KubeClientTest, PagedListsAreConsistentAtTheFirstPagesVersion) {
   EXPECT_NE(std::find(names.begin(), names.end(), "cm-120"), names.end());
 }
 
-TEST_F(KubeClientTest, AnExpiredContinueTokenIsGone) {
+TEST_P(KubeClientTest, AnExpiredContinueTokenIsGone) {
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(client_->create(res::kConfigMaps, "default", configmap("c" + std::to_string(i))).ok());
   auto first = client_->list(res::kConfigMaps, "default", {.limit = 2}).value();
   ASSERT_TRUE(client_->create(res::kConfigMaps, "default", configmap("later")).ok());
@@ -134,7 +177,7 @@ TEST_F(KubeClientTest, AnExpiredContinueTokenIsGone) {
   EXPECT_EQ(next.error().http_status(), 410);
 }
 
-TEST_F(KubeClientTest, LabelAndFieldSelectors) {
+TEST_P(KubeClientTest, LabelAndFieldSelectors) {
   ASSERT_TRUE(client_->create(res::kConfigMaps, "default", configmap("a", {}, {{"app", "web"}})).ok());
   ASSERT_TRUE(client_->create(res::kConfigMaps, "default", configmap("b", {}, {{"app", "db"}})).ok());
   ASSERT_TRUE(client_->create(res::kConfigMaps, "default", configmap("c")).ok());
@@ -165,7 +208,7 @@ std::vector<std::string> drain(WatchStream& w, std::size_t n, bool with_bookmark
   return out;
 }
 
-TEST_F(KubeClientTest, WatchFromAListFollowsChanges) {
+TEST_P(KubeClientTest, WatchFromAListFollowsChanges) {
   ASSERT_TRUE(client_->create(res::kConfigMaps, "default", configmap("before")).ok());
   auto list = client_->list(res::kConfigMaps, "default").value();
   auto w = client_->watch(res::kConfigMaps, "default",
@@ -177,14 +220,14 @@ TEST_F(KubeClientTest, WatchFromAListFollowsChanges) {
   EXPECT_EQ(drain(**w, 3), (std::vector<std::string>{"ADDED x", "MODIFIED x", "DELETED x"}));
 }
 
-TEST_F(KubeClientTest, WatchWithoutVersionStartsWithTheCurrentObjects) {
+TEST_P(KubeClientTest, WatchWithoutVersionStartsWithTheCurrentObjects) {
   ASSERT_TRUE(client_->create(res::kConfigMaps, "default", configmap("a")).ok());
   ASSERT_TRUE(client_->create(res::kConfigMaps, "default", configmap("b")).ok());
   auto w = client_->watch(res::kConfigMaps, "default", {}).value();
   EXPECT_EQ(drain(*w, 2), (std::vector<std::string>{"ADDED a", "ADDED b"}));
 }
 
-TEST_F(KubeClientTest, WatchResumesFromAnOlderVersion) {
+TEST_P(KubeClientTest, WatchResumesFromAnOlderVersion) {
   auto a = client_->create(res::kConfigMaps, "default", configmap("a")).value();
   ASSERT_TRUE(client_->create(res::kConfigMaps, "default", configmap("b")).ok());
   ASSERT_TRUE(client_->remove(res::kConfigMaps, "default", "a").ok());
@@ -193,8 +236,8 @@ TEST_F(KubeClientTest, WatchResumesFromAnOlderVersion) {
   EXPECT_EQ(drain(*w, 2), (std::vector<std::string>{"ADDED b", "DELETED a"}));
 }
 
-TEST_F(KubeClientTest, IdleWatchesGetBookmarksWithTheCurrentVersion) {
-  auto w = client_->watch(res::kConfigMaps, "default", {.resource_version = "1"}).value();
+TEST_P(KubeClientTest, IdleWatchesGetBookmarksWithTheCurrentVersion) {
+  auto w = client_->watch(res::kConfigMaps, "default", {.resource_version = now()}).value();
   auto made = client_->create(res::kConfigMaps, "default", configmap("z")).value();
   auto e = drain(*w, 1);
   ASSERT_EQ(e, std::vector<std::string>{"ADDED z"});
@@ -204,7 +247,7 @@ TEST_F(KubeClientTest, IdleWatchesGetBookmarksWithTheCurrentVersion) {
   EXPECT_EQ((*bookmark)->object["metadata"]["resourceVersion"], made["metadata"]["resourceVersion"]);
 }
 
-TEST_F(KubeClientTest, TooOldAVersionIsGoneAsAResponse) {
+TEST_P(KubeClientTest, TooOldAVersionIsGoneAsAResponse) {
   auto first = client_->create(res::kConfigMaps, "default", configmap("a")).value();
   for (int i = 0; i < 300; ++i) {  // past the 200-event history
     ASSERT_TRUE(client_->merge_patch(res::kConfigMaps, "default", "a", {{"data", {{"n", std::to_string(i)}}}}).ok());
@@ -216,8 +259,8 @@ TEST_F(KubeClientTest, TooOldAVersionIsGoneAsAResponse) {
   EXPECT_EQ(w.error().reason(), "Expired");
 }
 
-TEST_F(KubeClientTest, ExpiringHistoryEndsOpenWatchesWithAnInStreamError) {
-  auto w = client_->watch(res::kConfigMaps, "default", {.resource_version = "1"}).value();
+TEST_P(KubeClientTest, ExpiringHistoryEndsOpenWatchesWithAnInStreamError) {
+  auto w = client_->watch(res::kConfigMaps, "default", {.resource_version = now()}).value();
   server_->store().expire_history();
   while (true) {
     auto e = w->next(5s);
@@ -229,15 +272,15 @@ TEST_F(KubeClientTest, ExpiringHistoryEndsOpenWatchesWithAnInStreamError) {
   }
 }
 
-TEST_F(KubeClientTest, DroppedWatchesEndTheStream) {
-  auto w = client_->watch(res::kConfigMaps, "default", {.resource_version = "1", .allow_bookmarks = false}).value();
+TEST_P(KubeClientTest, DroppedWatchesEndTheStream) {
+  auto w = client_->watch(res::kConfigMaps, "default", {.resource_version = now(), .allow_bookmarks = false}).value();
   server_->store().drop_watches();
   auto e = w->next(5s);
   ASSERT_TRUE(e.ok()) << e.error().message();
   EXPECT_FALSE(e->has_value());  // a clean end: the caller resumes from its last version
 }
 
-TEST_F(KubeClientTest, StatusSubresourceAndGenerationOfCustomResources) {
+TEST_P(KubeClientTest, StatusSubresourceAndGenerationOfCustomResources) {
   json crd = {
       {"apiVersion", "apiextensions.k8s.io/v1"},
       {"kind", "CustomResourceDefinition"},
@@ -286,7 +329,7 @@ TEST_F(KubeClientTest, StatusSubresourceAndGenerationOfCustomResources) {
   EXPECT_EQ(client_->get(widgets, "default", "w1").error().http_status(), 404);
 }
 
-TEST_F(KubeClientTest, FinalizersHoldDeletionUntilRemoved) {
+TEST_P(KubeClientTest, FinalizersHoldDeletionUntilRemoved) {
   json cm = configmap("held");
   cm["metadata"]["finalizers"] = {"example.com/cleanup"};
   ASSERT_TRUE(client_->create(res::kConfigMaps, "default", cm).ok());
@@ -298,7 +341,7 @@ TEST_F(KubeClientTest, FinalizersHoldDeletionUntilRemoved) {
   EXPECT_EQ(client_->get(res::kConfigMaps, "default", "held").error().code(), ErrorCode::kNotFound);
 }
 
-TEST_F(KubeClientTest, ServicesGetAClusterIpThatIsImmutable) {
+TEST_P(KubeClientTest, ServicesGetAClusterIpThatIsImmutable) {
   json svc{{"apiVersion", "v1"}, {"kind", "Service"}, {"metadata", {{"name", "web"}}},
            {"spec", {{"ports", {{{"port", 80}}}}}}};
   auto a = client_->create(res::kServices, "default", svc).value();
@@ -311,7 +354,7 @@ TEST_F(KubeClientTest, ServicesGetAClusterIpThatIsImmutable) {
   EXPECT_EQ(change.error().http_status(), 422);
 }
 
-TEST_F(KubeClientTest, InjectedServerErrorsAreRetryable) {
+TEST_P(KubeClientTest, InjectedServerErrorsAreRetryable) {
   server_->faults().fail_next(1, 500);
   auto r = client_->get(res::kNamespaces, "", "default");
   ASSERT_FALSE(r.ok());
@@ -322,14 +365,14 @@ TEST_F(KubeClientTest, InjectedServerErrorsAreRetryable) {
   EXPECT_TRUE(client_->get(res::kNamespaces, "", "default").ok());
 }
 
-TEST_F(KubeClientTest, WrongTokenIsPermissionDenied) {
+TEST_P(KubeClientTest, WrongTokenIsPermissionDenied) {
   auto r = connect("wrong")->get(res::kNamespaces, "", "default");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), ErrorCode::kPermissionDenied);
   EXPECT_EQ(r.error().http_status(), 401);
 }
 
-TEST_F(KubeClientTest, ARotatedTokenFileIsPickedUp) {
+TEST_P(KubeClientTest, ARotatedTokenFileIsPickedUp) {
   char dir_template[] = "/tmp/cw-token-XXXXXX";
   const std::string dir = mkdtemp(dir_template);
   const std::string file = dir + "/token";
@@ -347,7 +390,7 @@ TEST_F(KubeClientTest, ARotatedTokenFileIsPickedUp) {
   std::filesystem::remove_all(dir);
 }
 
-TEST_F(KubeClientTest, AServerSignedByAnotherCaIsRefused) {
+TEST_P(KubeClientTest, AServerSignedByAnotherCaIsRefused) {
   auto other = lab::CertificateAuthority::create("other").value();
   ClusterConnection c;
   c.server = server_->url();
@@ -358,6 +401,118 @@ TEST_F(KubeClientTest, AServerSignedByAnotherCaIsRefused) {
   EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
   EXPECT_NE(r.error().message().find("not trusted"), std::string::npos) << r.error().message();
 }
+
+// Objects over etcd's 1.5 MiB are refused with etcd's own error, passed on by kube-apiserver
+// as a 500; bodies over 3 MiB never reach storage (413). Nothing is stored either way.
+TEST_P(KubeClientTest, ObjectsAndBodiesOverTheRealLimitsAreRefused) {
+  auto big = client_->create(res::kConfigMaps, "default", configmap("big", {{"blob", std::string(1600 * 1024, 'x')}}));
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.error().http_status(), 500);
+  EXPECT_NE(big.error().message().find("etcdserver: request is too large"), std::string::npos) << big.error().message();
+  EXPECT_EQ(client_->get(res::kConfigMaps, "default", "big").error().code(), ErrorCode::kNotFound);
+
+  auto small = client_->create(res::kConfigMaps, "default", configmap("grows", {{"blob", "x"}})).value();
+  small["data"]["blob"] = std::string(1600 * 1024, 'y');
+  auto grown = client_->update(res::kConfigMaps, "default", small);
+  ASSERT_FALSE(grown.ok());
+  EXPECT_EQ(grown.error().http_status(), 500);
+  EXPECT_EQ(client_->get(res::kConfigMaps, "default", "grows").value()["data"]["blob"], "x");
+
+  auto huge = client_->create(res::kConfigMaps, "default", configmap("huge", {{"blob", std::string(3200 * 1024, 'z')}}));
+  ASSERT_FALSE(huge.ok());
+  EXPECT_EQ(huge.error().http_status(), 413);
+  EXPECT_EQ(huge.error().reason(), "RequestEntityTooLarge");
+  EXPECT_NE(huge.error().message().find("Request entity too large: limit is 3145728"), std::string::npos);
+
+  // Just under the limit is fine.
+  EXPECT_TRUE(client_->create(res::kConfigMaps, "default", configmap("fits", {{"blob", std::string(1400 * 1024, 'f')}})).ok());
+}
+
+// A control plane restarts (an upgrade): everything stays, as it was, and serving resumes.
+// The tests that only etcd can pass (the in-memory store loses everything on restart).
+class KubeClientEtcdTest : public KubeClientTest {};
+
+TEST_P(KubeClientEtcdTest, ARestartedServerKeepsEveryObjectOnEtcd) {
+  const std::string pki = etcd_dir_ + "-pki";
+  server_.reset();
+  options_.pki_dir = pki;
+  server_ = lab::ApiServer::start(options_).value();
+  client_ = connect("good-token");
+
+  json crd = {{"apiVersion", "apiextensions.k8s.io/v1"},
+              {"kind", "CustomResourceDefinition"},
+              {"metadata", {{"name", "gadgets.example.com"}}},
+              {"spec",
+               {{"group", "example.com"},
+                {"scope", "Cluster"},
+                {"names", {{"plural", "gadgets"}, {"singular", "gadget"}, {"kind", "Gadget"}}},
+                {"versions", {{{"name", "v1"}, {"served", true}, {"storage", true},
+                               {"schema", {{"openAPIV3Schema", {{"type", "object"}, {"x-kubernetes-preserve-unknown-fields", true}}}}}}}}}}};
+  ASSERT_TRUE(client_->create(res::kCustomResourceDefinitions, "", crd).ok());
+  const Resource gadgets{"example.com", "v1", "gadgets", false};
+  auto g = client_->create(gadgets, "", {{"apiVersion", "example.com/v1"}, {"kind", "Gadget"},
+                                         {"metadata", {{"name", "g1"}}}, {"spec", {{"n", 1}}}}).value();
+  auto cm = client_->create(res::kConfigMaps, "default", configmap("kept", {{"k", "v"}})).value();
+  json svc{{"apiVersion", "v1"}, {"kind", "Service"}, {"metadata", {{"name", "web"}}}, {"spec", {{"ports", {{{"port", 80}}}}}}};
+  const std::string ip = client_->create(res::kServices, "default", svc).value()["spec"]["clusterIP"];
+  const std::string before = now();
+  const std::string ca = server_->ca_pem();
+
+  server_.reset();  // stopped; etcd keeps running
+  server_ = lab::ApiServer::start(options_).value();
+  EXPECT_EQ(server_->ca_pem(), ca) << "a restart keeps the CA, so kubeconfigs stay valid";
+  client_ = connect("good-token");
+
+  auto g2 = client_->get(gadgets, "", "g1");
+  ASSERT_TRUE(g2.ok()) << "the CRD's resource is served again: " << g2.error().message();
+  EXPECT_EQ((*g2)["metadata"]["uid"], g["metadata"]["uid"]);
+  EXPECT_EQ((*g2)["metadata"]["resourceVersion"], g["metadata"]["resourceVersion"]);
+  auto cm2 = client_->get(res::kConfigMaps, "default", "kept").value();
+  EXPECT_EQ(cm2["data"]["k"], "v");
+  EXPECT_EQ(cm2["metadata"]["resourceVersion"], cm["metadata"]["resourceVersion"]);
+  EXPECT_EQ(now(), before) << "nothing was written by the restart itself";
+  // The clusterIP stays taken: a new Service gets another one.
+  svc["metadata"]["name"] = "db";
+  EXPECT_NE(client_->create(res::kServices, "default", svc).value()["spec"]["clusterIP"], ip);
+  // Writes go on from etcd's revision; an update with the old resourceVersion applies.
+  cm2["data"]["k"] = "w";
+  auto updated = client_->update(res::kConfigMaps, "default", cm2);
+  ASSERT_TRUE(updated.ok()) << updated.error().message();
+  EXPECT_GT(std::stoull((*updated)["metadata"]["resourceVersion"].get<std::string>()), std::stoull(before));
+  // A watch from before the restart: 410, and the client relists (the watch cache is new).
+  auto w = client_->watch(res::kConfigMaps, "default", {.resource_version = cm["metadata"]["resourceVersion"]});
+  ASSERT_FALSE(w.ok());
+  EXPECT_EQ(w.error().code(), ErrorCode::kGone);
+  std::filesystem::remove_all(pki);
+}
+
+// etcd gone: writes fail with a clear, retryable error and change nothing; reads are served
+// from the watch cache.
+TEST_P(KubeClientEtcdTest, WritesFailClearlyWhileEtcdIsDown) {
+  ASSERT_TRUE(client_->create(res::kConfigMaps, "default", configmap("before")).ok());
+  // Another etcd, stopped under the server.
+  auto own = lab::EtcdProcess::start(etcd_dir_ + "-down/data", etcd_dir_ + "-down.log").value();
+  options_.etcd_url = own->url();
+  server_ = lab::ApiServer::start(options_).value();
+  client_ = connect("good-token");
+  ASSERT_TRUE(client_->create(res::kConfigMaps, "default", configmap("a")).ok());
+  own->stop();
+  auto r = client_->create(res::kConfigMaps, "default", configmap("b"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().http_status(), 503);
+  EXPECT_TRUE(r.error().retryable());
+  EXPECT_NE(r.error().message().find("etcd at " + own->url()), std::string::npos) << r.error().message();
+  EXPECT_TRUE(client_->get(res::kConfigMaps, "default", "a").ok());
+  EXPECT_EQ(client_->get(res::kConfigMaps, "default", "b").error().code(), ErrorCode::kNotFound);
+  own.reset();
+  std::filesystem::remove_all(etcd_dir_ + "-down");
+  std::filesystem::remove(etcd_dir_ + "-down.log");
+}
+
+INSTANTIATE_TEST_SUITE_P(Store, KubeClientTest, testing::Values("memory", "etcd"),
+                         [](const testing::TestParamInfo<std::string>& p) { return p.param; });
+INSTANTIATE_TEST_SUITE_P(Store, KubeClientEtcdTest, testing::Values("etcd"),
+                         [](const testing::TestParamInfo<std::string>& p) { return p.param; });
 
 TEST(KubeClientBadServerTest, UnreachableAndNonJsonGiveClearErrors) {
   ClusterConnection c;
