@@ -5,7 +5,9 @@
 # `verify`, a partition injected and cleared, then the checks: deleting a ClusterPeering removes the tunnel and routes while in-cluster
 # traffic keeps flowing, re-applying it brings traffic back; a node agent restart breaks no
 # established cross-cluster TCP connection; an operator killed with SIGKILL and restarted
-# changes no CIDR; finally `down` leaves nothing of the lab behind, also after up was killed
+# changes no CIDR; both API servers restarted and killed under traffic change nothing (their
+# objects are in etcd) and an object over 1.5 MiB gets etcd's error; finally `down` leaves
+# nothing of the lab behind, also after up was killed
 # half-way, and up interrupted with SIGTERM removes what it made itself.
 # Everything is named cwt<pid of this script> (its own lab), removed on exit even on failure.
 # Labs cwt<pid> left by an earlier run whose script is dead (killed by a timeout, which runs no
@@ -227,8 +229,41 @@ else bad "peering after operator restart" "$(kc c1 get clusterpeering c2 -o yaml
 wait_until 'pod c2-n2 ping -c 1 -W 1 $c1n2' 15 && ok "and the mesh still works (c2-n2 -> c1-n2)" \
   || bad "mesh after operator restart" "$(pod c2-n2 ping -c 2 -W 1 "$c1n2" 2>&1)" "$(t 5 ip netns exec "$name-c2-n2" wg show 2>&1)"
 
-# --- the broker's API server (c1's) stopped for good (the lab API server keeps its objects in
-# memory, so it is not brought back: this is the run's last step before down). c2's operator
+# --- control planes restart (an upgrade) and crash: each cluster's API server restarted
+# (SIGTERM), then killed (SIGKILL) and started again, under a ping every 50 ms across the
+# clusters. Their objects are in etcd: nothing decided changes, components reconnect, and
+# traffic never stops.
+peerings_snapshot() {
+  for c in c1 c2; do kc $c get clusterpeerings -o jsonpath='{range .items[*]}{.metadata.uid}={.status.remote.podCIDRs}{"\n"}{end}'; done | sort
+}
+before=$(snapshot; peerings_snapshot) || bad "reading claims, node CIDRs, advertisements and peerings before the restarts"
+# (ip netns exec execs ping: $! is ping's pid, and SIGINT makes it print its summary.)
+ip netns exec "$name-c2-n1-pod" ping -n -q -i 0.05 -w 60 "$c1n1" > "$tmp/ping-restart" 2>&1 &
+ping_pid=$!
+sleep 1
+for step in "restart apiserver-c1" "restart apiserver-c2" "restart --kill apiserver-c1" "restart --kill apiserver-c2"; do
+  rout=$(lab 30 $step 2>&1) || bad "lab $step" "$rout"
+  wait_until 'kc c1 get --raw /readyz && kc c2 get --raw /readyz' 20 || bad "API servers ready after $step"
+done
+if wait_until '[ "$(phase c1 c2)" = Connected ] && [ "$(phase c2 c1)" = Connected ] && kc c2 get clusterpeering c1 -o jsonpath="{.status.conditions[?(@.type==\"BrokerReachable\")].status}" | grep -qx True' 30; then
+  ok "both API servers restarted and killed: the peerings are Connected, and c2's operator reaches the broker again"
+else bad "peerings after the API server restarts" "$(kc c1 get clusterpeering c2 -o yaml 2>&1)" "$(kc c2 get clusterpeering c1 -o yaml 2>&1)"; fi
+after=$(snapshot; peerings_snapshot) || bad "reading claims, node CIDRs, advertisements and peerings after the restarts"
+if [ -n "$before" ] && [ "$before" = "$after" ]; then ok "claims, node CIDRs, advertisements and peerings (uids, remote ranges) unchanged across the restarts"
+else bad "state changed across API server restarts" "before: $before" "after: $after"; fi
+kill -INT "$ping_pid" 2>/dev/null; wait "$ping_pid"
+loss=$(grep -o '[0-9.]*% packet loss' "$tmp/ping-restart" | cut -d% -f1)
+[ "${loss:-100}" = 0 ] && ok "traffic never stopped: $(grep -o '[0-9]* packets transmitted, [0-9]* received' "$tmp/ping-restart") (c2-n1 -> c1-n1, every 50 ms)" \
+  || bad "traffic during the API server restarts" "$(cat "$tmp/ping-restart")"
+
+# --- an object over etcd's 1.5 MiB: refused with etcd's error, and what wrote it says so
+big=$(python3 -c 'print("x" * (1600 * 1024))')
+printf '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"big","namespace":"default"},"data":{"blob":"%s"}}' "$big" > "$tmp/big.json"
+bout=$(kc c1 create --validate=false -f "$tmp/big.json" 2>&1)
+grep -q "etcdserver: request is too large" <<<"$bout" && ok "a 1.6 MiB ConfigMap is refused: $(head -c 120 <<<"$bout")" \
+  || bad "a 1.6 MiB object" "$(head -c 300 <<<"$bout")"
+
+# --- the broker's API server (c1's) stopped for good (the run's last step before down). c2's operator
 # must say that it cannot reach the broker, while c2's peering stays Connected because its
 # probes are still answered, and traffic keeps flowing.
 broker_pid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["processes"]["apiserver-c1"]["pid"])' "$state/state.json")
