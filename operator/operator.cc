@@ -123,6 +123,8 @@ struct Operator::Impl {
   OperatorState state;
   std::string last_problem_report;
   std::chrono::system_clock::time_point last_heartbeat{};
+  std::mutex unwritten_mu;
+  std::map<std::string, std::string> unwritten_status;  // peering → the refusal last reported
 
   Impl(OperatorConfig c, kube::Client& l, kube::Client& b, Clock& clk, log::Logger lg, metrics::Metrics* m)
       : config(std::move(c)), local(l), broker(b), clock(clk), log(std::move(lg)), metrics(m) {}
@@ -740,7 +742,12 @@ struct Operator::Impl {
       auto r = local.update_status(resources::kClusterPeerings, "", updated);
       if (!r) {
         if (r.error().code() == ErrorCode::kConflict) return ReconcileResult{.requeue = true};
+        report_unwritten_status(*obj, r.error());
         return r.error();
+      }
+      {
+        std::lock_guard lock(unwritten_mu);
+        unwritten_status.erase(name);
       }
       if (old_phase != status["phase"]) record_transition(*obj, old_phase, status);
     }
@@ -749,6 +756,35 @@ struct Operator::Impl {
     if (!broker_synced()) return ReconcileResult{.requeue_after = 1000ms};
     // Re-check before a heartbeat can go stale.
     return ReconcileResult{.requeue_after = std::chrono::seconds(std::max(1, in.heartbeat_timeout_seconds / 2))};
+  }
+
+  // The API server answered and refused the peering's status (the object over etcd's 1.5 MiB,
+  // say, grown by a user's annotations): the status cannot say so, so a Warning Event on the
+  // peering does, once per distinct refusal, beside the log's retries.
+  void report_unwritten_status(const json& peering, const Error& error) {
+    if (error.http_status() == 0) return;  // no answer: the log says it, and the next pass retries
+    const std::string name = name_of(peering);
+    {
+      std::lock_guard lock(unwritten_mu);
+      if (unwritten_status[name] == error.message()) return;
+      unwritten_status[name] = error.message();
+    }
+    log.warn("the API server refused the peering's status", {{"peering", name}, {"error", error.message()}});
+    const std::string now = rfc3339(clock.wall_now());
+    json event{{"apiVersion", "v1"},
+               {"kind", "Event"},
+               {"metadata", {{"generateName", name + "."}, {"namespace", "default"}}},
+               {"involvedObject", {{"apiVersion", kGroupVersion}, {"kind", "ClusterPeering"},
+                                   {"name", name}, {"uid", peering["metadata"].value("uid", "")}}},
+               {"reason", "StatusNotWritten"},
+               {"message", "the API server refused this peering's status (HTTP " + std::to_string(error.http_status()) +
+                               "): " + error.message()},
+               {"type", "Warning"},
+               {"source", {{"component", "clusterwire-operator"}}},
+               {"firstTimestamp", now},
+               {"lastTimestamp", now},
+               {"count", 1}};
+    (void)local.create(kres::kEvents, "default", event);
   }
 
   void record_transition(const json& peering, const std::string& from, const json& status) {

@@ -352,6 +352,39 @@ TEST_F(OperatorTest, AnUnreachableBrokerIsReported) {
   op.stop();
 }
 
+// A peering grown near etcd's 1.5 MiB by a user's annotation: its status no longer fits. The
+// operator cannot say so in the status, so it says so in a Warning Event (once), and the
+// peering's status is written again once the annotation is gone.
+TEST_F(OperatorTest, AStatusTheApiServerRefusesIsReportedAsAnEvent) {
+  Api broker;
+  make_broker(broker, clusterset("10.64.0.0/12", 16, 24));
+  Api local;
+  local.node("east-1", 1);
+  Operator op(config_for("east"), *local.client, *broker.client, clock_, log_, nullptr);
+  ASSERT_TRUE(op.start().ok());
+  json peering{{"apiVersion", "clusterwire.io/v1alpha1"},
+               {"kind", "ClusterPeering"},
+               {"metadata", {{"name", "west"}, {"annotations", {{"example.com/notes", std::string(1572864 - 700, 'n')}}}}},
+               {"spec", {{"remoteClusterID", "west"}}}};
+  ASSERT_TRUE(local.client->create(ores::kClusterPeerings, "", peering).ok());
+  auto refusal = [&] {
+    auto events = local.client->list(kres::kEvents, "default").value();
+    std::vector<std::string> out;
+    for (const auto& e : events["items"]) {
+      if (e.value("reason", "") == "StatusNotWritten") out.push_back(e.value("message", ""));
+    }
+    return out;
+  };
+  ASSERT_TRUE(wait_for([&] { return !refusal().empty(); })) << "no StatusNotWritten event";
+  EXPECT_NE(refusal().front().find("etcdserver: request is too large"), std::string::npos) << refusal().front();
+  std::this_thread::sleep_for(1500ms);  // retries meanwhile
+  EXPECT_EQ(refusal().size(), 1U) << "reported once per distinct refusal";
+  ASSERT_TRUE(local.client->merge_patch(ores::kClusterPeerings, "", "west",
+                                        {{"metadata", {{"annotations", {{"example.com/notes", nullptr}}}}}}, false).ok());
+  EXPECT_TRUE(wait_for([&] { return !local.phase("west").empty(); })) << "the status is written once it fits";
+  op.stop();
+}
+
 // Gateway mode (docs/gateway.md): only the labelled candidates are advertised, with their
 // public endpoints, the Lease's holder as the hint; a node joining writes nothing to the broker.
 TEST_F(OperatorTest, GatewayModeAdvertisesOnlyCandidatesAndANodeJoinWritesNothingToTheBroker) {
