@@ -1,19 +1,26 @@
-// An informer over 5,000 Nodes from the lab API server (TLS on loopback, server in process).
-// Prints, each beside a baseline measured in the same run:
+// An informer over 5,000 Nodes from the lab API server (TLS on loopback, server in process),
+// on each of the server's stores: in memory, and on etcd (as the lab runs it; Debian's
+// etcd-server, its data on disk under --etcd-dir). Prints, each beside a baseline measured in
+// the same run:
 //   - time to a synced cache      vs a bare paged list of the same objects (no cache);
 //   - watch events applied per s  vs a bare watch stream reading the same events;
-//   - memory: resident size before and after the cache fills, and the peak.
+//   - memory: resident size before and after the cache fills, and the peak;
+// and then the etcd store's figures beside the in-memory store's.
 //
-// Run: ./scripts/bench.sh informer   (or build-bench/bench/informer_bench [--nodes N])
+// Run: ./scripts/bench.sh informer   (or build-bench/bench/informer_bench [--nodes N] [--etcd-dir D])
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <optional>
+#include <unistd.h>
 #include <fstream>
 #include <string>
 #include <thread>
 
 #include "common/kube/informer.h"
 #include "lab/apiserver/api_server.h"
+#include "lab/apiserver/etcd.h"
 
 namespace {
 
@@ -58,32 +65,39 @@ json make_node(int i) {
                       {"nodeInfo", {{"kubeletVersion", "v1.32.0"}, {"osImage", "Debian GNU/Linux 12"}}}}}};
 }
 
-}  // namespace
+struct Figures {
+  double populate_s = 0, bare_list_s = 0, sync_s = 0, write_s = 0, informer_eps = 0, bare_eps = 0;
+  bool complete = false;
+};
 
-int main(int argc, char** argv) {
-  int nodes = 5000;
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (std::string(argv[i]) == "--nodes") nodes = std::stoi(argv[i + 1]);
-  }
+std::optional<Figures> measure(int nodes, const std::string& etcd_url) {
+  Figures f;
   cw::lab::ApiServerOptions so;
   so.history_limit = static_cast<std::size_t>(nodes) * 3;
-  auto server = cw::lab::ApiServer::start(so).value();
+  so.etcd_url = etcd_url;
+  auto started = cw::lab::ApiServer::start(so);
+  if (!started) {
+    std::fprintf(stderr, "server: %s\n", started.error().message().c_str());
+    return std::nullopt;
+  }
+  auto server = std::move(*started);
   cw::kube::ClusterConnection conn;
   conn.server = server->url();
   conn.ca_pem = server->ca_pem();
   conn.token = "lab-admin-token";
   auto client = cw::kube::Client::create(conn).value();
 
-  std::printf("Informer over %d Nodes from the lab API server (TLS on loopback, in process)\n", nodes);
+  std::printf("\nInformer over %d Nodes from the lab API server (TLS on loopback, in process), store: %s\n", nodes,
+              server->store().describe().c_str());
   auto t0 = Clock::now();
   for (int i = 0; i < nodes; ++i) {
-    if (!client->create(res::kNodes, "", make_node(i)).ok()) {
-      std::fprintf(stderr, "populate failed at %d\n", i);
-      return 1;
+    if (auto r = client->create(res::kNodes, "", make_node(i)); !r) {
+      std::fprintf(stderr, "populate failed at %d: %s\n", i, r.error().message().c_str());
+      return std::nullopt;
     }
   }
-  std::printf("  populated with %d creates in %.2f s\n", nodes, seconds_since(t0));
-
+  f.populate_s = seconds_since(t0);
+  std::printf("  populated with %d creates in %.2f s (%.0f/s)\n", nodes, f.populate_s, nodes / f.populate_s);
   // Baseline 1: a bare paged list, objects parsed, nothing cached.
   t0 = Clock::now();
   std::size_t listed = 0;
@@ -94,7 +108,7 @@ int main(int argc, char** argv) {
     lo.continue_token = page["metadata"].value("continue", "");
     if (lo.continue_token.empty()) break;
   }
-  const double bare_list_s = seconds_since(t0);
+  const double bare_list_s = f.bare_list_s = seconds_since(t0);
 
   const double rss_before = memory_mib("VmRSS");
   cw::SystemClock clock;
@@ -108,9 +122,9 @@ int main(int argc, char** argv) {
   informer.start();
   if (!informer.wait_for_sync(120s)) {
     std::fprintf(stderr, "informer did not sync\n");
-    return 1;
+    return std::nullopt;
   }
-  const double sync_s = seconds_since(t0);
+  const double sync_s = f.sync_s = seconds_since(t0);
   const double rss_synced = memory_mib("VmRSS");
 
   // The same burst of changes for both readers: written into the store directly, so that
@@ -124,7 +138,7 @@ int main(int argc, char** argv) {
     node["metadata"]["annotations"]["clusterwire.io/heartbeat"] = std::to_string(i);
     (void)server->store().update(key, std::move(node), std::nullopt);
   }
-  const double write_s = seconds_since(t0);
+  const double write_s = f.write_s = seconds_since(t0);
 
   // Both readers consume while the writes go on; each is timed from the first write to the
   // moment it has the last change.
@@ -140,8 +154,8 @@ int main(int argc, char** argv) {
   const double informer_watch_s =
       std::chrono::duration<double>(Clock::time_point(Clock::duration(informer_done.load())) - read_start).count();
 
-  const double informer_eps = updates.load() / informer_watch_s;
-  const double bare_eps = bare_events / bare_watch_s;
+  const double informer_eps = f.informer_eps = updates.load() / informer_watch_s;
+  const double bare_eps = f.bare_eps = bare_events / bare_watch_s;
   std::printf("\n  %-34s %12s %12s %10s\n", "", "informer", "baseline", "ratio");
   std::printf("  %-34s %11.3fs %11.3fs %9.2fx   (baseline: bare paged list, %zu objects)\n",
               "time to a synced cache", sync_s, bare_list_s, sync_s / bare_list_s, listed);
@@ -156,5 +170,44 @@ int main(int argc, char** argv) {
   informer.stop();
   const bool ok = informer.size() == static_cast<std::size_t>(nodes) && updates.load() >= nodes;
   std::printf("  %s\n", ok ? "cache complete: every Node and every change seen" : "INCOMPLETE");
-  return ok ? 0 : 1;
+  f.complete = ok;
+  return f;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int nodes = 5000;
+  std::string etcd_dir = "/var/tmp";  // on disk, as a real etcd's data
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::string(argv[i]) == "--nodes") nodes = std::stoi(argv[i + 1]);
+    if (std::string(argv[i]) == "--etcd-dir") etcd_dir = argv[i + 1];
+  }
+  auto memory = measure(nodes, "");
+  const std::string dir = etcd_dir + "/cw-informer-bench-etcd-" + std::to_string(::getpid());
+  auto etcd = cw::lab::EtcdProcess::start(dir + "/data", dir + ".log");
+  if (!etcd) {
+    std::fprintf(stderr, "etcd: %s\n", etcd.error().message().c_str());
+    return 1;
+  }
+  auto on_etcd = measure(nodes, (*etcd)->url());
+  etcd->reset();
+  std::filesystem::remove_all(dir);
+  std::filesystem::remove(dir + ".log");
+  if (!memory || !on_etcd) return 1;
+  std::printf("\nThe etcd store beside the in-memory store (%d Nodes; etcd's data in %s)\n", nodes, etcd_dir.c_str());
+  std::printf("  %-34s %12s %12s %10s\n", "", "etcd", "memory", "ratio");
+  auto row = [](const char* what, double e, double m, const char* unit) {
+    std::printf("  %-34s %10.3f%-2s %10.3f%-2s %9.2fx\n", what, e, unit, m, unit, e / m);
+  };
+  row("populate (creates through the API)", on_etcd->populate_s, memory->populate_s, "s");
+  row("bare paged list", on_etcd->bare_list_s, memory->bare_list_s, "s");
+  row("time to a synced cache", on_etcd->sync_s, memory->sync_s, "s");
+  row("changes written into the store", on_etcd->write_s, memory->write_s, "s");
+  std::printf("  %-34s %10.0f/s %10.0f/s %9.2fx\n", "watch events applied (informer)", on_etcd->informer_eps,
+              memory->informer_eps, on_etcd->informer_eps / memory->informer_eps);
+  std::printf("  %-34s %10.0f/s %10.0f/s %9.2fx\n", "bare watch stream", on_etcd->bare_eps, memory->bare_eps,
+              on_etcd->bare_eps / memory->bare_eps);
+  std::printf("  (reads, lists and watches come from the server's cache on both; writes go to etcd first)\n");
+  return memory->complete && on_etcd->complete ? 0 : 1;
 }
