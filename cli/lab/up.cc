@@ -769,7 +769,10 @@ json pod_object(const NodeLayout& n, const std::vector<std::string>& ips) {
             {"hostIP", n.underlay_ip},
             {"podIP", ips.empty() ? "" : ips.front()},
             {"podIPs", pod_ips},
-            {"conditions", json::array({{{"type", "Ready"}, {"status", "True"}}})}}}};
+            {"conditions", json::array({{{"type", "Ready"}, {"status", "True"}}})},
+            {"containerStatuses", json::array({{{"name", "socat"}, {"image", "cwlab/socat"}, {"ready", true},
+                                                {"started", true}, {"restartCount", 0},
+                                                {"state", {{"running", json::object()}}}}})}}}};
 }
 
 Result<void> LabBuilder::apply_demo() {

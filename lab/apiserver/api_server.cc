@@ -371,6 +371,16 @@ class ApiServerImpl final : public ApiServer {
     return true;
   }
 
+  // A built-in kind's Table as its printer makes it; a custom resource's from its CRD's columns.
+  static json table_of(const ResourceType& type, const std::vector<json>& objects, const std::string& include,
+                       const std::string& rv, const std::string& continue_token) {
+    const auto now = std::chrono::system_clock::now();
+    if (!type.custom) {
+      if (auto t = make_builtin_table(type.group_resource(), objects, include, now, rv, continue_token)) return *t;
+    }
+    return make_table(type.printer_columns, objects, include, now, rv, continue_token);
+  }
+
   void do_get(const Route& route, const http::Request& req, const std::map<std::string, std::string>& q,
               http::Exchange& ex) {
     auto obj = store_.get(key_of(route));
@@ -378,8 +388,7 @@ class ApiServerImpl final : public ApiServer {
     std::string include;
     if (table_wanted(req, q, include, ex)) {
       if (include.empty()) return;
-      return respond_json(ex, 200, make_table(route.type.printer_columns, {as_version(std::move(*obj), route.type)},
-                                              include, std::chrono::system_clock::now(), "", ""));
+      return respond_json(ex, 200, table_of(route.type, {as_version(std::move(*obj), route.type)}, include, "", ""));
     }
     respond_json(ex, 200, as_version(std::move(*obj), route.type));
   }
@@ -404,9 +413,7 @@ class ApiServerImpl final : public ApiServer {
       if (include.empty()) return;
       std::vector<json> objects;
       for (auto& item : page->items) objects.push_back(as_version(std::move(item), route.type));
-      return respond_json(ex, 200, make_table(route.type.printer_columns, objects, include,
-                                              std::chrono::system_clock::now(), std::to_string(page->rv),
-                                              page->continue_token));
+      return respond_json(ex, 200, table_of(route.type, objects, include, std::to_string(page->rv), page->continue_token));
     }
     json items = json::array();
     for (auto& item : page->items) items.push_back(as_version(std::move(item), route.type));

@@ -434,6 +434,10 @@ json make_table(const json& printer_columns, const std::vector<json>& items,
           {"rows", std::move(rows)}};
 }
 
+std::string age_since(const std::string& rfc3339, std::chrono::system_clock::time_point now) {
+  return age_cell(rfc3339, now);
+}
+
 bool wants_table(const std::string& accept_header) {
   for (const auto& clause : parse_accept(accept_header)) {
     if (clause.q <= 0) continue;

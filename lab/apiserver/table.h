@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,20 @@ nlohmann::json make_table(const nlohmann::json& printer_columns,
                           const std::string& include_object,
                           std::chrono::system_clock::time_point now, const std::string& list_rv,
                           const std::string& continue_token);
+
+// A Table for a built-in kind, with the columns and cells kube-apiserver's printers give it
+// (k8s.io/kubernetes/pkg/printers/internalversion/printers.go): Namespace, Node, Service, Pod,
+// EndpointSlice, Event, Lease. `group_resource` as "nodes", "leases.coordination.k8s.io".
+// nullopt for any other kind: the caller uses make_table. Rows, object and metadata as there.
+std::optional<nlohmann::json> make_builtin_table(const std::string& group_resource,
+                                                 const std::vector<nlohmann::json>& items,
+                                                 const std::string& include_object,
+                                                 std::chrono::system_clock::time_point now,
+                                                 const std::string& list_rv, const std::string& continue_token);
+
+// An RFC 3339 time as kubectl shows an age ("5m", "3d4h"); "<unknown>" for "", "<invalid>"
+// for what is not a time.
+std::string age_since(const std::string& rfc3339, std::chrono::system_clock::time_point now);
 
 // Whether the request negotiates a Table: the Accept header's most preferred media type the
 // lab can serve (JSON: application/json, application/*, */*) is a Table conversion

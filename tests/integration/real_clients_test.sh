@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Real Kubernetes clients against the lab API server: kubectl (create, get, apply, patch,
-# delete, get --watch; built-in kinds and custom resources) and Debian's python3-kubernetes
-# (list, watch, patch). If the server disagrees with a real client, the server is wrong.
+# Real Kubernetes clients against the lab API server on etcd: kubectl (create, get, apply,
+# patch, delete, get --watch; the tables of built-in kinds; custom resources; a restart of the
+# server) and Debian's python3-kubernetes (list, watch, patch). Each check says the real
+# server's output it mirrors where that is not obvious. If the server disagrees with a real
+# client, the server is wrong.
 # Usage: real_clients_test.sh APISERVER_BINARY
 set -u
 server_bin=$1
@@ -9,16 +11,38 @@ here=$(cd "$(dirname "$0")" && pwd)
 if ! command -v kubectl >/dev/null; then
   echo "SKIP: kubectl is not installed (scripts/deps.sh installs it)"; exit 77
 fi
+if ! command -v etcd >/dev/null; then
+  echo "SKIP: etcd is not installed (scripts/deps.sh installs etcd-server)"; exit 77
+fi
 tmp=$(mktemp -d /tmp/cw-realclients-XXXXXX)
-pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$tmp"; }
+pid="" etcd_pid=""
+cleanup() {
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  [ -n "$etcd_pid" ] && kill "$etcd_pid" 2>/dev/null && wait "$etcd_pid" 2>/dev/null
+  rm -rf "$tmp"
+}
 trap cleanup EXIT
 
-"$server_bin" --kubeconfig "$tmp/kubeconfig" --ready-file "$tmp/ready" --bookmark-interval-ms 200 \
-  >"$tmp/server.log" 2>&1 &
-pid=$!
-for _ in $(seq 100); do [ -s "$tmp/ready" ] && break; sleep 0.05; done
-[ -s "$tmp/ready" ] || { echo "FAIL: the lab API server did not start"; cat "$tmp/server.log"; exit 1; }
+# The server as the lab runs it: its objects in an etcd of its own (free loopback ports).
+ports=$(python3 -c 'import socket
+ss=[socket.socket() for _ in range(2)]
+[s.bind(("127.0.0.1",0)) for s in ss]
+print(" ".join(str(s.getsockname()[1]) for s in ss))')
+read -r etcd_port peer_port <<<"$ports"
+mkdir -m 700 "$tmp/etcd"
+etcd --data-dir "$tmp/etcd" --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+  --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+  --initial-cluster "default=http://127.0.0.1:$peer_port" --heartbeat-interval 10 --election-timeout 100 >"$tmp/etcd.log" 2>&1 &
+etcd_pid=$!
+start_server() {
+  rm -f "$tmp/ready"
+  "$server_bin" --kubeconfig "$tmp/kubeconfig" --ready-file "$tmp/ready" --bookmark-interval-ms 200 \
+    --etcd-servers "http://127.0.0.1:$etcd_port" --pki-dir "$tmp/pki" >>"$tmp/server.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 200); do [ -s "$tmp/ready" ] && break; sleep 0.05; done
+  [ -s "$tmp/ready" ] || { echo "FAIL: the lab API server did not start"; cat "$tmp/server.log" "$tmp/etcd.log"; exit 1; }
+}
+start_server
 
 export KUBECONFIG=$tmp/kubeconfig
 k() { kubectl --request-timeout=10s "$@"; }
@@ -57,6 +81,25 @@ expect "kubectl apply again removes a port (strategic merge patch)" 'service/web
 expect "only the kept port remains" '^http$' -- k get service web -o 'jsonpath={.spec.ports[*].name}'
 expect "the Service has a clusterIP" '^10\.96\.' -- k get service web -o 'jsonpath={.spec.clusterIP}'
 expect "kubectl apply unchanged" 'service/web unchanged' -- k apply -f "$tmp/svc.yaml" --validate=false
+
+# --- tables: what kube-apiserver's printers give `kubectl get` for built-in kinds
+# (real: "NAME   TYPE        CLUSTER-IP   EXTERNAL-IP   PORT(S)   AGE" / "web    ClusterIP   10.96.x.y    <none>        80/TCP    5s")
+expect "kubectl get services prints the Service columns" 'NAME +TYPE +CLUSTER-IP +EXTERNAL-IP +PORT\(S\) +AGE' -- k get services
+expect "and the Service's row" '^web +ClusterIP +10\.96\.[0-9.]+ +<none> +80/TCP +[0-9]+s' -- k get services
+# (real, -o wide: a SELECTOR column: "app=web")
+expect "kubectl get services -o wide adds SELECTOR" 'SELECTOR.*app=web|app=web' -- k get services -o wide
+# (real: "NAME          STATUS   AGE" / "kube-system   Active   5s")
+expect "kubectl get namespaces prints STATUS" '^kube-system +Active +[0-9]+s' -- k get namespaces
+printf '{"apiVersion":"v1","kind":"Node","metadata":{"name":"n1","labels":{"node-role.kubernetes.io/worker":""}},"status":{"conditions":[{"type":"Ready","status":"True"}],"nodeInfo":{"kubeletVersion":"v1.32.0"}}}' >"$tmp/node.json"
+k create -f "$tmp/node.json" --validate=false >/dev/null 2>&1 || bad "creating a Node"
+# (real: "NAME   STATUS   ROLES    AGE   VERSION" / "n1     Ready    worker   5s    v1.32.0")
+expect "kubectl get nodes prints STATUS, ROLES and VERSION" '^n1 +Ready +worker +[0-9]+s +v1\.32\.0' -- k get nodes
+
+# --- a restart of the API server keeps everything (its objects are in etcd, its CA in --pki-dir)
+kill "$pid"; wait "$pid" 2>/dev/null
+start_server
+expect "after a restart, the ConfigMap is still there with its label" '^web$' -- k get configmap settings -o 'jsonpath={.metadata.labels.tier}'
+expect "and the Service keeps its clusterIP" '^10\.96\.' -- k get service web -o 'jsonpath={.spec.clusterIP}'
 
 # --- kubectl, custom resources
 expect "kubectl apply -f a CRD" 'widgets.example.com created' -- k apply -f "$here/manifests/widget-crd.yaml" --validate=false

@@ -302,5 +302,82 @@ TEST(IncludeObjectTest, TheFourValues) {
     EXPECT_FALSE(valid_include_object(v)) << v;
 }
 
+// ---- built-in kinds: the columns and cells of kube-apiserver's printers
+// (pkg/printers/internalversion/printers.go), as `kubectl get [-o wide]` prints them.
+
+std::vector<std::string> column_names(const json& table) {
+  std::vector<std::string> out;
+  for (const auto& c : table["columnDefinitions"]) out.push_back(c["name"].get<std::string>() + (c["priority"] == 1 ? "*" : ""));
+  return out;
+}
+
+json one_row(const std::string& resource, const json& item) {
+  auto t = make_builtin_table(resource, {item}, "Metadata", kNow, "7", "");
+  EXPECT_TRUE(t.has_value()) << resource;
+  return t ? (*t)["rows"][0]["cells"] : json();
+}
+
+const std::string kHourAgo = "2024-05-01T11:00:00Z";
+
+TEST(BuiltinTableTest, Nodes) {
+  json node{{"metadata", {{"name", "n1"}, {"creationTimestamp", kHourAgo},
+                          {"labels", {{"node-role.kubernetes.io/control-plane", ""}, {"node-role.kubernetes.io/worker", ""}}}}},
+            {"spec", {{"unschedulable", true}}},
+            {"status", {{"conditions", {{{"type", "Ready"}, {"status", "True"}}}},
+                        {"addresses", {{{"type", "InternalIP"}, {"address", "10.0.0.1"}}}},
+                        {"nodeInfo", {{"kubeletVersion", "v1.32.0"}, {"osImage", "Debian GNU/Linux 12 (bookworm)"},
+                                      {"kernelVersion", "6.1.0-28-amd64"}, {"containerRuntimeVersion", "containerd://1.7.24"}}}}}};
+  auto t = make_builtin_table("nodes", {node}, "Metadata", kNow, "7", "").value();
+  EXPECT_EQ(column_names(t), (std::vector<std::string>{"Name", "Status", "Roles", "Age", "Version", "Internal-IP*", "External-IP*",
+                                                       "OS-Image*", "Kernel-Version*", "Container-Runtime*"}));
+  EXPECT_EQ(t["rows"][0]["cells"], json({"n1", "Ready,SchedulingDisabled", "control-plane,worker", "60m", "v1.32.0", "10.0.0.1",
+                                         "<none>", "Debian GNU/Linux 12 (bookworm)", "6.1.0-28-amd64", "containerd://1.7.24"}));
+  EXPECT_EQ(t["metadata"]["resourceVersion"], "7");
+  EXPECT_EQ(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+  EXPECT_EQ(one_row("nodes", {{"metadata", {{"name", "n2"}}}})[1], "Unknown");  // no Ready condition
+  EXPECT_EQ(one_row("nodes", {{"metadata", {{"name", "n2"}}}})[2], "<none>");
+}
+
+TEST(BuiltinTableTest, Services) {
+  json svc{{"metadata", {{"name", "web"}, {"creationTimestamp", kHourAgo}}},
+           {"spec", {{"type", "LoadBalancer"}, {"clusterIP", "10.96.0.10"}, {"selector", {{"app", "web"}, {"tier", "a"}}},
+                     {"ports", {{{"port", 80}, {"nodePort", 30080}, {"protocol", "TCP"}}, {{"port", 53}, {"protocol", "UDP"}}}}}}};
+  EXPECT_EQ(one_row("services", svc), json({"web", "LoadBalancer", "10.96.0.10", "<pending>", "80:30080/TCP,53/UDP", "60m", "app=web,tier=a"}));
+  json headless{{"metadata", {{"name", "h"}}}, {"spec", {{"clusterIP", "None"}}}};
+  EXPECT_EQ(one_row("services", headless), json({"h", "ClusterIP", "None", "<none>", "<none>", "<unknown>", "<none>"}));
+}
+
+TEST(BuiltinTableTest, Pods) {
+  json pod{{"metadata", {{"name", "p"}, {"creationTimestamp", kHourAgo}}},
+           {"spec", {{"nodeName", "n1"}, {"containers", {{{"name", "a"}}, {{"name", "b"}}}}}},
+           {"status", {{"phase", "Running"}, {"podIP", "10.240.0.2"},
+                       {"containerStatuses", {{{"name", "a"}, {"ready", true}, {"restartCount", 2}},
+                                              {{"name", "b"}, {"ready", false}, {"restartCount", 1},
+                                               {"state", {{"waiting", {{"reason", "CrashLoopBackOff"}}}}}}}}}}};
+  EXPECT_EQ(one_row("pods", pod), json({"p", "1/2", "CrashLoopBackOff", 3, "60m", "10.240.0.2", "n1", "<none>", "<none>"}));
+  pod["metadata"]["deletionTimestamp"] = kHourAgo;
+  EXPECT_EQ(one_row("pods", pod)[2], "Terminating");
+}
+
+TEST(BuiltinTableTest, EndpointSlicesEventsLeasesNamespaces) {
+  json slice{{"metadata", {{"name", "web-abc"}}}, {"addressType", "IPv4"}, {"ports", {{{"port", 8080}}, json::object()}},
+             {"endpoints", {{{"addresses", {"10.0.0.1"}}}, {{"addresses", {"10.0.0.2"}}}, {{"addresses", {"10.0.0.3"}}},
+                            {{"addresses", {"10.0.0.4"}}}}}};
+  EXPECT_EQ(one_row("endpointslices.discovery.k8s.io", slice),
+            json({"web-abc", "IPv4", "8080,<unset>", "10.0.0.1,10.0.0.2,10.0.0.3 + 1 more...", "<unknown>"}));
+  json event{{"metadata", {{"name", "c2.1"}}}, {"type", "Warning"}, {"reason", "Degraded"}, {"message", "m"},
+             {"involvedObject", {{"kind", "ClusterPeering"}, {"name", "c2"}}}, {"source", {{"component", "clusterwire-operator"}}},
+             {"lastTimestamp", kHourAgo}, {"firstTimestamp", "2024-05-01T10:00:00Z"}, {"count", 3}};
+  auto et = make_builtin_table("events", {event}, "None", kNow, "", "").value();
+  EXPECT_EQ(column_names(et), (std::vector<std::string>{"Last Seen", "Type", "Reason", "Object", "Subobject*", "Source*", "Message",
+                                                        "First Seen*", "Count*", "Name*"}));
+  EXPECT_EQ(et["rows"][0]["cells"], json({"60m", "Warning", "Degraded", "clusterpeering/c2", "", "clusterwire-operator", "m", "120m", 3, "c2.1"}));
+  EXPECT_TRUE(et["rows"][0]["object"].is_null());
+  EXPECT_EQ(one_row("leases.coordination.k8s.io", {{"metadata", {{"name", "gw"}}}, {"spec", {{"holderIdentity", "c1-n1"}}}}),
+            json({"gw", "c1-n1", "<unknown>"}));
+  EXPECT_EQ(one_row("namespaces", {{"metadata", {{"name", "demo"}}}, {"status", {{"phase", "Terminating"}}}})[1], "Terminating");
+  EXPECT_FALSE(make_builtin_table("configmaps", {}, "", kNow, "", "").has_value());  // served with the default columns
+}
+
 }  // namespace
 }  // namespace cw::lab
