@@ -24,8 +24,10 @@ struct Request {
   std::string target;  // "/api/v1/nodes?watch=true": path and query, as sent
   Headers headers;
   std::string body;
-  // Set by the server for TLS connections with a verified client certificate.
+  // Set by the server for TLS connections with a verified client certificate: its subject's
+  // common name and organizations.
   std::string peer_common_name;
+  std::vector<std::string> peer_organizations;
   // Set by the server: requests on one kept-alive connection share it (for logs and tests).
   std::uint64_t connection_id = 0;
   // For the client: sending it twice is safe (a write guarded by a precondition), so it is

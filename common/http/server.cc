@@ -211,6 +211,7 @@ class ServerImpl final : public Server {
 
   void serve(Connection& conn, std::uint64_t id) {
     std::string peer_cn;
+    std::vector<std::string> peer_orgs;
     if (tls_) {
       conn.tls.emplace(std::move(*conn.plain), *tls_);
       conn.plain.reset();
@@ -218,7 +219,7 @@ class ServerImpl final : public Server {
         conn.tls->async_handshake(ssl::stream_base::server, std::move(handler));
       });
       if (ec) return close(conn);
-      peer_cn = peer_common_name(conn);
+      peer_subject(conn, peer_cn, peer_orgs);
     }
     while (!stopping_) {
       bhttp::request_parser<bhttp::string_body> parser;
@@ -235,7 +236,7 @@ class ServerImpl final : public Server {
       if (ec) break;
       auto& msg = parser.get();
       Request req{std::string(msg.method_string()), std::string(msg.target()),
-                  to_headers(msg.base()), std::move(msg.body()), peer_cn, id};
+                  to_headers(msg.base()), std::move(msg.body()), peer_cn, peer_orgs, id};
       ExchangeImpl ex(conn, options_, msg.keep_alive(), stopping_);
       try {
         handler_(req, ex);
@@ -253,19 +254,23 @@ class ServerImpl final : public Server {
     close(conn);
   }
 
-  static std::string peer_common_name(Connection& conn) {
+  // The verified client certificate's subject: common name, and organizations (Kubernetes
+  // reads a user's groups from O).
+  static void peer_subject(Connection& conn, std::string& cn, std::vector<std::string>& organizations) {
     X509* cert = SSL_get_peer_certificate(conn.tls->native_handle());
-    if (cert == nullptr) return "";
-    std::string cn;
+    if (cert == nullptr) return;
     if (SSL_get_verify_result(conn.tls->native_handle()) == X509_V_OK) {
+      X509_NAME* subject = X509_get_subject_name(cert);
       char buf[256] = {};
-      if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, buf,
-                                    sizeof buf) > 0) {
-        cn = buf;
+      if (X509_NAME_get_text_by_NID(subject, NID_commonName, buf, sizeof buf) > 0) cn = buf;
+      for (int i = X509_NAME_get_index_by_NID(subject, NID_organizationName, -1); i >= 0;
+           i = X509_NAME_get_index_by_NID(subject, NID_organizationName, i)) {
+        const ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, i));
+        organizations.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(data)),
+                                   static_cast<std::size_t>(ASN1_STRING_length(data)));
       }
     }
     X509_free(cert);
-    return cn;
   }
 
   void close(Connection& conn) {

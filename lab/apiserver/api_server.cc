@@ -11,9 +11,11 @@
 #include "common/http/server.h"
 #include "common/kube/selector.h"
 #include "common/net/prefix_pool.h"
+#include "lab/apiserver/access.h"
 #include "lab/apiserver/etcd.h"
 #include "lab/apiserver/object_rules.h"
 #include "lab/apiserver/patch.h"
+#include "lab/apiserver/protobuf.h"
 #include "lab/apiserver/schema.h"
 #include "lab/apiserver/table.h"
 #include "lab/pki.h"
@@ -96,10 +98,11 @@ struct Route {
 class ApiServerImpl final : public ApiServer {
  public:
   ApiServerImpl(ApiServerOptions options, CertificateAuthority ca, net::PrefixPool service_ips,
-                std::unique_ptr<StoreBackend> backend)
+                std::unique_ptr<StoreBackend> backend, TokenIssuer issuer)
       : options_(std::move(options)),
         registry_(ResourceRegistry::with_builtins()),
         store_(options_.history_limit, std::move(backend)),
+        access_(options_.tokens, std::move(issuer), store_),
         ca_(std::move(ca)),
         service_ips_(std::move(service_ips)),
         rng_(std::random_device{}()) {}
@@ -125,6 +128,18 @@ class ApiServerImpl final : public ApiServer {
     });
     if (!server) return server.error();
     http_ = std::move(*server);
+    // kube-apiserver's bootstrap RBAC policy, where it is missing (a restart keeps edits).
+    for (const auto& object : bootstrap_policy()) {
+      const std::string kind = object["kind"];
+      auto type = *registry_.find("rbac.authorization.k8s.io", "v1", kind == "ClusterRole" ? "clusterroles" : "clusterrolebindings");
+      const std::string name = object["metadata"]["name"];
+      if (store_.get({type.group_resource(), "", name})) continue;
+      auto obj = prepare_create(type, object, "", choices());
+      if (!obj) return obj.error();
+      if (auto r = store_.create({type.group_resource(), "", name}, std::move(*obj)); !r) {
+        return r.error().with_context("creating the bootstrap " + kind + " " + name);
+      }
+    }
     for (const char* ns : {"default", "kube-system", "kube-public", "kube-node-lease"}) {
       if (store_.get({"namespaces", "", ns})) continue;
       auto type = *registry_.find("", "v1", "namespaces");
@@ -216,7 +231,8 @@ class ApiServerImpl final : public ApiServer {
     if (path == "/healthz" || path == "/readyz" || path == "/livez") {
       return ex.respond({.status = 200, .headers = {{"Content-Type", "text/plain"}}, .body = "ok"});
     }
-    if (!authenticated(req)) return respond_status(ex, 401, "Unauthorized", "Unauthorized");
+    const auto user = access_.authenticate(req);
+    if (!user) return respond_status(ex, 401, "Unauthorized", "Unauthorized");
     if (req.body.size() > kMaxRequestBodyBytes) {
       // kube-apiserver reads at most 3 MiB of a write's body (twice etcd's limit: JSON is
       // larger than the protobuf it stores).
@@ -232,6 +248,8 @@ class ApiServerImpl final : public ApiServer {
       return respond_status(ex, fault.code, fault.code >= 500 ? "InternalError" : "BadRequest",
                             "injected fault " + std::to_string(fault.code));
     }
+    auto route = resolve_request(path);
+    if (!authorized(*user, req, route, path, target->query, ex)) return;
     if (path == "/version") {
       return respond_json(ex, 200, {{"major", "1"}, {"minor", "32"},
                                     {"gitVersion", "v1.32.0-clusterwire-lab"},
@@ -255,18 +273,57 @@ class ApiServerImpl final : public ApiServer {
     if (!core && segs.size() == 3) {
       if (auto list = registry_.resource_list(segs[1], segs[2])) return respond_json(ex, 200, *list);
     }
-    auto route = resolve(segs, core);
     if (!route) {
       return respond_status(ex, 404, "NotFound", "the server could not find the requested resource");
     }
-    dispatch(req, *target, *route, ex);
+    dispatch(req, *target, *route, *user, ex);
   }
 
-  bool authenticated(const http::Request& req) const {
-    if (!req.peer_common_name.empty()) return true;  // a client certificate from our CA
-    const auto auth = req.header("Authorization");
-    if (!auth || auth->rfind("Bearer ", 0) != 0) return false;
-    return options_.tokens.count(auth->substr(7)) > 0;
+  // The resource a path names, if it names one (a discovery path names none).
+  std::optional<Route> resolve_request(const std::string& path) const {
+    const auto segs = split_path(path);
+    if (segs.empty() || (segs[0] != "api" && segs[0] != "apis")) return std::nullopt;
+    return resolve(segs, segs[0] == "api");
+  }
+
+  // RBAC on what the request asks (k8s.io/apiserver's RequestInfo): a resource request's verb
+  // from the method, a name and ?watch; anything else is a path with the method as its verb.
+  // false: a 403 was sent.
+  bool authorized(const UserInfo& user, const http::Request& req, const std::optional<Route>& route, const std::string& path,
+                  const std::map<std::string, std::string>& q, http::Exchange& ex) {
+    RequestAttributes a;
+    a.user = user;
+    const std::string& m = req.method;
+    if (route) {
+      a.api_group = route->type.group;
+      a.resource = route->type.plural;
+      a.subresource = route->subresource;
+      a.ns = route->type.namespaced ? route->ns : "";
+      a.name = route->name;
+      const bool watch = q.count("watch") && parse_go_bool(q.at("watch")).value_or(false);
+      a.verb = m == "GET"      ? (route->name.empty() ? (watch ? "watch" : "list") : "get")
+               : m == "POST"   ? "create"
+               : m == "PUT"    ? "update"
+               : m == "PATCH"  ? "patch"
+               : m == "DELETE" ? (route->name.empty() ? "deletecollection" : "delete")
+                               : m;
+    } else {
+      a.resource_request = false;
+      a.path = path;
+      a.verb = m;
+      for (auto& c : a.verb) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    const Decision d = access_.authorize(a);
+    if (d.allowed) return true;
+    std::string message = forbidden_message(a);
+    if (!d.reason.empty()) message += ": " + d.reason;
+    json details = json::object();
+    if (route) {
+      details = {{"name", a.name}, {"kind", a.resource}};
+      if (!a.api_group.empty()) details["group"] = a.api_group;
+    }
+    respond_status(ex, 403, "Forbidden", message, details.empty() ? json() : details);
+    return false;
   }
 
   std::optional<Route> resolve(const std::vector<std::string>& segs, bool core) const {
@@ -299,8 +356,12 @@ class ApiServerImpl final : public ApiServer {
 
   // ---- verbs
 
-  void dispatch(const http::Request& req, const http::Target& target, const Route& route,
+  void dispatch(const http::Request& req, const http::Target& target, const Route& route, const UserInfo& user,
                 http::Exchange& ex) {
+    if (route.type.group == "authorization.k8s.io") return do_review(req, route, user, ex);
+    if (route.type.plural == "serviceaccounts" && route.type.group.empty() && route.subresource == "token") {
+      return do_token_request(req, route, ex);
+    }
     if (!route.subresource.empty() &&
         (route.subresource != "status" || !route.type.status_subresource)) {
       return respond_status(ex, 404, "NotFound", "the server could not find the requested resource");
@@ -322,6 +383,32 @@ class ApiServerImpl final : public ApiServer {
       if (m == "DELETE" && route.subresource.empty()) return do_delete(req, route, ex);
     }
     respond_status(ex, 405, "MethodNotAllowed", "the server does not allow this method on the requested resource");
+  }
+
+  // SelfSubjectAccessReview and SubjectAccessReview: answered, not stored.
+  void do_review(const http::Request& req, const Route& route, const UserInfo& user, http::Exchange& ex) {
+    if (req.method != "POST" || !route.name.empty()) {
+      return respond_status(ex, 405, "MethodNotAllowed", "the server does not allow this method on the requested resource");
+    }
+    auto body = parse_body(req);
+    if (!body) return respond_status(ex, 415, "UnsupportedMediaType", body.error().message());
+    auto answered = access_.review(*body, user, route.type.plural == "selfsubjectaccessreviews");
+    if (!answered) return respond_status(ex, 422, "Invalid", answered.error().message());
+    respond_json(ex, 201, *answered);
+  }
+
+  // TokenRequest (`kubectl create token SA`): a token for an existing ServiceAccount.
+  void do_token_request(const http::Request& req, const Route& route, http::Exchange& ex) {
+    if (req.method != "POST") {
+      return respond_status(ex, 405, "MethodNotAllowed", "the server does not allow this method on the requested resource");
+    }
+    auto sa = store_.get(key_of(route));
+    if (!sa) return respond_error(ex, sa.error(), route);
+    auto body = parse_body(req);
+    if (!body) return respond_status(ex, 415, "UnsupportedMediaType", body.error().message());
+    auto answered = access_.token_request(*body, *sa, std::chrono::system_clock::now());
+    if (!answered) return respond_status(ex, 422, "Invalid", answered.error().message());
+    respond_json(ex, 201, *answered);
   }
 
   void respond_error(http::Exchange& ex, const Error& error, const Route& route) {
@@ -479,10 +566,8 @@ class ApiServerImpl final : public ApiServer {
 
   Result<json> parse_body(const http::Request& req) const {
     const auto ct = req.header("Content-Type").value_or("application/json");
-    if (ct.find("protobuf") != std::string::npos) {
-      return Error(ErrorCode::kInvalidArgument,
-                   "the lab API server speaks JSON only (got " + ct + "); use a manifest with -f");
-    }
+    // Protobuf only for the access reviews and TokenRequest that kubectl sends so (protobuf.h).
+    if (ct.find("protobuf") != std::string::npos) return decode_protobuf_body(req.body);
     json body = json::parse(req.body, nullptr, false);
     if (body.is_discarded()) {
       return Error(ErrorCode::kInvalidArgument,
@@ -561,6 +646,15 @@ class ApiServerImpl final : public ApiServer {
       return ok_result();
     }
     if (type.kind == "Service" && type.group.empty()) return allocate_cluster_ip(obj);
+    if (type.kind == "Secret" && type.group.empty() && obj.value("type", "") == "kubernetes.io/service-account-token") {
+      // The token controller's work, done at once: a token for the named ServiceAccount (a
+      // Secret naming none that exists stays without one, as on a real cluster).
+      const json& m = obj["metadata"];
+      const std::string sa_name = m.value("annotations", json::object()).value("kubernetes.io/service-account.name", "");
+      if (auto sa = store_.get({"serviceaccounts", m.value("namespace", ""), sa_name})) {
+        access_.fill_token_secret(obj, *sa, ca_.cert_pem(), std::chrono::system_clock::now());
+      }
+    }
     return ok_result();
   }
 
@@ -845,6 +939,7 @@ class ApiServerImpl final : public ApiServer {
   ApiServerOptions options_;
   ResourceRegistry registry_;
   Store store_;
+  Access access_;
   Faults faults_;
   CertificateAuthority ca_;
   std::mutex ip_mu_;
@@ -896,7 +991,10 @@ Result<std::unique_ptr<ApiServer>> ApiServer::start(ApiServerOptions options) {
   auto pool = net::PrefixPool::create({*cidr});
   if (!pool) return pool.error();
   (void)pool->claim(net::Prefix::make(cidr->address(), 32).value(), "network");
-  auto server = std::make_unique<ApiServerImpl>(std::move(options), std::move(*ca), std::move(*pool), std::move(backend));
+  auto issuer = TokenIssuer::load_or_create(options.pki_dir);
+  if (!issuer) return issuer.error();
+  auto server = std::make_unique<ApiServerImpl>(std::move(options), std::move(*ca), std::move(*pool), std::move(backend),
+                                                std::move(*issuer));
   // etcd may still be starting (the lab starts both at once): wait for it, as kube-apiserver
   // does for its storage.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);

@@ -21,6 +21,13 @@ json spec_part(const json& object) {
 
 std::optional<std::string> check_object_name(const ResourceType& type, const std::string& name) {
   if (name.empty()) return "name is required";
+  if (type.group == "rbac.authorization.k8s.io") {
+    // RBAC objects are named as path segments (ValidateRBACName: path.IsValidPathSegmentName),
+    // so "system:discovery" is a name.
+    if (name == "." || name == "..") return "may not be '" + name + "'";
+    if (name.find_first_of("/%") != std::string::npos) return "may not contain '/' or '%'";
+    return std::nullopt;
+  }
   const bool label = type.kind == "Namespace";
   const std::size_t max = label ? 63 : 253;
   if (name.size() > max) return "must be no more than " + std::to_string(max) + " characters";

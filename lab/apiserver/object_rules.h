@@ -36,7 +36,8 @@ enum class UpdateTarget { kMain, kStatus };
 Result<json> prepare_update(const ResourceType& type, const json& old, json updated,
                             UpdateTarget target);
 
-// RFC 1123 subdomain (most names) or label (namespaces): nothing if valid, else why not.
+// RFC 1123 subdomain (most names), label (namespaces) or path segment (RBAC objects):
+// nothing if valid, else why not.
 std::optional<std::string> check_object_name(const ResourceType& type, const std::string& name);
 
 // The resource types a CRD serves (one per served version). kInvalidArgument when the CRD is

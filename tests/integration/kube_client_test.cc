@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/base/base64.h"
 #include "common/http/client.h"
 #include "common/http/server.h"
 #include "common/kube/client.h"
@@ -429,6 +430,81 @@ TEST_P(KubeClientTest, ObjectsAndBodiesOverTheRealLimitsAreRefused) {
 }
 
 // A control plane restarts (an upgrade): everything stays, as it was, and serving resumes.
+// RBAC as on a real cluster: a ServiceAccount's token (TokenRequest, or a token Secret) may do
+// only what its roles grant, with kube-apiserver's 403 message; SelfSubjectAccessReview and
+// SubjectAccessReview answer what `kubectl auth can-i` asks; a token dies with its
+// ServiceAccount or Secret.
+TEST_P(KubeClientTest, ServiceAccountsGetWhatTheirRolesGrantAndNothingElse) {
+  const Resource sas{"", "v1", "serviceaccounts", true};
+  ASSERT_TRUE(client_->create(res::kNamespaces, "", {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", "cw"}}}}).ok());
+  ASSERT_TRUE(client_->create(sas, "cw", {{"apiVersion", "v1"}, {"kind", "ServiceAccount"}, {"metadata", {{"name", "agent"}}}}).ok());
+  auto tr = client_->raw("POST", "/api/v1/namespaces/cw/serviceaccounts/agent/token",
+                         json{{"apiVersion", "authentication.k8s.io/v1"}, {"kind", "TokenRequest"}, {"spec", {{"expirationSeconds", 3600}}}}.dump(),
+                         "application/json");
+  ASSERT_TRUE(tr.ok()) << tr.error().message();
+  EXPECT_FALSE((*tr)["status"]["expirationTimestamp"].get<std::string>().empty());
+  auto agent = connect((*tr)["status"]["token"].get<std::string>());
+
+  auto denied = agent->list(res::kConfigMaps, "default");
+  ASSERT_FALSE(denied.ok());
+  EXPECT_EQ(denied.error().http_status(), 403);
+  EXPECT_EQ(denied.error().reason(), "Forbidden");
+  EXPECT_NE(denied.error().message().find("configmaps is forbidden: User \"system:serviceaccount:cw:agent\" cannot list resource "
+                                          "\"configmaps\" in API group \"\" in the namespace \"default\""),
+            std::string::npos) << denied.error().message();
+  EXPECT_TRUE(agent->raw("GET", "/apis", "", "").ok()) << "discovery is every authenticated user's (system:discovery)";
+
+  auto can_i = [&](Client& c, const std::string& verb, const std::string& resource, const std::string& ns) {
+    auto r = c.raw("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+                   json{{"apiVersion", "authorization.k8s.io/v1"}, {"kind", "SelfSubjectAccessReview"},
+                        {"spec", {{"resourceAttributes", {{"verb", verb}, {"resource", resource}, {"namespace", ns}}}}}}.dump(),
+                   "application/json");
+    EXPECT_TRUE(r.ok()) << r.error().message();
+    return r.ok() && (*r)["status"]["allowed"] == true;
+  };
+  EXPECT_FALSE(can_i(*agent, "list", "configmaps", "default"));
+
+  const Resource roles{"rbac.authorization.k8s.io", "v1", "roles", true};
+  const Resource bindings{"rbac.authorization.k8s.io", "v1", "rolebindings", true};
+  ASSERT_TRUE(client_->create(roles, "default", {{"apiVersion", "rbac.authorization.k8s.io/v1"}, {"kind", "Role"},
+                                                 {"metadata", {{"name", "read-cm"}}},
+                                                 {"rules", {{{"apiGroups", {""}}, {"resources", {"configmaps"}}, {"verbs", {"list", "get"}}}}}}).ok());
+  ASSERT_TRUE(client_->create(bindings, "default", {{"apiVersion", "rbac.authorization.k8s.io/v1"}, {"kind", "RoleBinding"},
+                                                    {"metadata", {{"name", "agent-read-cm"}}},
+                                                    {"roleRef", {{"apiGroup", "rbac.authorization.k8s.io"}, {"kind", "Role"}, {"name", "read-cm"}}},
+                                                    {"subjects", {{{"kind", "ServiceAccount"}, {"name", "agent"}, {"namespace", "cw"}}}}}).ok());
+  EXPECT_TRUE(agent->list(res::kConfigMaps, "default").ok());
+  EXPECT_TRUE(can_i(*agent, "list", "configmaps", "default"));
+  EXPECT_FALSE(can_i(*agent, "list", "configmaps", "kube-system")) << "a Role grants in its own namespace only";
+  auto write = agent->create(res::kConfigMaps, "default", configmap("nope"));
+  ASSERT_FALSE(write.ok());
+  EXPECT_EQ(write.error().http_status(), 403);
+
+  // The admin asks about the ServiceAccount (SubjectAccessReview): allowed, and by what.
+  auto sar = client_->raw("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+                          json{{"apiVersion", "authorization.k8s.io/v1"}, {"kind", "SubjectAccessReview"},
+                               {"spec", {{"user", "system:serviceaccount:cw:agent"}, {"groups", {"system:serviceaccounts", "system:authenticated"}},
+                                         {"resourceAttributes", {{"verb", "get"}, {"resource", "configmaps"}, {"namespace", "default"}}}}}}.dump(),
+                          "application/json");
+  ASSERT_TRUE(sar.ok()) << sar.error().message();
+  EXPECT_EQ((*sar)["status"]["allowed"], true);
+  EXPECT_EQ((*sar)["status"]["reason"], "RBAC: allowed by RoleBinding \"agent-read-cm/default\" of Role \"read-cm\" to ServiceAccount \"agent/cw\"");
+  // ... which the ServiceAccount itself may not ask (only system:basic-user's self reviews).
+  EXPECT_EQ(agent->raw("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", sar->dump(), "application/json").error().http_status(), 403);
+
+  // A long-lived token Secret, filled in as the token controller does; dies with the Secret.
+  ASSERT_TRUE(client_->create(res::kSecrets, "cw", {{"apiVersion", "v1"}, {"kind", "Secret"}, {"type", "kubernetes.io/service-account-token"},
+                                                    {"metadata", {{"name", "agent-token"}, {"annotations", {{"kubernetes.io/service-account.name", "agent"}}}}}}).ok());
+  auto secret = client_->get(res::kSecrets, "cw", "agent-token").value();
+  auto secret_client = connect(base64_decode(secret["data"]["token"].get<std::string>()).value());
+  EXPECT_TRUE(secret_client->list(res::kConfigMaps, "default").ok());
+  ASSERT_TRUE(client_->remove(res::kSecrets, "cw", "agent-token").ok());
+  EXPECT_EQ(secret_client->list(res::kConfigMaps, "default").error().http_status(), 401);
+  // And every token of a deleted ServiceAccount stops working.
+  ASSERT_TRUE(client_->remove(sas, "cw", "agent").ok());
+  EXPECT_EQ(agent->list(res::kConfigMaps, "default").error().http_status(), 401);
+}
+
 // The tests that only etcd can pass (the in-memory store loses everything on restart).
 class KubeClientEtcdTest : public KubeClientTest {};
 

@@ -95,11 +95,45 @@ k create -f "$tmp/node.json" --validate=false >/dev/null 2>&1 || bad "creating a
 # (real: "NAME   STATUS   ROLES    AGE   VERSION" / "n1     Ready    worker   5s    v1.32.0")
 expect "kubectl get nodes prints STATUS, ROLES and VERSION" '^n1 +Ready +worker +[0-9]+s +v1\.32\.0' -- k get nodes
 
+# --- RBAC: a ServiceAccount's token may do what its roles grant, nothing else
+printf '{"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"reader","namespace":"default"}}' >"$tmp/sa.json"
+expect "kubectl create -f a ServiceAccount" 'serviceaccount/reader created' -- k create -f "$tmp/sa.json" --validate=false
+sa_token=$(k create token reader 2>"$tmp/token.err") && [ -n "$sa_token" ] && ok "kubectl create token reader (TokenRequest)" \
+  || bad "kubectl create token" "$(cat "$tmp/token.err")"
+# (real: Error from server (Forbidden): configmaps is forbidden: User "system:serviceaccount:default:reader" cannot list resource "configmaps" in API group "" in the namespace "default")
+refuse "the ServiceAccount may not list ConfigMaps" \
+  'Error from server \(Forbidden\): configmaps is forbidden: User "system:serviceaccount:default:reader" cannot list resource "configmaps" in API group "" in the namespace "default"' \
+  -- k --token "$sa_token" get configmaps
+# (real: "no", exit status 1)
+refuse "kubectl auth can-i says no" '^no$' -- k --token "$sa_token" auth can-i list configmaps
+expect "kubectl auth can-i as the admin (system:masters)" '^yes$' -- k auth can-i delete nodes
+cat >"$tmp/rbac.yaml" <<'YAML'
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: read-cm, namespace: default}
+rules:
+- {apiGroups: [""], resources: [configmaps], verbs: [get, list]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: reader-read-cm, namespace: default}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: read-cm}
+subjects:
+- {kind: ServiceAccount, name: reader, namespace: default}
+YAML
+expect "kubectl apply -f a Role and RoleBinding" 'rolebinding.rbac.authorization.k8s.io/reader-read-cm created' -- k apply -f "$tmp/rbac.yaml" --validate=false
+expect "now kubectl auth can-i says yes" '^yes$' -- k --token "$sa_token" auth can-i list configmaps
+expect "and the ServiceAccount lists ConfigMaps" 'settings' -- k --token "$sa_token" get configmaps
+refuse "but may not delete one" 'Error from server \(Forbidden\): configmaps "settings" is forbidden: User "system:serviceaccount:default:reader" cannot delete resource "configmaps"' \
+  -- k --token "$sa_token" delete configmap settings
+refuse "nor read ConfigMaps in another namespace" '^no$' -- k --token "$sa_token" auth can-i list configmaps -n kube-system
+
 # --- a restart of the API server keeps everything (its objects are in etcd, its CA in --pki-dir)
 kill "$pid"; wait "$pid" 2>/dev/null
 start_server
 expect "after a restart, the ConfigMap is still there with its label" '^web$' -- k get configmap settings -o 'jsonpath={.metadata.labels.tier}'
 expect "and the Service keeps its clusterIP" '^10\.96\.' -- k get service web -o 'jsonpath={.spec.clusterIP}'
+expect "and the ServiceAccount's token still works (the signing key is kept in --pki-dir)" '^yes$' -- k --token "$sa_token" auth can-i list configmaps
 
 # --- kubectl, custom resources
 expect "kubectl apply -f a CRD" 'widgets.example.com created' -- k apply -f "$here/manifests/widget-crd.yaml" --validate=false
