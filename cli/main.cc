@@ -70,6 +70,8 @@ int main(int argc, char** argv) {
   cw::lab::LabOptions lab_options;
   lab_options.bin_dir = default_bin_dir();
   lab_options.crds_dir = std::string(CW_SOURCE_DIR) + "/crds";
+  lab_options.chart_dir = std::string(CW_SOURCE_DIR) + "/charts/clusterwire";
+  lab_options.helm = std::string(CW_SOURCE_DIR) + "/scripts/helm.sh";
   auto* lab = app.add_subcommand("lab", "A multi-cluster clusterwire lab on this machine, in network namespaces "
                                         "(root; docs/lab.md)");
   lab->require_subcommand(1);
@@ -80,6 +82,9 @@ int main(int argc, char** argv) {
   lab_up->add_option("--nodes", lab_options.nodes, "Nodes per cluster (1-9)")->capture_default_str();
   lab_up->add_option("--bin-dir", lab_options.bin_dir, "Build directory with the binaries")->capture_default_str();
   lab_up->add_option("--crds-dir", lab_options.crds_dir, "The CRD manifests")->capture_default_str();
+  lab_up->add_option("--chart-dir", lab_options.chart_dir, "The Helm chart whose RBAC the components run under")
+      ->capture_default_str();
+  lab_up->add_option("--helm", lab_options.helm, "How to run helm")->capture_default_str();
   lab_up->add_option("--cni-dir", lab_options.cni_dir, "The CNI plugins")->capture_default_str();
   lab_up->add_option("--wireguard-go", lab_options.wireguard_go, "Userspace WireGuard (without kernel WireGuard)")
       ->capture_default_str();

@@ -15,6 +15,8 @@ struct LabOptions {
   int nodes = 2;
   std::string bin_dir;    // the build directory: <bin_dir>/operator/cw-operator, ...
   std::string crds_dir;   // the CRD manifests (crds/ of the source tree)
+  std::string chart_dir;  // charts/clusterwire: the lab applies the RBAC it renders
+  std::string helm;       // a command running helm (scripts/helm.sh installs the pinned one)
   std::string cni_dir = "/usr/lib/cni";
   std::string wireguard_go = "wireguard-go";
   bool keep_on_failure = false;  // up: leave a failed lab for a look instead of removing it

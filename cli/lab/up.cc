@@ -17,6 +17,7 @@
 #include <thread>
 #include <tuple>
 
+#include "cli/lab/chart_rbac.h"
 #include "cli/lab/cluster_api.h"
 #include "cli/lab/down.h"
 #include "cli/lab/lab.h"
@@ -56,6 +57,7 @@ class LabBuilder {
   Result<void> make_namespaces();
   Result<void> make_router(const ClusterLayout& c);
   Result<void> start_api_servers();
+  Result<void> apply_rbac();
   Result<void> apply_base_objects();
   Result<void> start_operators();
   Result<void> wait_node_cidrs();
@@ -187,6 +189,8 @@ Result<void> LabBuilder::check_host() {
   }
   bin_.have_dns = executable(bin_.dns);
   if (!fs::exists(o_.crds_dir)) missing.push_back(o_.crds_dir + " (the CRDs; --crds-dir)");
+  if (!fs::exists(o_.chart_dir)) missing.push_back(o_.chart_dir + " (the Helm chart; --chart-dir)");
+  if (!on_path("etcd")) missing.push_back("etcd (etcd-server)");
   if (!missing.empty()) {
     std::string list;
     for (const auto& m : missing) list += "\n  " + m;
@@ -408,18 +412,26 @@ Result<void> LabBuilder::apply_base_objects() {
   return ok_result();
 }
 
+Result<void> LabBuilder::apply_rbac() {
+  return apply_chart_rbac(lab_, o_.helm, o_.chart_dir);
+}
+
 Result<void> LabBuilder::start_operators() {
-  const auto& broker = lab_.clusters.front();
+  // As the chart runs it: two replicas under the operator's ServiceAccount, one leading
+  // (the Lease clusterwire-operator in the release namespace); `operator-c1-b` is the second.
   for (const auto& c : lab_.clusters) {
     const auto& dns = c.dns_node();
-    auto pid = start("operator-" + c.id,
-                     netns_exec(lab_.underlay_netns,
-                                {bin_.op, "--cluster-id", c.id, "--kubeconfig", lab_.kubeconfig(c),
-                                 "--broker-kubeconfig", lab_.kubeconfig(broker), "--service-cidr", c.service_cidr,
-                                 "--node-cidrs", "allocate", "--dns-endpoint",
-                                 dns.underlay_ip + ":" + std::to_string(kDnsServerPort), "--no-leader-election",
-                                 "--health-address", "127.0.0.1", "--health-port", "0", "--heartbeat-seconds", "5"}));
-    if (!pid) return pid.error();
+    for (const char* replica : {"", "-b"}) {
+      auto pid = start("operator-" + c.id + replica,
+                       netns_exec(lab_.underlay_netns,
+                                  {bin_.op, "--cluster-id", c.id, "--kubeconfig", component_kubeconfig(lab_, c, "operator"),
+                                   "--broker-kubeconfig", component_kubeconfig(lab_, c, "broker"), "--service-cidr",
+                                   c.service_cidr, "--node-cidrs", "allocate", "--dns-endpoint",
+                                   dns.underlay_ip + ":" + std::to_string(kDnsServerPort), "--lease-namespace",
+                                   kChartNamespace, "--health-address", "127.0.0.1", "--health-port", "0",
+                                   "--heartbeat-seconds", "5"}));
+      if (!pid) return pid.error();
+    }
   }
   return ok_result();
 }
@@ -613,7 +625,8 @@ Result<void> LabBuilder::start_node_agents() {
   for (const auto& c : lab_.clusters) {
     for (const auto& n : c.nodes) {
       auto pid = start("node-agent-" + n.node_name,
-                       netns_exec(n.netns, {bin_.agent, "--node-name", n.node_name, "--kubeconfig", lab_.kubeconfig(c),
+                       netns_exec(n.netns, {bin_.agent, "--node-name", n.node_name, "--kubeconfig",
+                                            component_kubeconfig(lab_, c, "node-agent"),
                                             "--key-path", lab_.state_dir + "/keys/" + n.node_name + "/private.key",
                                             "--interface", n.wg_interface, "--backend", state_.backend,
                                             "--wireguard-go", "", "--service-cidr", c.service_cidr,
@@ -671,18 +684,20 @@ Result<void> LabBuilder::make_pods() {
           !w) {
         return w;
       }
-      auto pid = start("echo-" + n.node_name, netns_exec(n.pod_netns, {"socat", "TCP6-LISTEN:" + std::to_string(kPodEchoPort) + ",ipv6only=0" +
+      // socat -t 10: after the client's end of input, wait up to 10 s for the answer (socat's
+      // default, 0.5 s, cut answers short on a loaded machine: "no answer" rows).
+      auto pid = start("echo-" + n.node_name, netns_exec(n.pod_netns, {"socat", "-t", "10", "TCP6-LISTEN:" + std::to_string(kPodEchoPort) + ",ipv6only=0" +
                                                                                      ",fork,reuseaddr",
                                                                                  "EXEC:cat"}));
       if (!pid) return pid.error();
       // "web": answers with the pod's name and the address it saw the client at (source
       // preservation); "sink": counts what it receives (large transfers).
       pid = start("web-" + n.node_name,
-                  netns_exec(n.pod_netns, {"socat", "TCP6-LISTEN:" + std::to_string(kPodWebPort) + ",ipv6only=0,fork,reuseaddr",
+                  netns_exec(n.pod_netns, {"socat", "-t", "10", "TCP6-LISTEN:" + std::to_string(kPodWebPort) + ",ipv6only=0,fork,reuseaddr",
                                            "SYSTEM:echo " + n.pod_name + " $SOCAT_PEERADDR"}));
       if (!pid) return pid.error();
       pid = start("sink-" + n.node_name,
-                  netns_exec(n.pod_netns, {"socat", "TCP6-LISTEN:" + std::to_string(kPodSinkPort) + ",ipv6only=0,fork,reuseaddr",
+                  netns_exec(n.pod_netns, {"socat", "-t", "10", "TCP6-LISTEN:" + std::to_string(kPodSinkPort) + ",ipv6only=0,fork,reuseaddr",
                                            "SYSTEM:wc -c"}));
       if (!pid) return pid.error();
       progress_.note(n.pod_name + " " + address + " on " + n.node_name);
@@ -697,7 +712,7 @@ Result<void> LabBuilder::start_dns() {
     const std::string dns_addr = n.underlay_ip + "@" + std::to_string(kDnsServerPort);
     if (bin_.have_dns) {
       auto pid = start("dns-" + c.id, netns_exec(n.netns, {bin_.dns, "--cluster-id", c.id, "--kubeconfig",
-                                                           lab_.kubeconfig(c), "--address", n.underlay_ip, "--port",
+                                                           component_kubeconfig(lab_, c, "dns"), "--address", n.underlay_ip, "--port",
                                                            std::to_string(kDnsServerPort), "--threads", "1",
                                                            "--health-address", "127.0.0.1", "--health-port", "0"}));
       if (!pid) return pid.error();
@@ -911,7 +926,8 @@ Result<void> LabBuilder::build() {
       {"namespaces, underlay bridge and veths", &LabBuilder::make_namespaces},
       {"lab API servers (one per cluster; c1 is also the broker)", &LabBuilder::start_api_servers},
       {"CRDs, broker ClusterSet, Nodes (kubectl apply)", &LabBuilder::apply_base_objects},
-      {"operators", &LabBuilder::start_operators},
+      {"the chart's ServiceAccounts and RBAC (helm template), a token per component", &LabBuilder::apply_rbac},
+      {"operators (two leader-elected replicas per cluster)", &LabBuilder::start_operators},
       {"node pod CIDRs from the operators", &LabBuilder::wait_node_cidrs},
       {"the cluster's own CNI routing and masquerade (--cni)", &LabBuilder::start_cni},
       {"WireGuard devices", &LabBuilder::start_wireguard},

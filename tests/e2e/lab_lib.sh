@@ -9,12 +9,15 @@
 # cwt<pid of the script> ($name, state in $state), and removes it on exit, even on failure.
 cwctl=$build/cli/cwctl
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root (network namespaces)"; exit 77; }
-for tool in ip wg kubectl ping socat unbound dig tcpdump timeout unshare python3 bird nft iptables-legacy; do
+for tool in ip wg kubectl ping socat unbound dig tcpdump timeout unshare python3 bird nft iptables-legacy etcd; do
   command -v $tool >/dev/null || { echo "SKIP: $tool is not installed (scripts/deps.sh installs it)"; exit 77; }
 done
 for plugin in bridge host-local loopback; do
   [ -x /usr/lib/cni/$plugin ] || { echo "SKIP: /usr/lib/cni/$plugin missing (containernetworking-plugins; scripts/deps.sh)"; exit 77; }
 done
+# The lab applies the RBAC the chart renders (helm template): the pinned helm must be there.
+"$(dirname "${BASH_SOURCE[0]}")/../../scripts/helm.sh" --install-only \
+  || { echo "SKIP: helm is not installed and cannot be (scripts/helm.sh says why)"; exit 77; }
 # Kernel WireGuard? Probed in a network namespace of its own (unshare -n), gone when ip exits:
 # the test never adds a link to the root namespace.
 if ! timeout 10 unshare -n ip link add cwprobe type wireguard 2>/dev/null; then

@@ -75,6 +75,27 @@ else
 fi
 if [ -z "$world" ]; then  # the rest of the full run; a world's short run goes on at down
 
+# --- every component runs as the chart's ServiceAccount under the RBAC it renders (the lab API
+# server enforces RBAC); what each must not be able to do, it cannot
+as() { local c=$1 comp=$2; shift 2; t 15 ip netns exec "$name-underlay" kubectl --kubeconfig "$state/$c-$comp.kubeconfig" --request-timeout=10s "$@"; }
+forbidden() {  # DESCRIPTION, then the command; passes when the API server answers 403 Forbidden
+  local what=$1; shift
+  local out; out=$("$@" 2>&1)
+  grep -q "Forbidden" <<<"$out" && ok "$what: $(grep -o 'User "[^"]*" cannot [a-z]* resource "[^"]*"' <<<"$out" | head -1)" || bad "$what" "$out"
+}
+printf '{"apiVersion":"clusterwire.io/v1alpha1","kind":"ClusterPeering","metadata":{"name":"c9"},"spec":{"remoteClusterID":"c9"}}' >"$tmp/peering.json"
+forbidden "the node agent cannot write a ClusterPeering" as c1 node-agent create --validate=false -f "$tmp/peering.json"
+forbidden "the DNS server cannot read Secrets" as c1 dns get secrets -n kube-system
+forbidden "the operator cannot read Secrets" as c2 operator get secrets -n kube-system
+forbidden "a member cannot read the broker's Secrets (the other members' tokens)" as c2 broker get secrets -n clusterwire-broker
+forbidden "a member cannot touch the broker cluster outside the broker namespace" as c2 broker get nodes
+[ "$(as c2 broker auth can-i create cidrclaims.clusterwire.io -n clusterwire-broker 2>&1)" = yes ] \
+  && ok "a member may claim blocks in the broker namespace (what it needs)" || bad "member's broker rights" "$(as c2 broker auth can-i create cidrclaims.clusterwire.io -n clusterwire-broker 2>&1)"
+holder=$(kc c1 get lease -n kube-system clusterwire-operator -o jsonpath='{.spec.holderIdentity}')
+pids=$(python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["processes"]; print(p["operator-c1"]["pid"], p["operator-c1-b"]["pid"])' "$state/state.json")
+grep -qE "(^| )${holder##*-}( |$)" <<<"$pids" && ok "two operator replicas in c1 (pids $pids), one leading: $holder" \
+  || bad "operator replicas and leader" "holder '$holder', replicas' pids '$pids'"
+
 # --- a remote ClusterSetIP through DNS: with web no longer exported by c1, c1's resolver gives
 # c2's address, and c2's kube-proxy stand-in answers through the tunnel
 kc c1 delete serviceexport web -n demo >/dev/null || bad "unexport web in c1"
