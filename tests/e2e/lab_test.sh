@@ -5,8 +5,9 @@
 # `verify`, a partition injected and cleared, then the checks: deleting a ClusterPeering removes the tunnel and routes while in-cluster
 # traffic keeps flowing, re-applying it brings traffic back; a node agent restart breaks no
 # established cross-cluster TCP connection; an operator killed with SIGKILL and restarted
-# changes no CIDR; both API servers restarted and killed under traffic change nothing (their
-# objects are in etcd) and an object over 1.5 MiB gets etcd's error; finally `down` leaves
+# changes no CIDR; what components must not do under the chart's RBAC is refused (403); both
+# API servers restarted and killed under traffic change nothing (their objects are in etcd)
+# and an object over 1.5 MiB gets etcd's error; finally `down` leaves
 # nothing of the lab behind, also after up was killed
 # half-way, and up interrupted with SIGTERM removes what it made itself.
 # Everything is named cwt<pid of this script> (its own lab), removed on exit even on failure.
