@@ -388,6 +388,24 @@ struct Operator::Impl {
     auto listed = broker.list(resources::kCidrClaims, config.broker_namespace);
     if (!listed) {
       problems.push_back("cannot list CIDRClaims on the broker: " + listed.error().message());
+      // What this cluster holds is still known from the claims informer's last view: keep it,
+      // so that a new leader (or a restarted operator) does not take the cluster's blocks
+      // away from its peerings while the broker cannot be read. Nothing is claimed meanwhile.
+      std::vector<net::Prefix> held;
+      for (const auto& item : claims->list()) {
+        auto c = parse_claim(item);
+        if (c && c->cluster_id == config.cluster_id && c->purpose == "pods") held.push_back(c->cidr);
+      }
+      std::sort(held.begin(), held.end());
+      bool learned = false;
+      {
+        std::lock_guard lock(mu);
+        if (state.pod_blocks.empty() && !held.empty()) {
+          state.pod_blocks = held;
+          learned = true;
+        }
+      }
+      if (learned) enqueue_all_peerings();
       set_problems(problems);
       return listed.error();
     }
@@ -716,7 +734,36 @@ struct Operator::Impl {
       }
     }
     json status = peering_status(in);
-    if (!broker_synced()) {
+    const std::string last_phase = in.old_status.value("phase", "");
+    if (!broker_synced() && (last_phase == "Connected" || last_phase == "Degraded") && in.old_status.contains("remote")) {
+      // A peering that worked keeps its last known remote side while this operator cannot
+      // read the broker (it started while the broker was down): the node agents keep the
+      // tunnel, and BrokerReachable says why nothing is refreshed.
+      status = in.old_status;
+      const std::string why = "this operator cannot reach the broker" +
+                              (local_problems.empty() ? std::string() : ": " + local_problems.front()) +
+                              "; the peering keeps its last known remote side";
+      json conditions = json::array();
+      bool replaced = false;
+      for (const auto& c : status.value("conditions", json::array())) {
+        if (c.value("type", "") != "BrokerReachable") {
+          conditions.push_back(c);
+          continue;
+        }
+        json b = c;
+        if (b.value("status", "") != "False") b["lastTransitionTime"] = rfc3339(in.now);
+        b["status"] = "False";
+        b["reason"] = "BrokerUnreachable";
+        b["message"] = why;
+        conditions.push_back(b);
+        replaced = true;
+      }
+      if (!replaced) {
+        conditions.push_back({{"type", "BrokerReachable"}, {"status", "False"}, {"reason", "BrokerUnreachable"},
+                              {"message", why}, {"lastTransitionTime", rfc3339(in.now)}, {"observedGeneration", in.generation}});
+      }
+      status["conditions"] = conditions;
+    } else if (!broker_synced()) {
       // Nothing about the remote side can be known: say so rather than guess.
       const std::string why = local_problems.empty() ? "waiting for the broker's objects" : local_problems.front();
       status = {{"phase", "Pending"}, {"observedGeneration", in.generation}, {"conflicts", json::array()},

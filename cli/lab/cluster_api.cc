@@ -28,7 +28,7 @@ CommandResult kubectl(const LabLayout& lab, const ClusterLayout& cluster, const 
 
 Result<void> kubectl_apply(const LabLayout& lab, const ClusterLayout& cluster, const nlohmann::json& objects) {
   const nlohmann::json list = {{"apiVersion", "v1"}, {"kind", "List"}, {"items", objects}};
-  auto r = kubectl(lab, cluster, {"apply", "--validate=false", "-f", "-"}, list.dump());
+  auto r = kubectl(lab, cluster, {"apply", "-f", "-"}, list.dump());
   if (!r.ok()) return Error(ErrorCode::kUnavailable, "kubectl apply in " + cluster.id + ": " + r.summary());
   return ok_result();
 }

@@ -20,8 +20,8 @@ namespace cw::lab {
 
 CommandResult kubectl(const LabLayout& lab, const ClusterLayout& cluster, const std::vector<std::string>& args,
                       const std::string& input = "");
-// kubectl apply -f - of the given objects (a List), without client-side validation (the lab
-// API server serves no OpenAPI).
+// kubectl apply -f - of the given objects (a List), validated by the server as kubectl asks
+// (fieldValidation=Strict: an unknown field fails the apply).
 Result<void> kubectl_apply(const LabLayout& lab, const ClusterLayout& cluster, const nlohmann::json& objects);
 Result<nlohmann::json> kubectl_get_json(const LabLayout& lab, const ClusterLayout& cluster,
                                         const std::vector<std::string>& what);

@@ -393,7 +393,7 @@ json clusterset_spec(const std::string& ip_family, bool gateways) {
 
 Result<void> LabBuilder::apply_base_objects() {
   for (const auto& c : lab_.clusters) {
-    auto r = kubectl(lab_, c, {"apply", "--validate=false", "-f", o_.crds_dir});
+    auto r = kubectl(lab_, c, {"apply", "-f", o_.crds_dir});
     if (!r.ok()) return fail("applying the CRDs in " + c.id + ": " + r.summary());
   }
   // The first cluster is also the broker: its namespace and the ClusterSet (the address pool).

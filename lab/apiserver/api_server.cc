@@ -14,6 +14,7 @@
 #include "lab/apiserver/access.h"
 #include "lab/apiserver/etcd.h"
 #include "lab/apiserver/object_rules.h"
+#include "lab/apiserver/openapi.h"
 #include "lab/apiserver/patch.h"
 #include "lab/apiserver/protobuf.h"
 #include "lab/apiserver/schema.h"
@@ -254,6 +255,21 @@ class ApiServerImpl final : public ApiServer {
       return respond_json(ex, 200, {{"major", "1"}, {"minor", "32"},
                                     {"gitVersion", "v1.32.0-clusterwire-lab"},
                                     {"platform", "linux/amd64"}});
+    }
+    if (req.method == "GET" && path == "/openapi/v2") {
+      if (req.header("Accept").value_or("").find("protobuf") != std::string::npos) {
+        return ex.respond({.status = 200,
+                           .headers = {{"Content-Type", "application/octet-stream"}},
+                           .body = openapi_v2_protobuf()});
+      }
+      return respond_json(ex, 200, openapi_v2_json());
+    }
+    if (req.method == "GET" && path == "/openapi/v3") return respond_json(ex, 200, openapi_v3_index(registry_.all()));
+    if (req.method == "GET" && path.rfind("/openapi/v3/", 0) == 0) {
+      if (auto doc = openapi_v3_document(registry_.all(), path.substr(std::string("/openapi/v3/").size()))) {
+        return respond_json(ex, 200, *doc);
+      }
+      return respond_status(ex, 404, "NotFound", "the server could not find the requested resource");
     }
     if (path == "/api") return respond_json(ex, 200, registry_.api_versions());
     if (path == "/apis") return respond_json(ex, 200, registry_.api_group_list());
@@ -576,6 +592,29 @@ class ApiServerImpl final : public ApiServer {
     return body;
   }
 
+  // fieldValidation=Strict (what kubectl sends once the OpenAPI says the server takes it):
+  // an object with fields its kind does not declare is refused with strict decoding's words.
+  // Warn and Ignore (and no parameter) admit it; unknown fields are then pruned or kept as
+  // before, and Warn sends no Warning header. false: refused, the 400 sent.
+  bool strictly_valid(const http::Request& req, const Route& route, const json& obj, http::Exchange& ex) {
+    auto target = http::parse_target(req.target);
+    if (!target || !target->query.count("fieldValidation")) return true;
+    const std::string mode = target->query.at("fieldValidation");
+    if (mode != "Strict" && mode != "Warn" && mode != "Ignore") {
+      respond_status(ex, 400, "BadRequest", "fieldValidation: Unsupported value: \"" + mode +
+                                                "\": supported values: \"Ignore\", \"Strict\", \"Warn\"");
+      return false;
+    }
+    if (mode != "Strict") return true;
+    const auto unknown = unknown_fields(route.type, obj);
+    if (unknown.empty()) return true;
+    std::string fields;
+    for (const auto& f : unknown) fields += (fields.empty() ? "" : ", ") + std::string("unknown field \"") + f + "\"";
+    respond_status(ex, 400, "BadRequest", route.type.kind + " in version \"" + route.type.version + "\" cannot be handled as a " +
+                                              route.type.kind + ": strict decoding error: " + fields);
+    return false;
+  }
+
   bool dry_run(const http::Request& req) const {
     return req.target.find("dryRun=") != std::string::npos;
   }
@@ -595,6 +634,7 @@ class ApiServerImpl final : public ApiServer {
                               {{"name", route.ns}, {"kind", "namespaces"}});
       }
     }
+    if (!strictly_valid(req, route, *obj, ex)) return;
     if (auto r = admit_create(route.type, *obj); !r) {
       return respond_status(ex, 422, "Invalid", r.error().message());
     }
@@ -764,6 +804,7 @@ class ApiServerImpl final : public ApiServer {
     auto updated = prepare_update(route.type, *old, std::move(*body),
                                   route.subresource == "status" ? UpdateTarget::kStatus : UpdateTarget::kMain);
     if (!updated) return respond_status(ex, 400, "BadRequest", updated.error().message());
+    if (!strictly_valid(req, route, *updated, ex)) return;
     if (auto refused = admit_custom(route.type, *updated, &*old)) return respond_json(ex, 422, *refused);
     auto stored = apply_update(route, *old, std::move(*updated), expected);
     if (!stored) return respond_update_error(route, stored.error(), ex);
@@ -804,6 +845,7 @@ class ApiServerImpl final : public ApiServer {
       auto updated = prepare_update(route.type, *old, std::move(*patched),
                                     route.subresource == "status" ? UpdateTarget::kStatus : UpdateTarget::kMain);
       if (!updated) return respond_status(ex, 400, "BadRequest", updated.error().message());
+      if (!strictly_valid(req, route, *updated, ex)) return;
       if (auto refused = admit_custom(route.type, *updated, &*old)) return respond_json(ex, 422, *refused);
       auto stored = apply_update(route, *old, std::move(*updated), precondition ? precondition : rv_of(*old));
       if (!stored && stored.error().code() == ErrorCode::kConflict && !precondition) continue;

@@ -4,7 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -16,8 +16,6 @@
 
 #include "common/base/base64.h"
 #include "common/http/client.h"
-
-extern char** environ;
 
 namespace cw::lab {
 namespace {
@@ -192,17 +190,22 @@ Result<std::unique_ptr<EtcdProcess>> EtcdProcess::start(const std::string& data_
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
-    pid_t pid = -1;
-    const int rc = posix_spawnp(&pid, "etcd", &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    if (rc != 0) {
-      return Error(ErrorCode::kUnavailable, "cannot start etcd: " + std::string(std::strerror(rc)) +
-                                                " (Debian's etcd-server; scripts/deps.sh installs it)");
+    const int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (log_fd < 0) return Error(ErrorCode::kUnavailable, "cannot open " + log_path + ": " + std::strerror(errno));
+    const pid_t parent = ::getpid();
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      // etcd dies with whoever started it, even when that process aborts (a failed test):
+      // no etcd is left running behind.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(127);
+      ::dup2(log_fd, 1);
+      ::dup2(log_fd, 2);
+      ::execvp("etcd", argv.data());
+      ::_exit(127);
     }
+    ::close(log_fd);
+    if (pid < 0) return Error(ErrorCode::kUnavailable, "cannot start etcd: " + std::string(std::strerror(errno)));
     p->pid_ = pid;
     p->url_ = client_url;
     auto client = http::Client::create({.url = client_url, .connect_timeout = 1s}).value();
@@ -211,12 +214,16 @@ Result<std::unique_ptr<EtcdProcess>> EtcdProcess::start(const std::string& data_
       auto r = client->send({.method = "GET", .target = "/health"}, 1s);
       if (r && r->status == 200 && r->body.find("\"true\"") != std::string::npos) return p;
       int status = 0;
-      if (::waitpid(pid, &status, WNOHANG) == pid) break;  // it exited: a port taken, try others
+      if (::waitpid(pid, &status, WNOHANG) == pid) {  // it exited: a port taken (try others), or no etcd
+        p->pid_ = -1;
+        break;
+      }
       std::this_thread::sleep_for(50ms);
     }
     p->stop(true);
   }
-  return Error(ErrorCode::kUnavailable, "etcd did not start with its data in " + data_dir + "; see " + log_path);
+  return Error(ErrorCode::kUnavailable, "etcd did not start with its data in " + data_dir + " (is Debian's etcd-server "
+                                        "installed? scripts/deps.sh installs it); see " + log_path);
 }
 
 EtcdProcess::~EtcdProcess() { stop(); }

@@ -1078,10 +1078,25 @@ bool meta_field(const std::string& k) {
   return k == "apiVersion" || k == "kind" || k == "metadata";
 }
 
-void prune_node(json& x, const json* s, bool root, int depth);
+// What pruning drops, named as strict decoding names unknown fields ("spec.a[0].b"); null
+// when nobody asked.
+struct PruneLog {
+  std::vector<std::string>* pruned = nullptr;
+  std::string child(const std::string& path, const std::string& key) const {
+    return pruned == nullptr ? "" : path.empty() ? key : path + "." + key;
+  }
+  std::string item(const std::string& path, std::size_t i) const {
+    return pruned == nullptr ? "" : path + "[" + std::to_string(i) + "]";
+  }
+  void dropped(const std::string& path) const {
+    if (pruned != nullptr) pruned->push_back(path);
+  }
+};
+
+void prune_node(json& x, const json* s, bool root, int depth, const PruneLog& log = {}, const std::string& path = "");
 
 // Under x-kubernetes-preserve-unknown-fields: unknown fields stay, known ones are pruned.
-void skip_prune(json& x, const json* s, bool root, int depth) {
+void skip_prune(json& x, const json* s, bool root, int depth, const PruneLog& log, const std::string& path) {
   if (s == nullptr || depth > kMaxDepth) return;
   const bool embedded = root || flag(*s, "x-kubernetes-embedded-resource");
   if (x.is_object()) {
@@ -1089,28 +1104,30 @@ void skip_prune(json& x, const json* s, bool root, int depth) {
     for (auto& [k, v] : x.items()) {
       if (embedded && meta_field(k)) continue;
       if (const json* p = property(*s, k)) {
-        prune_node(v, p, false, depth + 1);
+        prune_node(v, p, false, depth + 1, log, log.child(path, k));
       } else if (extra.present) {
-        prune_node(v, extra.schema, false, depth + 1);
+        prune_node(v, extra.schema, false, depth + 1, log, log.child(path, k));
       }
     }
   } else if (x.is_array()) {
     const json* items = schema_member(*s, "items");
-    for (auto& v : x) skip_prune(v, items, false, depth + 1);
+    std::size_t i = 0;
+    for (auto& v : x) skip_prune(v, items, false, depth + 1, log, log.item(path, i++));
   }
 }
 
 // `root`: the object's root, where apiVersion, kind and metadata are kept as under
 // x-kubernetes-embedded-resource.
-void prune_node(json& x, const json* s, bool root, int depth) {
+void prune_node(json& x, const json* s, bool root, int depth, const PruneLog& log, const std::string& path) {
   if (depth > kMaxDepth) return;
   if (s != nullptr && flag(*s, "x-kubernetes-preserve-unknown-fields")) {
-    skip_prune(x, s, root, depth);
+    skip_prune(x, s, root, depth, log, path);
     return;
   }
   const bool embedded = root || (s != nullptr && flag(*s, "x-kubernetes-embedded-resource"));
   if (x.is_object()) {
     if (s == nullptr) {
+      for (const auto& [k, v] : x.items()) log.dropped(log.child(path, k));
       x = json::object();
       return;
     }
@@ -1119,18 +1136,20 @@ void prune_node(json& x, const json* s, bool root, int depth) {
       if (embedded && meta_field(it.key())) {
         ++it;
       } else if (const json* p = property(*s, it.key())) {
-        prune_node(it.value(), p, false, depth + 1);
+        prune_node(it.value(), p, false, depth + 1, log, log.child(path, it.key()));
         ++it;
       } else if (extra.present) {
-        prune_node(it.value(), extra.schema, false, depth + 1);
+        prune_node(it.value(), extra.schema, false, depth + 1, log, log.child(path, it.key()));
         ++it;
       } else {
+        log.dropped(log.child(path, it.key()));
         it = x.erase(it);
       }
     }
   } else if (x.is_array()) {
     const json* items = s != nullptr ? schema_member(*s, "items") : nullptr;
-    for (auto& v : x) prune_node(v, items, false, depth + 1);
+    std::size_t i = 0;
+    for (auto& v : x) prune_node(v, items, false, depth + 1, log, log.item(path, i++));
   }
 }
 
@@ -1366,11 +1385,11 @@ class CrdSchemaChecker {
 // The public functions
 // ---------------------------------------------------------------------------------------
 
-void prune(const json& schema, json& object) {
+void prune(const json& schema, json& object, std::vector<std::string>* pruned) {
   if (!schema.is_object()) return;
   // At the root, apiVersion, kind and metadata are kept as if the root were an embedded
   // resource (pruning.Prune with root=true).
-  prune_node(object, &schema, true, 0);
+  prune_node(object, &schema, true, 0, PruneLog{pruned});
 }
 
 void apply_defaults(const json& schema, json& object) {

@@ -63,7 +63,8 @@ struct FieldError {
 // `additionalProperties` is set), recursively, except under
 // `x-kubernetes-preserve-unknown-fields: true`. apiVersion, kind and metadata are kept, and
 // not looked into, at the root and under `x-kubernetes-embedded-resource: true`.
-void prune(const nlohmann::json& schema, nlohmann::json& object);
+// `pruned`, when given, gets the path of every field dropped ("spec.a[0].b").
+void prune(const nlohmann::json& schema, nlohmann::json& object, std::vector<std::string>* pruned = nullptr);
 
 // Applies the schema's `default`s as the real server does when it decodes an object (on
 // create, update and read), after pruning and before validation: first every null whose

@@ -85,7 +85,7 @@ forbidden() {  # DESCRIPTION, then the command; passes when the API server answe
   grep -q "Forbidden" <<<"$out" && ok "$what: $(grep -o 'User "[^"]*" cannot [a-z]* resource "[^"]*"' <<<"$out" | head -1)" || bad "$what" "$out"
 }
 printf '{"apiVersion":"clusterwire.io/v1alpha1","kind":"ClusterPeering","metadata":{"name":"c9"},"spec":{"remoteClusterID":"c9"}}' >"$tmp/peering.json"
-forbidden "the node agent cannot write a ClusterPeering" as c1 node-agent create --validate=false -f "$tmp/peering.json"
+forbidden "the node agent cannot write a ClusterPeering" as c1 node-agent create -f "$tmp/peering.json"
 forbidden "the DNS server cannot read Secrets" as c1 dns get secrets -n kube-system
 forbidden "the operator cannot read Secrets" as c2 operator get secrets -n kube-system
 forbidden "a member cannot read the broker's Secrets (the other members' tokens)" as c2 broker get secrets -n clusterwire-broker
@@ -155,7 +155,7 @@ if wait_until '[ "$(web_at_cwdns)" = "$web_c2" ]' 5; then
   ok "healed: c1's cw-dns answers c2's web again ($(( ($(date +%s%N) - t0) / 1000000 )) ms after the heal)"
 else bad "cw-dns did not answer c2's web after the heal" "$(web_at_cwdns 2>&1)"; fi
 wait_until 'pod c1-n1 ping -c 1 -W 0.5 $c2n1' 20 && ok "cleared: cross-cluster traffic is back" || bad "no traffic after clearing the partition"
-cat <<YAML | kc c1 apply --validate=false -f - >/dev/null || bad "re-export web in c1"
+cat <<YAML | kc c1 apply -f - >/dev/null || bad "re-export web in c1"
 apiVersion: multicluster.x-k8s.io/v1alpha1
 kind: ServiceExport
 metadata: {name: web, namespace: demo}
@@ -204,7 +204,7 @@ pod c1-n1 ping -c 2 -W 1 "$c2n1" >/dev/null 2>&1 && bad "cross-cluster ping stil
   || ok "cross-cluster traffic stopped"
 pod c1-n1 ping -c 3 -i 0.2 -W 1 "$c1n2" >/dev/null && ok "in-cluster ping (c1-n1 -> c1-n2) keeps working" \
   || bad "in-cluster ping without the peering" "$(t 5 ip -n "$name-c1-n1" route 2>&1)"
-cat <<YAML | kc c1 apply --validate=false -f - >/dev/null || bad "re-apply the peering"
+cat <<YAML | kc c1 apply -f - >/dev/null || bad "re-apply the peering"
 apiVersion: clusterwire.io/v1alpha1
 kind: ClusterPeering
 metadata: {name: c2}
@@ -281,7 +281,7 @@ loss=$(grep -o '[0-9.]*% packet loss' "$tmp/ping-restart" | cut -d% -f1)
 # --- an object over etcd's 1.5 MiB: refused with etcd's error, and what wrote it says so
 big=$(python3 -c 'print("x" * (1600 * 1024))')
 printf '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"big","namespace":"default"},"data":{"blob":"%s"}}' "$big" > "$tmp/big.json"
-bout=$(kc c1 create --validate=false -f "$tmp/big.json" 2>&1)
+bout=$(kc c1 create -f "$tmp/big.json" 2>&1)
 grep -q "etcdserver: request is too large" <<<"$bout" && ok "a 1.6 MiB ConfigMap is refused: $(head -c 120 <<<"$bout")" \
   || bad "a 1.6 MiB object" "$(head -c 300 <<<"$bout")"
 

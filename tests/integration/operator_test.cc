@@ -352,6 +352,45 @@ TEST_F(OperatorTest, AnUnreachableBrokerIsReported) {
   op.stop();
 }
 
+// The broker goes down, then the operator restarts (an upgrade, a new leader): the peering
+// keeps its last known remote side and stays Connected, so the node agents keep the tunnel;
+// BrokerReachable says why nothing is refreshed.
+TEST_F(OperatorTest, ARestartWhileTheBrokerIsDownKeepsAWorkingPeering) {
+  Api broker;
+  make_broker(broker, clusterset("10.64.0.0/12", 16, 24));
+  std::vector<std::unique_ptr<Member>> members;
+  for (const char* id : {"east", "west"}) {
+    auto m = std::make_unique<Member>();
+    m->id = id;
+    m->api.node(std::string(id) + "-1", 1);
+    m->op = std::make_unique<Operator>(config_for(id), *m->api.client, *broker.client, clock_, log_, nullptr);
+    ASSERT_TRUE(m->op->start().ok());
+    members.push_back(std::move(m));
+  }
+  members[0]->api.peering("west");
+  members[1]->api.peering("east");
+  ASSERT_TRUE(wait_for([&] { return members[0]->api.phase("west") == "Connected"; })) << members[0]->api.phase("west");
+  const auto before = members[0]->api.client->get(ores::kClusterPeerings, "", "west").value()["status"]["remote"];
+
+  broker.server->stop();
+  members[0]->op->stop();
+  members[0]->op = std::make_unique<Operator>(config_for("east"), *members[0]->api.client, *broker.client, clock_, log_, nullptr);
+  ASSERT_TRUE(members[0]->op->start().ok());
+  auto broker_condition = [&] {
+    auto p = members[0]->api.client->get(ores::kClusterPeerings, "", "west").value();
+    for (const auto& c : p["status"]["conditions"]) {
+      if (c["type"] == "BrokerReachable") return c["status"].get<std::string>() + " " + c.value("message", "");
+    }
+    return std::string();
+  };
+  EXPECT_TRUE(wait_for([&] { return broker_condition().rfind("False this operator cannot reach the broker", 0) == 0; }))
+      << broker_condition();
+  std::this_thread::sleep_for(2s);
+  EXPECT_EQ(members[0]->api.phase("west"), "Connected");
+  EXPECT_EQ(members[0]->api.client->get(ores::kClusterPeerings, "", "west").value()["status"]["remote"], before);
+  for (auto& m : members) m->op->stop();
+}
+
 // A peering grown near etcd's 1.5 MiB by a user's annotation: its status no longer fits. The
 // operator cannot say so in the status, so it says so in a Warning Event (once), and the
 // peering's status is written again once the annotation is gone.

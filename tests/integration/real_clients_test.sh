@@ -135,6 +135,28 @@ expect "after a restart, the ConfigMap is still there with its label" '^web$' --
 expect "and the Service keeps its clusterIP" '^10\.96\.' -- k get service web -o 'jsonpath={.spec.clusterIP}'
 expect "and the ServiceAccount's token still works (the signing key is kept in --pki-dir)" '^yes$' -- k --token "$sa_token" auth can-i list configmaps
 
+# --- OpenAPI v3: kubectl validates through the server (fieldValidation=Strict), no --validate=false
+printf 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: validated}\ndata: {a: b}\n' >"$tmp/validated.yaml"
+expect "kubectl apply without --validate=false (the server takes fieldValidation)" 'configmap/validated created' -- k apply -f "$tmp/validated.yaml"
+expect "kubectl apply -f the project's CRDs, validated" 'clusterpeerings.clusterwire.io created' -- k apply -f "$here/../../crds"
+cat >"$tmp/bad-peering.yaml" <<'YAML'
+apiVersion: clusterwire.io/v1alpha1
+kind: ClusterPeering
+metadata: {name: c2}
+spec: {remoteClusterId: c2}
+YAML
+# (real: Error from server (BadRequest): error when creating "...": ClusterPeering in version "v1alpha1" cannot be handled as a ClusterPeering: strict decoding error: unknown field "spec.remoteClusterId")
+refuse "a misspelt field is refused by strict decoding" \
+  'ClusterPeering in version "v1alpha1" cannot be handled as a ClusterPeering: strict decoding error: unknown field "spec.remoteClusterId"' \
+  -- k apply -f "$tmp/bad-peering.yaml"
+# (real: KIND: ClusterPeering, VERSION: clusterwire.io/v1alpha1, FIELD: spec <Object>, then its fields)
+expect "kubectl explain clusterpeering.spec" 'remoteClusterID' -- k explain clusterpeering.spec
+# A List is validated item by item (kubectl reads /openapi/v2 for it, in protobuf)
+# (real: configmap/listed-a created, then Error from server (BadRequest): ... strict decoding error: unknown field "datta")
+printf '{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"listed-a"},"data":{"x":"y"}},{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"listed-b"},"datta":{"x":"y"}}]}' >"$tmp/list.json"
+refuse "kubectl apply of a List: the good item is created, the bad one refused" 'strict decoding error: unknown field "datta"' -- k apply -f "$tmp/list.json"
+expect "the good item of the List is there" 'listed-a' -- k get configmap listed-a
+
 # --- kubectl, custom resources
 expect "kubectl apply -f a CRD" 'widgets.example.com created' -- k apply -f "$here/manifests/widget-crd.yaml" --validate=false
 cat >"$tmp/widget.yaml" <<'YAML'
