@@ -249,7 +249,10 @@ class ApiServerImpl final : public ApiServer {
       return respond_status(ex, fault.code, fault.code >= 500 ? "InternalError" : "BadRequest",
                             "injected fault " + std::to_string(fault.code));
     }
-    auto route = resolve_request(path);
+    const auto segs = split_path(path);
+    const bool api_path = !segs.empty() && (segs[0] == "api" || segs[0] == "apis");
+    // The resource the path names, if any (a discovery path names none): what RBAC checks.
+    const auto route = api_path ? resolve(segs, segs[0] == "api") : std::nullopt;
     if (!authorized(*user, req, route, path, target->query, ex)) return;
     if (path == "/version") {
       return respond_json(ex, 200, {{"major", "1"}, {"minor", "32"},
@@ -275,8 +278,7 @@ class ApiServerImpl final : public ApiServer {
     if (path == "/apis") return respond_json(ex, 200, registry_.api_group_list());
     if (path.rfind("/lab/", 0) == 0) return handle_lab(req, path, ex);
 
-    const auto segs = split_path(path);
-    if (segs.empty() || (segs[0] != "api" && segs[0] != "apis")) {
+    if (!api_path) {
       return respond_status(ex, 404, "NotFound", "the server could not find the requested resource");
     }
     const bool core = segs[0] == "api";
@@ -293,13 +295,6 @@ class ApiServerImpl final : public ApiServer {
       return respond_status(ex, 404, "NotFound", "the server could not find the requested resource");
     }
     dispatch(req, *target, *route, *user, ex);
-  }
-
-  // The resource a path names, if it names one (a discovery path names none).
-  std::optional<Route> resolve_request(const std::string& path) const {
-    const auto segs = split_path(path);
-    if (segs.empty() || (segs[0] != "api" && segs[0] != "apis")) return std::nullopt;
-    return resolve(segs, segs[0] == "api");
   }
 
   // RBAC on what the request asks (k8s.io/apiserver's RequestInfo): a resource request's verb

@@ -320,27 +320,8 @@ std::optional<json> make_builtin_table(const std::string& group_resource, const 
     definitions.push_back(std::move(d));
   }
   json rows = json::array();
-  for (const auto& item : items) {
-    json row{{"cells", p->second.cells(item, now)}};
-    if (include_object == "Object") {
-      row["object"] = item;
-    } else if (include_object == "None") {
-      row["object"] = nullptr;
-    } else {
-      row["object"] = {{"kind", "PartialObjectMetadata"},
-                       {"apiVersion", "meta.k8s.io/v1"},
-                       {"metadata", field(item, "metadata").is_object() ? field(item, "metadata") : json::object()}};
-    }
-    rows.push_back(std::move(row));
-  }
-  json meta = json::object();
-  if (!list_rv.empty()) meta["resourceVersion"] = list_rv;
-  if (!continue_token.empty()) meta["continue"] = continue_token;
-  return json{{"kind", "Table"},
-              {"apiVersion", "meta.k8s.io/v1"},
-              {"metadata", std::move(meta)},
-              {"columnDefinitions", std::move(definitions)},
-              {"rows", std::move(rows)}};
+  for (const auto& item : items) rows.push_back(table_row(p->second.cells(item, now), item, include_object));
+  return table_of(std::move(definitions), std::move(rows), list_rv, continue_token);
 }
 
 }  // namespace cw::lab

@@ -411,26 +411,33 @@ json make_table(const json& printer_columns, const std::vector<json>& items,
         cells.push_back(cell(c.type, *found->front(), now));
       }
     }
-    json row{{"cells", std::move(cells)}};
-    if (include_object == "Object") {
-      row["object"] = item;
-    } else if (include_object == "None") {
-      row["object"] = nullptr;
-    } else {
-      row["object"] = {{"kind", "PartialObjectMetadata"},
-                       {"apiVersion", "meta.k8s.io/v1"},
-                       {"metadata", metadata}};
-    }
-    rows.push_back(std::move(row));
+    rows.push_back(table_row(std::move(cells), item, include_object));
   }
+  return table_of(std::move(definitions), std::move(rows), list_rv, continue_token);
+}
 
+json table_row(json cells, const json& item, const std::string& include_object) {
+  json row{{"cells", std::move(cells)}};
+  if (include_object == "Object") {
+    row["object"] = item;
+  } else if (include_object == "None") {
+    row["object"] = nullptr;
+  } else {
+    row["object"] = {{"kind", "PartialObjectMetadata"},
+                     {"apiVersion", "meta.k8s.io/v1"},
+                     {"metadata", item.contains("metadata") && item["metadata"].is_object() ? item["metadata"] : json::object()}};
+  }
+  return row;
+}
+
+json table_of(json column_definitions, json rows, const std::string& list_rv, const std::string& continue_token) {
   json meta = json::object();
   if (!list_rv.empty()) meta["resourceVersion"] = list_rv;
   if (!continue_token.empty()) meta["continue"] = continue_token;
   return {{"kind", "Table"},
           {"apiVersion", "meta.k8s.io/v1"},
           {"metadata", std::move(meta)},
-          {"columnDefinitions", std::move(definitions)},
+          {"columnDefinitions", std::move(column_definitions)},
           {"rows", std::move(rows)}};
 }
 

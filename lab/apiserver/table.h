@@ -50,6 +50,12 @@ std::optional<nlohmann::json> make_builtin_table(const std::string& group_resour
                                                  std::chrono::system_clock::time_point now,
                                                  const std::string& list_rv, const std::string& continue_token);
 
+// The parts every Table shares, whoever makes its cells: a row with its `object` as
+// include_object asks (see make_table), and the Table around the rows.
+nlohmann::json table_row(nlohmann::json cells, const nlohmann::json& item, const std::string& include_object);
+nlohmann::json table_of(nlohmann::json column_definitions, nlohmann::json rows, const std::string& list_rv,
+                        const std::string& continue_token);
+
 // An RFC 3339 time as kubectl shows an age ("5m", "3d4h"); "<unknown>" for "", "<invalid>"
 // for what is not a time.
 std::string age_since(const std::string& rfc3339, std::chrono::system_clock::time_point now);
