@@ -17,32 +17,25 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-constexpr const char* kAdminToken = "lab-admin-token";  // what cw-lab-apiserver's kubeconfig carries
-
 // What the lab takes from the chart, in the order it applies them: ServiceAccounts before the
-// token Secrets that name them, roles before their bindings.
+// token Secrets that name them, roles before their bindings, the broker's ownership policy
+// before its binding.
 const std::vector<std::string> kKinds = {"Namespace", "ServiceAccount", "Secret", "ClusterRole", "Role",
-                                         "ClusterRoleBinding", "RoleBinding"};
+                                         "ClusterRoleBinding", "RoleBinding", "ValidatingAdmissionPolicy",
+                                         "ValidatingAdmissionPolicyBinding"};
 
-Result<std::string> read_text(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return Error(ErrorCode::kNotFound, "cannot read " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// The cluster's admin kubeconfig with the admin token replaced by `token`.
+// The cluster's admin kubeconfig with the admin's client certificate replaced by `token`.
 Result<void> write_kubeconfig(const LabLayout& lab, const ClusterLayout& c, const std::string& token, const std::string& path) {
-  auto admin = read_text(lab.kubeconfig(c));
+  auto admin = yaml_file_to_json(lab.kubeconfig(c));
   if (!admin) return admin.error();
-  const std::string from = std::string("token: ") + kAdminToken;
-  const auto at = admin->find(from);
-  if (at == std::string::npos) return Error(ErrorCode::kInternal, lab.kubeconfig(c) + " carries no admin token to replace");
-  std::string text = admin->replace(at, from.size(), "token: " + token);
+  if (admin->size() != 1 || !(*admin)[0].contains("users") || (*admin)[0]["users"].size() != 1) {
+    return Error(ErrorCode::kInternal, lab.kubeconfig(c) + " is not the one-user kubeconfig cw-lab-apiserver writes");
+  }
+  json config = std::move((*admin)[0]);
+  config["users"][0]["user"] = {{"token", token}};
   std::ofstream out(path, std::ios::trunc);
   ::chmod(path.c_str(), 0600);
-  out << text;
+  out << config.dump(2) << "\n";  // JSON is YAML: kubectl and the kube client read it
   if (!out) return Error(ErrorCode::kInternal, "cannot write " + path);
   return ok_result();
 }

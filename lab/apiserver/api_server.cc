@@ -12,6 +12,7 @@
 #include "common/kube/selector.h"
 #include "common/net/prefix_pool.h"
 #include "lab/apiserver/access.h"
+#include "lab/apiserver/admission.h"
 #include "lab/apiserver/etcd.h"
 #include "lab/apiserver/object_rules.h"
 #include "lab/apiserver/openapi.h"
@@ -122,7 +123,10 @@ class ApiServerImpl final : public ApiServer {
       }
       auto cert = ca_.issue_server("lab-apiserver", {"localhost", "kubernetes.default.svc"}, ips);
       if (!cert) return cert.error();
-      so.tls = http::TlsServerConfig{.cert_chain_pem = cert->cert_pem, .key_pem = cert->key_pem};
+      // Client certificates of the server's own CA authenticate (CN the user, O the groups), as
+      // kube-apiserver's --client-ca-file does.
+      so.tls = http::TlsServerConfig{.cert_chain_pem = cert->cert_pem, .key_pem = cert->key_pem,
+                                     .client_ca_pem = ca_.cert_pem()};
     }
     auto server = http::Server::start(std::move(so), [this](const http::Request& r, http::Exchange& ex) {
       handle(r, ex);
@@ -183,15 +187,15 @@ class ApiServerImpl final : public ApiServer {
   const std::string& ca_pem() const override { return ca_.cert_pem(); }
 
   std::string kubeconfig(const std::string& token) const override {
-    const std::string& n = options_.cluster_name;
-    std::ostringstream out;
-    out << "apiVersion: v1\nkind: Config\nclusters:\n- name: " << n << "\n  cluster:\n    server: "
-        << url() << "\n";
-    if (options_.tls) out << "    certificate-authority-data: " << base64_encode(ca_pem()) << "\n";
-    out << "users:\n- name: " << n << "-user\n  user:\n    token: " << token << "\n"
-        << "contexts:\n- name: " << n << "\n  context:\n    cluster: " << n << "\n    user: " << n
-        << "-user\n    namespace: default\ncurrent-context: " << n << "\n";
-    return out.str();
+    return kubeconfig_with("    token: " + token + "\n");
+  }
+
+  Result<std::string> admin_kubeconfig() const override {
+    if (!options_.tls) return Error(ErrorCode::kInvalidArgument, "a client certificate needs TLS");
+    auto cert = ca_.issue_client("lab-admin", {"system:masters"});
+    if (!cert) return cert.error().with_context("issuing the admin's client certificate");
+    return kubeconfig_with("    client-certificate-data: " + base64_encode(cert->cert_pem) +
+                           "\n    client-key-data: " + base64_encode(cert->key_pem) + "\n");
   }
 
   Store& store() override { return store_; }
@@ -202,6 +206,18 @@ class ApiServerImpl final : public ApiServer {
   }
 
  private:
+  std::string kubeconfig_with(const std::string& credentials) const {
+    const std::string& n = options_.cluster_name;
+    std::ostringstream out;
+    out << "apiVersion: v1\nkind: Config\nclusters:\n- name: " << n << "\n  cluster:\n    server: "
+        << url() << "\n";
+    if (options_.tls) out << "    certificate-authority-data: " << base64_encode(ca_pem()) << "\n";
+    out << "users:\n- name: " << n << "-user\n  user:\n" << credentials
+        << "contexts:\n- name: " << n << "\n  context:\n    cluster: " << n << "\n    user: " << n
+        << "-user\n    namespace: default\ncurrent-context: " << n << "\n";
+    return out.str();
+  }
+
   ServerChoices choices() {
     std::lock_guard lock(rng_mu_);
     std::uniform_int_distribution<int> hex(0, 15);
@@ -385,13 +401,13 @@ class ApiServerImpl final : public ApiServer {
         if (!watch) return respond_status(ex, 400, "BadRequest", "watch: invalid boolean \"" + q.at("watch") + "\"");
         return *watch ? do_watch(route, q, ex) : do_list(route, req, q, ex);
       }
-      if (m == "POST") return do_create(req, route, q, ex);
-      if (m == "DELETE") return do_delete_collection(route, q, ex);
+      if (m == "POST") return do_create(req, route, user, ex);
+      if (m == "DELETE") return do_delete_collection(req, route, user, q, ex);
     } else {
       if (m == "GET") return do_get(route, req, q, ex);
-      if (m == "PUT") return do_update(req, route, ex);
-      if (m == "PATCH") return do_patch(req, route, ex);
-      if (m == "DELETE" && route.subresource.empty()) return do_delete(req, route, ex);
+      if (m == "PUT") return do_update(req, route, user, ex);
+      if (m == "PATCH") return do_patch(req, route, user, ex);
+      if (m == "DELETE" && route.subresource.empty()) return do_delete(req, route, user, ex);
     }
     respond_status(ex, 405, "MethodNotAllowed", "the server does not allow this method on the requested resource");
   }
@@ -614,8 +630,39 @@ class ApiServerImpl final : public ApiServer {
     return req.target.find("dryRun=") != std::string::npos;
   }
 
-  void do_create(const http::Request& req, const Route& route,
-                 const std::map<std::string, std::string>& q, http::Exchange& ex) {
+  // Validating admission (admission.h), after the object's own validation as in
+  // kube-apiserver: the Status refusing the write, if a bound policy denies it.
+  std::optional<json> admission_denial(const char* operation, const http::Request& req, const Route& route,
+                                       const UserInfo& user, const json& object, const json& old_object) {
+    std::vector<json> policies, bindings;
+    for (const auto& key : store_.keys("validatingadmissionpolicies.admissionregistration.k8s.io", "")) {
+      if (auto p = store_.get(key)) policies.push_back(std::move(*p));
+    }
+    if (policies.empty()) return std::nullopt;
+    for (const auto& key : store_.keys("validatingadmissionpolicybindings.admissionregistration.k8s.io", "")) {
+      if (auto b = store_.get(key)) bindings.push_back(std::move(*b));
+    }
+    AdmissionRequest a;
+    a.operation = operation;
+    a.group = route.type.group;
+    a.version = route.type.version;
+    a.resource = route.type.plural;
+    a.subresource = route.subresource;
+    a.kind = route.type.kind;
+    a.namespaced = route.type.namespaced;
+    a.ns = route.type.namespaced ? route.ns : "";
+    a.name = route.name;
+    a.user = user;
+    a.object = object.is_null() ? object : as_version(object, route.type);
+    a.old_object = old_object.is_null() ? old_object : as_version(old_object, route.type);
+    if (route.type.namespaced) {
+      if (auto ns = store_.get({"namespaces", "", route.ns})) a.namespace_object = as_version(std::move(*ns), *registry_.find("", "v1", "namespaces"));
+    }
+    a.dry_run = dry_run(req);
+    return admit(policies, bindings, a);
+  }
+
+  void do_create(const http::Request& req, const Route& route, const UserInfo& user, http::Exchange& ex) {
     if (!route.subresource.empty()) return respond_status(ex, 405, "MethodNotAllowed", "cannot create a subresource");
     auto body = parse_body(req);
     if (!body) return respond_status(ex, 415, "UnsupportedMediaType", body.error().message());
@@ -634,7 +681,10 @@ class ApiServerImpl final : public ApiServer {
       return respond_status(ex, 422, "Invalid", r.error().message());
     }
     if (auto refused = admit_custom(route.type, *obj, nullptr)) return respond_json(ex, 422, *refused);
-    (void)q;
+    if (auto denied = admission_denial("CREATE", req, named, user, *obj, nullptr)) {
+      release_resources(route.type, *obj);
+      return respond_json(ex, (*denied)["code"].get<int>(), *denied);
+    }
     if (dry_run(req)) return respond_json(ex, 201, *obj);
     auto stored = store_.create(key_of(named), std::move(*obj));
     if (!stored) {
@@ -681,6 +731,7 @@ class ApiServerImpl final : public ApiServer {
       return ok_result();
     }
     if (type.kind == "Service" && type.group.empty()) return allocate_cluster_ip(obj);
+    if (type.group == "admissionregistration.k8s.io") return validate_admission_object(as_version(obj, type));
     if (type.kind == "Secret" && type.group.empty() && obj.value("type", "") == "kubernetes.io/service-account-token") {
       // The token controller's work, done at once: a token for the named ServiceAccount (a
       // Secret naming none that exists stays without one, as on a real cluster).
@@ -737,6 +788,9 @@ class ApiServerImpl final : public ApiServer {
 
   // Kind-specific rules on update: a Service's clusterIP never changes.
   Result<void> admit_update(const Route& route, const json& old, json& updated) const {
+    if (route.type.group == "admissionregistration.k8s.io" && route.subresource.empty()) {
+      return validate_admission_object(as_version(updated, route.type));
+    }
     if (route.type.kind != "Service" || !route.type.group.empty()) return ok_result();
     const json old_ip = old["spec"].value("clusterIP", json());
     json& spec = updated["spec"];
@@ -785,7 +839,7 @@ class ApiServerImpl final : public ApiServer {
     return std::stoull(s);
   }
 
-  void do_update(const http::Request& req, const Route& route, http::Exchange& ex) {
+  void do_update(const http::Request& req, const Route& route, const UserInfo& user, http::Exchange& ex) {
     auto body = parse_body(req);
     if (!body) return respond_status(ex, 415, "UnsupportedMediaType", body.error().message());
     auto old = store_.get(key_of(route));
@@ -801,12 +855,15 @@ class ApiServerImpl final : public ApiServer {
     if (!updated) return respond_status(ex, 400, "BadRequest", updated.error().message());
     if (!strictly_valid(req, route, *updated, ex)) return;
     if (auto refused = admit_custom(route.type, *updated, &*old)) return respond_json(ex, 422, *refused);
+    if (auto denied = admission_denial("UPDATE", req, route, user, *updated, *old)) {
+      return respond_json(ex, (*denied)["code"].get<int>(), *denied);
+    }
     auto stored = apply_update(route, *old, std::move(*updated), expected);
     if (!stored) return respond_update_error(route, stored.error(), ex);
     respond_updated(route, std::move(*stored), ex);
   }
 
-  void do_patch(const http::Request& req, const Route& route, http::Exchange& ex) {
+  void do_patch(const http::Request& req, const Route& route, const UserInfo& user, http::Exchange& ex) {
     const std::string ct = req.header("Content-Type").value_or("");
     json patch = json::parse(req.body, nullptr, false);
     if (patch.is_discarded()) return respond_status(ex, 400, "BadRequest", "the patch could not be decoded as JSON");
@@ -842,6 +899,9 @@ class ApiServerImpl final : public ApiServer {
       if (!updated) return respond_status(ex, 400, "BadRequest", updated.error().message());
       if (!strictly_valid(req, route, *updated, ex)) return;
       if (auto refused = admit_custom(route.type, *updated, &*old)) return respond_json(ex, 422, *refused);
+      if (auto denied = admission_denial("UPDATE", req, route, user, *updated, *old)) {
+        return respond_json(ex, (*denied)["code"].get<int>(), *denied);
+      }
       auto stored = apply_update(route, *old, std::move(*updated), precondition ? precondition : rv_of(*old));
       if (!stored && stored.error().code() == ErrorCode::kConflict && !precondition) continue;
       if (!stored) return respond_update_error(route, stored.error(), ex);
@@ -850,9 +910,12 @@ class ApiServerImpl final : public ApiServer {
     respond_status(ex, 409, "Conflict", "the object kept changing while the patch was applied; try again");
   }
 
-  void do_delete(const http::Request& req, const Route& route, http::Exchange& ex) {
+  void do_delete(const http::Request& req, const Route& route, const UserInfo& user, http::Exchange& ex) {
     auto obj = store_.get(key_of(route));
     if (!obj) return respond_error(ex, obj.error(), route);
+    if (auto denied = admission_denial("DELETE", req, route, user, nullptr, *obj)) {
+      return respond_json(ex, (*denied)["code"].get<int>(), *denied);
+    }
     std::optional<std::uint64_t> expected;
     if (!req.body.empty()) {
       json opts = json::parse(req.body, nullptr, false);
@@ -935,8 +998,10 @@ class ApiServerImpl final : public ApiServer {
     }
   }
 
-  void do_delete_collection(const Route& route, const std::map<std::string, std::string>& q,
-                            http::Exchange& ex) {
+  // Each object passes admission on its own, as kube-apiserver deletes a collection item by
+  // item; the first refusal stops the deletion there.
+  void do_delete_collection(const http::Request& req, const Route& route, const UserInfo& user,
+                            const std::map<std::string, std::string>& q, http::Exchange& ex) {
     auto filter = filter_for(q);
     if (!filter) return respond_error(ex, filter.error(), route);
     auto page = store_.list(route.type.group_resource(), route.ns, *filter, 0, "");
@@ -946,6 +1011,9 @@ class ApiServerImpl final : public ApiServer {
       Route one = route;
       one.name = obj["metadata"].value("name", "");
       one.ns = obj["metadata"].value("namespace", "");
+      if (auto denied = admission_denial("DELETE", req, one, user, nullptr, obj)) {
+        return respond_json(ex, (*denied)["code"].get<int>(), *denied);
+      }
       if (auto gone = store_.remove(key_of(one), std::nullopt)) {
         after_removal(route.type, *gone);
         items.push_back(as_version(*gone, route.type));

@@ -67,6 +67,9 @@ class ApiServer {
   virtual const std::string& ca_pem() const = 0;
   // A kubeconfig for kubectl and clients, authenticating with `token`.
   virtual std::string kubeconfig(const std::string& token) const = 0;
+  // The admin's kubeconfig, as kubeadm's admin.conf: a new client certificate of the
+  // server's CA for user lab-admin in group system:masters, its key inline. Needs TLS.
+  virtual Result<std::string> admin_kubeconfig() const = 0;
 
   virtual Store& store() = 0;
   virtual Faults& faults() = 0;

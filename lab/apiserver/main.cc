@@ -20,15 +20,19 @@ int main(int argc, char** argv) {
   CLI::App app{"cw-lab-apiserver: the clusterwire lab's Kubernetes API server (a stand-in for kube-apiserver)"};
   cw::lab::ApiServerOptions options;
   std::string kubeconfig_path;
-  std::string token = "lab-admin-token";
+  std::string token;
   std::string ready_file;
   int port = 0;
   int bookmark_ms = 5000;
   app.add_option("--address", options.address, "Address to listen on")->capture_default_str();
   app.add_option("--port", port, "Port (0: any free port)")->capture_default_str();
   app.add_option("--name", options.cluster_name, "Cluster name in the kubeconfig")->capture_default_str();
-  app.add_option("--token", token, "Bearer token that grants access")->capture_default_str();
-  app.add_option("--kubeconfig", kubeconfig_path, "Write a kubeconfig here (mode 0600)");
+  app.add_option("--token", token,
+                 "Also accept this bearer token, as an admin (group system:masters); by default only the "
+                 "kubeconfig's client certificate is one");
+  app.add_option("--kubeconfig", kubeconfig_path,
+                 "Write the admin's kubeconfig here (mode 0600): a client certificate for user lab-admin in "
+                 "group system:masters, as kubeadm's admin.conf");
   app.add_option("--ready-file", ready_file, "Write the URL here once serving");
   app.add_option("--history", options.history_limit, "Watch history kept, in events")->capture_default_str();
   app.add_option("--bookmark-interval-ms", bookmark_ms, "How often idle watches get a BOOKMARK")->capture_default_str();
@@ -42,7 +46,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   options.port = static_cast<std::uint16_t>(port);
-  options.tokens = {{token, "admin"}};
+  options.tokens.clear();
+  if (!token.empty()) options.tokens = {{token, "admin"}};
   options.bookmark_interval = std::chrono::milliseconds(bookmark_ms);
   auto server = cw::lab::ApiServer::start(options);
   if (!server) {
@@ -50,9 +55,14 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (!kubeconfig_path.empty()) {
+    auto kubeconfig = (*server)->admin_kubeconfig();
+    if (!kubeconfig) {
+      std::cerr << "cw-lab-apiserver: " << kubeconfig.error().message() << "\n";
+      return 1;
+    }
     std::ofstream out(kubeconfig_path, std::ios::trunc);
-    ::chmod(kubeconfig_path.c_str(), 0600);  // it holds the token
-    out << (*server)->kubeconfig(token);
+    ::chmod(kubeconfig_path.c_str(), 0600);  // it holds the client key
+    out << *kubeconfig;
     if (!out) {
       std::cerr << "cw-lab-apiserver: cannot write " << kubeconfig_path << "\n";
       return 1;

@@ -77,6 +77,9 @@ ResourceRegistry ResourceRegistry::with_builtins() {
   add("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true, false);
   add("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false, false);
   add("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", false, false);
+  add("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicy", "validatingadmissionpolicies", false, true);
+  add("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicyBinding",
+      "validatingadmissionpolicybindings", false, false);
   // Not stored: answered at once (lab/apiserver/access.h).
   add("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", false, false);
   add("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", false, false);

@@ -92,6 +92,25 @@ forbidden "a member cannot read the broker's Secrets (the other members' tokens)
 forbidden "a member cannot touch the broker cluster outside the broker namespace" as c2 broker get nodes
 [ "$(as c2 broker auth can-i create cidrclaims.clusterwire.io -n clusterwire-broker 2>&1)" = yes ] \
   && ok "a member may claim blocks in the broker namespace (what it needs)" || bad "member's broker rights" "$(as c2 broker auth can-i create cidrclaims.clusterwire.io -n clusterwire-broker 2>&1)"
+# Members write only their own objects on the broker: RBAC lets any member write claims and
+# advertisements; the chart's ValidatingAdmissionPolicy ties spec.clusterID to the caller.
+denied() {  # DESCRIPTION, then the command; passes when the broker's ownership policy refuses it
+  local what=$1; shift
+  local out; out=$("$@" 2>&1)
+  grep -q "ValidatingAdmissionPolicy 'clusterwire-broker-ownership' with binding 'clusterwire-broker-ownership' denied request: system:serviceaccount:clusterwire-broker:member-c2 may write only its own cluster's objects" <<<"$out" \
+    && ok "$what: denied by the ownership policy" || bad "$what" "$out"
+}
+adv_uid=$(kc c1 -n clusterwire-broker get clusteradvertisement c1 -o jsonpath='{.metadata.uid}')
+c1_claim=$(kc c1 -n clusterwire-broker get cidrclaims -o json | python3 -c 'import json,sys; print([i["metadata"]["name"] for i in json.load(sys.stdin)["items"] if i["spec"]["clusterID"]=="c1"][0])')
+denied "c2 cannot delete c1's advertisement on the broker" as c2 broker -n clusterwire-broker delete clusteradvertisement c1
+kc c1 -n clusterwire-broker get clusteradvertisement c1 -o json | python3 -c 'import json,sys; o=json.load(sys.stdin); o["spec"]["nodes"]=[]; print(json.dumps(o))' >"$tmp/adv.json"
+denied "c2 cannot rewrite c1's advertisement (its nodes emptied)" as c2 broker replace -f "$tmp/adv.json"
+denied "c2 cannot release c1's claim $c1_claim" as c2 broker -n clusterwire-broker delete cidrclaim "$c1_claim"
+printf '{"apiVersion":"clusterwire.io/v1alpha1","kind":"CIDRClaim","metadata":{"name":"10-250-0-0-16","namespace":"clusterwire-broker"},"spec":{"cidr":"10.250.0.0/16","clusterID":"c1","purpose":"pods"}}' >"$tmp/claim.json"
+denied "c2 cannot claim a block in c1's name" as c2 broker create -f "$tmp/claim.json"
+[ "$(kc c1 -n clusterwire-broker get clusteradvertisement c1 -o jsonpath='{.metadata.uid} {.spec.nodes[0].name}')" = "$adv_uid c1-n1" ] \
+  && kc c1 -n clusterwire-broker get cidrclaim "$c1_claim" >/dev/null 2>&1 \
+  && ok "c1's advertisement and claim are unchanged" || bad "c1's broker objects changed" "$(kc c1 -n clusterwire-broker get clusteradvertisements,cidrclaims 2>&1)"
 holder=$(kc c1 get lease -n kube-system clusterwire-operator -o jsonpath='{.spec.holderIdentity}')
 pids=$(python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["processes"]; print(p["operator-c1"]["pid"], p["operator-c1-b"]["pid"])' "$state/state.json")
 grep -qE "(^| )${holder##*-}( |$)" <<<"$pids" && ok "two operator replicas in c1 (pids $pids), one leading: $holder" \

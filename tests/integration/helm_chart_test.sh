@@ -229,14 +229,32 @@ import base64, sys, yaml
 tmp, url = sys.argv[1], sys.argv[2]
 lab = yaml.safe_load(open(f'{tmp}/kubeconfig'))
 open(f'{tmp}/broker-token/ca.crt', 'wb').write(base64.b64decode(lab['clusters'][0]['cluster']['certificate-authority-data']))
-open(f'{tmp}/broker-token/token', 'w').write(lab['users'][0]['user']['token'])
 PY
+      # The token as the member copies it from the broker's member-west-token Secret.
+      k -n clusterwire-broker get secret member-west-token -o 'jsonpath={.data.token}' | base64 -d >"$tmp/broker-token/token"
       k -n cw-west get configmap west-clusterwire-broker-kubeconfig -o 'jsonpath={.data.kubeconfig}' |
         sed -e "s|/etc/clusterwire/broker-token/|$tmp/broker-token/|" -e "s|https://broker.example.com:6443|$(cat "$tmp/ready")|" \
         >"$tmp/broker.kubeconfig"
       expect "cw-operator leave reaches the broker with the chart's kubeconfig (token file, CA file)" 'left the clusterset' -- \
         "$build/operator/cw-operator" --cluster-id west --broker-namespace clusterwire-broker \
         --broker-kubeconfig "$tmp/broker.kubeconfig" leave
+      # The broker's ownership policy (ValidatingAdmissionPolicy): with its member token, west
+      # may not delete another member's claim, nor claim a block in another member's name.
+      printf '%s\n' 'apiVersion: clusterwire.io/v1alpha1' 'kind: CIDRClaim' \
+        'metadata: {name: 10-80-0-0-16, namespace: clusterwire-broker}' \
+        'spec: {cidr: 10.80.0.0/16, clusterID: north, purpose: pods}' >"$tmp/north-claim.yaml"
+      k apply -f "$tmp/north-claim.yaml" >/dev/null || bad "the admin could not create north's claim"
+      kw() { kubectl --kubeconfig "$tmp/broker.kubeconfig" --request-timeout=10s "$@"; }
+      # (real: the same words from kube-apiserver's ValidatingAdmissionPolicy plugin)
+      refuse "west may not delete north's claim on the broker" \
+        "cidrclaims.clusterwire.io \"10-80-0-0-16\" is forbidden: ValidatingAdmissionPolicy 'east-clusterwire-broker-ownership' with binding 'east-clusterwire-broker-ownership' denied request: system:serviceaccount:clusterwire-broker:member-west may write only its own cluster's objects, not one of cluster north" \
+        -- kw -n clusterwire-broker delete cidrclaim 10-80-0-0-16
+      sed -e 's/10-80-/10-81-/' -e 's/10\.80\./10.81./' "$tmp/north-claim.yaml" >"$tmp/north-claim2.yaml"
+      refuse "nor claim a block in north's name" "denied request: .*member-west may write only its own cluster's objects, not one of cluster north" \
+        -- kw create -f "$tmp/north-claim2.yaml"
+      sed -e 's/clusterID: north/clusterID: west/' "$tmp/north-claim2.yaml" >"$tmp/west-claim.yaml"
+      expect "but may claim one in its own" 'cidrclaim.clusterwire.io/10-81-0-0-16 created' -- kw create -f "$tmp/west-claim.yaml"
+      expect "the claim of north is still there" '^north$' -- k -n clusterwire-broker get cidrclaim 10-80-0-0-16 -o 'jsonpath={.spec.clusterID}'
     else
       echo "SKIP: cw-operator is not built: the chart's broker kubeconfig is not tried"
     fi

@@ -13,6 +13,7 @@
 #include "common/http/client.h"
 #include "common/http/server.h"
 #include "common/kube/client.h"
+#include "common/kube/kubeconfig.h"
 #include "lab/apiserver/api_server.h"
 #include "lab/apiserver/etcd.h"
 #include "lab/pki.h"
@@ -503,6 +504,71 @@ TEST_P(KubeClientTest, ServiceAccountsGetWhatTheirRolesGrantAndNothingElse) {
   // And every token of a deleted ServiceAccount stops working.
   ASSERT_TRUE(client_->remove(sas, "cw", "agent").ok());
   EXPECT_EQ(agent->list(res::kConfigMaps, "default").error().http_status(), 401);
+}
+
+TEST_P(KubeClientTest, TheAdminKubeconfigIsAClientCertificateOfTheServersCa) {
+  auto text = server_->admin_kubeconfig();
+  ASSERT_TRUE(text.ok()) << text.error().message();
+  EXPECT_EQ(text->find("token:"), std::string::npos);
+  auto conn = parse_kubeconfig(*text, "admin kubeconfig", "/");
+  ASSERT_TRUE(conn.ok()) << conn.error().message();
+  EXPECT_FALSE(conn->client_cert_pem.empty());
+  auto admin = Client::create(*conn).value();
+  auto review = admin->raw("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+                           json{{"apiVersion", "authorization.k8s.io/v1"}, {"kind", "SelfSubjectAccessReview"},
+                                {"spec", {{"resourceAttributes", {{"verb", "*"}, {"group", "*"}, {"resource", "*"}}}}}}.dump(),
+                           "application/json");
+  ASSERT_TRUE(review.ok()) << review.error().message();
+  EXPECT_EQ((*review)["status"]["allowed"], true) << "lab-admin is in system:masters";
+  EXPECT_TRUE(admin->create(res::kConfigMaps, "default", configmap("by-cert")).ok());
+}
+
+// A ValidatingAdmissionPolicy, written through the API and bound, refuses what it denies with
+// kube-apiserver's words, and a policy whose expression does not compile is not stored.
+TEST_P(KubeClientTest, AValidatingAdmissionPolicyRefusesWhatItDenies) {
+  const Resource policies{"admissionregistration.k8s.io", "v1", "validatingadmissionpolicies", false};
+  const Resource bindings{"admissionregistration.k8s.io", "v1", "validatingadmissionpolicybindings", false};
+  json policy = json::parse(R"J({
+    "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+    "metadata": {"name": "no-red"},
+    "spec": {
+      "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+        "operations": ["CREATE", "UPDATE"], "resources": ["configmaps"]}]},
+      "validations": [{"expression": "!has(object.data) || !('color' in object.data) || object.data.color != 'red'",
+                       "messageExpression": "'no red ConfigMaps, ' + request.userInfo.username"}]
+    }})J");
+  json broken = policy;
+  broken["metadata"]["name"] = "broken";
+  broken["spec"]["validations"][0]["expression"] = "object.data.color ==";
+  auto refused = client_->create(policies, "", broken);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().http_status(), 422);
+  EXPECT_NE(refused.error().message().find("spec.validations[0].expression: Invalid value: \"object.data.color ==\": "
+                                           "compilation failed: ERROR: <input>:1:"),
+            std::string::npos)
+      << refused.error().message();
+
+  ASSERT_TRUE(client_->create(policies, "", policy).ok());
+  EXPECT_TRUE(client_->create(res::kConfigMaps, "default", configmap("red-unbound", {{"color", "red"}})).ok())
+      << "a policy without a binding refuses nothing";
+  ASSERT_TRUE(client_->create(bindings, "", {{"apiVersion", "admissionregistration.k8s.io/v1"},
+                                             {"kind", "ValidatingAdmissionPolicyBinding"},
+                                             {"metadata", {{"name", "no-red-binding"}}},
+                                             {"spec", {{"policyName", "no-red"}, {"validationActions", {"Deny"}}}}})
+                  .ok());
+  auto denied = client_->create(res::kConfigMaps, "default", configmap("red", {{"color", "red"}}));
+  ASSERT_FALSE(denied.ok());
+  EXPECT_EQ(denied.error().http_status(), 422);
+  EXPECT_EQ(denied.error().reason(), "Invalid");
+  EXPECT_NE(denied.error().message().find("configmaps \"red\" is forbidden: ValidatingAdmissionPolicy 'no-red' with "
+                                          "binding 'no-red-binding' denied request: no red ConfigMaps, admin"),
+            std::string::npos)
+      << denied.error().message();
+  EXPECT_EQ(client_->get(res::kConfigMaps, "default", "red").error().http_status(), 404) << "nothing was stored";
+  EXPECT_TRUE(client_->create(res::kConfigMaps, "default", configmap("blue", {{"color", "blue"}})).ok());
+  auto blue = client_->get(res::kConfigMaps, "default", "blue").value();
+  blue["data"]["color"] = "red";
+  EXPECT_EQ(client_->update(res::kConfigMaps, "default", blue).error().http_status(), 422) << "updates are checked too";
 }
 
 // The tests that only etcd can pass (the in-memory store loses everything on restart).

@@ -95,17 +95,38 @@ k create -f "$tmp/node.json" --validate=false >/dev/null 2>&1 || bad "creating a
 # (real: "NAME   STATUS   ROLES    AGE   VERSION" / "n1     Ready    worker   5s    v1.32.0")
 expect "kubectl get nodes prints STATUS, ROLES and VERSION" '^n1 +Ready +worker +[0-9]+s +v1\.32\.0' -- k get nodes
 
+# --- authentication: the admin is a client certificate (CN lab-admin, O system:masters), as
+# kubeadm's admin.conf; a certificate of another CA is not anyone
+if grep -q 'client-certificate-data:' "$tmp/kubeconfig" && ! grep -q 'token:' "$tmp/kubeconfig"; then
+  ok "the admin kubeconfig holds a client certificate and no token"; else bad "admin kubeconfig" "$(grep -v data: "$tmp/kubeconfig")"; fi
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj "/O=system:masters/CN=lab-admin" \
+  -keyout "$tmp/other.key" -out "$tmp/other.crt" 2>/dev/null
+# (real: "error: You must be logged in to the server (Unauthorized)"; this server refuses in the
+# TLS handshake instead: "remote error: tls: unknown certificate authority", docs/lab-apiserver.md)
+refuse "a client certificate of another CA is refused" 'Unauthorized|tls: |certificate' -- \
+  kubectl --kubeconfig /dev/null --server "$(cat "$tmp/ready")" --insecure-skip-tls-verify \
+  --client-certificate "$tmp/other.crt" --client-key "$tmp/other.key" --request-timeout=10s get namespaces
+
 # --- RBAC: a ServiceAccount's token may do what its roles grant, nothing else
 printf '{"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"reader","namespace":"default"}}' >"$tmp/sa.json"
 expect "kubectl create -f a ServiceAccount" 'serviceaccount/reader created' -- k create -f "$tmp/sa.json" --validate=false
 sa_token=$(k create token reader 2>"$tmp/token.err") && [ -n "$sa_token" ] && ok "kubectl create token reader (TokenRequest)" \
   || bad "kubectl create token" "$(cat "$tmp/token.err")"
+# The ServiceAccount's own kubeconfig: the admin's holds a client certificate, which a server
+# authenticates before any bearer token (kube-apiserver's x509 authenticator comes first).
+sa_kubeconfig() {
+  cp "$tmp/kubeconfig" "$tmp/sa.kubeconfig"
+  kubectl --kubeconfig "$tmp/sa.kubeconfig" config set-credentials reader --token="$sa_token" >/dev/null
+  kubectl --kubeconfig "$tmp/sa.kubeconfig" config set-context --current --user=reader >/dev/null
+}
+sa_kubeconfig
+ksa() { kubectl --kubeconfig "$tmp/sa.kubeconfig" --request-timeout=10s "$@"; }
 # (real: Error from server (Forbidden): configmaps is forbidden: User "system:serviceaccount:default:reader" cannot list resource "configmaps" in API group "" in the namespace "default")
 refuse "the ServiceAccount may not list ConfigMaps" \
   'Error from server \(Forbidden\): configmaps is forbidden: User "system:serviceaccount:default:reader" cannot list resource "configmaps" in API group "" in the namespace "default"' \
-  -- k --token "$sa_token" get configmaps
+  -- ksa get configmaps
 # (real: "no", exit status 1)
-refuse "kubectl auth can-i says no" '^no$' -- k --token "$sa_token" auth can-i list configmaps
+refuse "kubectl auth can-i says no" '^no$' -- ksa auth can-i list configmaps
 expect "kubectl auth can-i as the admin (system:masters)" '^yes$' -- k auth can-i delete nodes
 cat >"$tmp/rbac.yaml" <<'YAML'
 apiVersion: rbac.authorization.k8s.io/v1
@@ -122,18 +143,19 @@ subjects:
 - {kind: ServiceAccount, name: reader, namespace: default}
 YAML
 expect "kubectl apply -f a Role and RoleBinding" 'rolebinding.rbac.authorization.k8s.io/reader-read-cm created' -- k apply -f "$tmp/rbac.yaml" --validate=false
-expect "now kubectl auth can-i says yes" '^yes$' -- k --token "$sa_token" auth can-i list configmaps
-expect "and the ServiceAccount lists ConfigMaps" 'settings' -- k --token "$sa_token" get configmaps
+expect "now kubectl auth can-i says yes" '^yes$' -- ksa auth can-i list configmaps
+expect "and the ServiceAccount lists ConfigMaps" 'settings' -- ksa get configmaps
 refuse "but may not delete one" 'Error from server \(Forbidden\): configmaps "settings" is forbidden: User "system:serviceaccount:default:reader" cannot delete resource "configmaps"' \
-  -- k --token "$sa_token" delete configmap settings
-refuse "nor read ConfigMaps in another namespace" '^no$' -- k --token "$sa_token" auth can-i list configmaps -n kube-system
+  -- ksa delete configmap settings
+refuse "nor read ConfigMaps in another namespace" '^no$' -- ksa auth can-i list configmaps -n kube-system
 
 # --- a restart of the API server keeps everything (its objects are in etcd, its CA in --pki-dir)
 kill "$pid"; wait "$pid" 2>/dev/null
 start_server
+sa_kubeconfig  # the same token, the server's new port
 expect "after a restart, the ConfigMap is still there with its label" '^web$' -- k get configmap settings -o 'jsonpath={.metadata.labels.tier}'
 expect "and the Service keeps its clusterIP" '^10\.96\.' -- k get service web -o 'jsonpath={.spec.clusterIP}'
-expect "and the ServiceAccount's token still works (the signing key is kept in --pki-dir)" '^yes$' -- k --token "$sa_token" auth can-i list configmaps
+expect "and the ServiceAccount's token still works (the signing key is kept in --pki-dir)" '^yes$' -- ksa auth can-i list configmaps
 
 # --- OpenAPI v3: kubectl validates through the server (fieldValidation=Strict), no --validate=false
 printf 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: validated}\ndata: {a: b}\n' >"$tmp/validated.yaml"

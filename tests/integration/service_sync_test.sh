@@ -274,8 +274,11 @@ out=$(W -n demo get endpointslices -l multicluster.kubernetes.io/service-name=ot
 
 # --- the broker fails: the export says so (Ready=False, with the error), and recovers
 server=$(sed -n 's/^ *server: *//p' "$tmp/east.kc" | head -1)
-etoken=$(sed -n 's/^ *token: *//p' "$tmp/east.kc" | head -1)
-faults() { curl -sfk -H "Authorization: Bearer $etoken" -X POST "$server/lab/faults" -d "$1" >/dev/null; }
+# The admin's client certificate, from the kubeconfig cw-lab-apiserver wrote.
+(umask 077
+ sed -n 's/^ *client-certificate-data: *//p' "$tmp/east.kc" | base64 -d >"$tmp/east-admin.crt"
+ sed -n 's/^ *client-key-data: *//p' "$tmp/east.kc" | base64 -d >"$tmp/east-admin.key")
+faults() { curl -sfk --cert "$tmp/east-admin.crt" --key "$tmp/east-admin.key" -X POST "$server/lab/faults" -d "$1" >/dev/null; }
 faults '{"failNext": {"count": 100000, "code": 503, "pathPrefix": "/apis/clusterwire.io/v1alpha1/namespaces/clusterwire-broker/exportedservices"}}' \
   || bad "could not inject faults into the broker"
 cat >"$tmp/api.yaml" <<'YAML'
@@ -336,6 +339,7 @@ out=$("$operator" --cluster-id east --kubeconfig "$tmp/east.kc" leave 2>&1) || b
 E -n clusterwire-broker get exportedservices -o name | grep -q . && bad "exports left after leave" "$(E -n clusterwire-broker get exportedservices -o name)" \
   || ok "cw-operator leave withdraws east's exports"
 
-token=$(sed -n 's/^ *token: *//p' "$tmp/west.kc" | head -1)
-[ -n "$token" ] && ! grep -qF "$token" "$tmp/dns.log" "$tmp/west-op.log" && ok "the API token never appears in the logs" || bad "token in logs (or none found)"
+key=$(sed -n 's/^ *client-key-data: *//p' "$tmp/west.kc" | head -1)
+[ -n "$key" ] && ! grep -qF "${key:0:40}" "$tmp/dns.log" "$tmp/west-op.log" && ! grep -q 'PRIVATE KEY' "$tmp/dns.log" "$tmp/west-op.log" \
+  && ok "the API client key never appears in the logs" || bad "client key in logs (or none found)"
 finish
