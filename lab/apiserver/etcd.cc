@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -93,6 +95,67 @@ class EtcdBackend final : public StoreBackend {
     return ok_result();
   }
 
+  // etcd's watch through the gateway: POST /v3/watch answers with one JSON message per line.
+  // A read that waits a second for nothing ends the stream (the caller reopens it from where
+  // its cache is), which keeps stop_following() prompt without a reader blocked for long.
+  Result<void> follow(std::uint64_t after, const std::function<void(std::vector<Change>)>& apply) override {
+    const json request{{"create_request",
+                        {{"key", base64_encode(kPrefix)},
+                         {"range_end", base64_encode(kPrefixEnd)},
+                         {"start_revision", std::to_string(after + 1)},
+                         {"prev_kv", true}}}};
+    auto opened = client_->open_stream({.method = "POST", .target = "/v3/watch",
+                                        .headers = {{"Content-Type", "application/json"}}, .body = request.dump()},
+                                       timeout_);
+    if (!opened) return Error(ErrorCode::kUnavailable, describe() + ": " + opened.error().message());
+    std::unique_ptr<http::BodyStream> stream = std::move(*opened);
+    {
+      std::lock_guard lock(follow_mu_);
+      if (stopped_) return ok_result();
+      active_ = stream.get();
+    }
+    struct Clear {
+      EtcdBackend* self;
+      ~Clear() {
+        std::lock_guard lock(self->follow_mu_);
+        self->active_ = nullptr;
+      }
+    } clear{this};
+    std::string buffer;
+    while (true) {
+      auto piece = stream->read(1s);
+      if (!piece || !*piece) return ok_result();
+      buffer += **piece;
+      for (auto nl = buffer.find('\n'); nl != std::string::npos; nl = buffer.find('\n')) {
+        const json message = json::parse(buffer.substr(0, nl), nullptr, false);
+        buffer.erase(0, nl + 1);
+        if (!message.is_object()) continue;
+        const json result = message.value("result", json::object());
+        if (message.contains("error")) {
+          return Error(ErrorCode::kUnavailable, describe() + ": watch: " + message["error"].value("message", "failed"));
+        }
+        if (result.value("canceled", false)) {
+          if (as_u64(result.value("compact_revision", json())) > 0) {
+            return Error(ErrorCode::kGone, describe() + ": watch from revision " + std::to_string(after + 1) +
+                                               " was compacted away");
+          }
+          return Error(ErrorCode::kUnavailable, describe() + ": watch canceled: " + result.value("cancel_reason", ""));
+        }
+        std::vector<Change> changes;
+        for (const auto& e : result.value("events", json::array())) {
+          if (auto c = change_of(e)) changes.push_back(std::move(*c));
+        }
+        if (!changes.empty()) apply(std::move(changes));
+      }
+    }
+  }
+
+  void stop_following() override {
+    std::lock_guard lock(follow_mu_);
+    stopped_ = true;
+    if (active_) active_->cancel();
+  }
+
  private:
   static json compare(const std::string& k, std::uint64_t expected) {
     if (expected == 0) return {{"key", k}, {"target", "CREATE"}, {"result", "EQUAL"}, {"create_revision", "0"}};
@@ -128,9 +191,51 @@ class EtcdBackend final : public StoreBackend {
     return out;
   }
 
+  // One event of etcd's watch as a Change; nullopt for a key that is not an object's.
+  static std::optional<Change> change_of(const json& event) {
+    const json kv = event.value("kv", json::object());
+    auto key = base64_decode(kv.value("key", ""));
+    if (!key || key->rfind(kPrefix, 0) != 0) return std::nullopt;
+    std::vector<std::string> parts;
+    std::size_t start = std::string(kPrefix).size();
+    for (auto slash = key->find('/', start); ; slash = key->find('/', start)) {
+      parts.push_back(key->substr(start, slash == std::string::npos ? std::string::npos : slash - start));
+      if (slash == std::string::npos) break;
+      start = slash + 1;
+    }
+    if (parts.size() != 2 && parts.size() != 3) return std::nullopt;
+    Change c;
+    c.key = parts.size() == 3 ? ObjectKey{parts[0], parts[1], parts[2]} : ObjectKey{parts[0], "", parts[1]};
+    c.revision = as_u64(kv.value("mod_revision", json()));
+    auto object_of = [&](const json& from, std::uint64_t rv) -> json {
+      auto value = base64_decode(from.value("value", ""));
+      if (!value) return nullptr;
+      json o = json::parse(*value, nullptr, false);
+      if (!o.is_object()) return nullptr;
+      o["metadata"]["resourceVersion"] = std::to_string(rv);
+      return o;
+    };
+    if (event.contains("prev_kv")) c.previous = object_of(event["prev_kv"], as_u64(event["prev_kv"].value("mod_revision", json())));
+    if (event.value("type", "PUT") == "DELETE") {
+      c.type = StoreEvent::Type::kDeleted;
+      c.object = c.previous;
+    } else {
+      c.type = StoreEvent::Type::kModified;  // added or modified: the store tells by its cache
+      c.object = object_of(kv, c.revision);
+      if (c.object.is_null()) return std::nullopt;
+    }
+    return c;
+  }
+
+  static constexpr const char* kPrefix = "/registry/";
+  static constexpr const char* kPrefixEnd = "/registry0";  // the prefix's range: '/' + 1
+
   std::string url_;
   std::unique_ptr<http::Client> client_;
   std::chrono::milliseconds timeout_;
+  std::mutex follow_mu_;
+  http::BodyStream* active_ = nullptr;
+  bool stopped_ = false;
 };
 
 Result<std::uint16_t> free_loopback_port() {

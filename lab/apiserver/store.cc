@@ -186,22 +186,99 @@ Result<ListPage> Store::list(const std::string& resource, const std::string& ns,
   return page;
 }
 
+Store::~Store() {
+  stopping_ = true;
+  if (backend_) backend_->stop_following();
+  if (follower_.joinable()) follower_.join();
+}
+
 Result<std::size_t> Store::load() {
   if (!backend_) return std::size_t{0};
   auto snapshot = backend_->load();
   if (!snapshot) return snapshot.error();
   std::lock_guard lock(mu_);
+  auto loaded = load_locked(std::move(*snapshot));
+  if (!follower_.joinable()) follower_ = std::thread([this] { follow_backend(); });
+  return loaded;
+}
+
+Result<std::size_t> Store::load_locked(StoreBackend::Snapshot snapshot) {
   buckets_.clear();
   history_.clear();
-  for (auto& item : snapshot->items) {
+  for (auto& item : snapshot.items) {
     const auto& m = item.object["metadata"];
     const ObjectKey key{item.resource, m.value("namespace", ""), m.value("name", "")};
     buckets_[item.resource].objects[storage_key(key)] = std::move(item.object);
   }
-  rv_ = std::max<std::uint64_t>(snapshot->revision, 1);
+  rv_ = std::max<std::uint64_t>(snapshot.revision, 1);
   compacted_rv_ = rv_;
   backend_compacted_rv_ = 0;
-  return snapshot->items.size();
+  applied_.notify_all();
+  return snapshot.items.size();
+}
+
+// etcd's watch, for as long as the store lives: a stream that ends is reopened from the
+// cache's revision; one compacted away means changes were missed, so everything is read again
+// and every open watch ends with 410 (its client relists), as kube-apiserver's cache does.
+void Store::follow_backend() {
+  while (!stopping_) {
+    std::uint64_t from = 0;
+    {
+      std::lock_guard lock(mu_);
+      from = rv_;
+    }
+    auto followed = backend_->follow(from, [this](std::vector<StoreBackend::Change> c) { apply_changes(std::move(c)); });
+    if (stopping_) return;
+    if (followed) continue;
+    if (followed.error().code() == ErrorCode::kGone) {
+      if (auto snapshot = backend_->load()) {
+        std::lock_guard lock(mu_);
+        (void)load_locked(std::move(*snapshot));
+        for (const auto& weak : watchers_) {
+          if (auto w = weak.lock()) w->close_with({"ERROR", status_object(410, "Expired", "too old resource version")});
+        }
+        watchers_.clear();
+        continue;
+      }
+    }
+    std::unique_lock lock(mu_);
+    applied_.wait_for(lock, std::chrono::milliseconds(200), [this] { return stopping_.load(); });
+  }
+}
+
+void Store::apply_changes(std::vector<StoreBackend::Change> changes) {
+  std::lock_guard lock(mu_);
+  for (auto& c : changes) {
+    if (c.revision <= rv_) continue;  // this server's own write, applied when it was made
+    auto& bucket = buckets_[c.key.resource];
+    auto it = bucket.objects.find(storage_key(c.key));
+    json previous = it != bucket.objects.end() ? it->second : std::move(c.previous);
+    StoreEvent::Type type = c.type;
+    if (type != StoreEvent::Type::kDeleted) type = previous.is_null() ? StoreEvent::Type::kAdded : StoreEvent::Type::kModified;
+    if (type == StoreEvent::Type::kDeleted && c.object.is_null()) c.object = previous;
+    if (type == StoreEvent::Type::kDeleted && c.object.is_null()) {
+      rv_ = c.revision;  // a key this cache never held: nothing to tell
+      continue;
+    }
+    write_locked(StoreEvent{type, c.revision, c.key, std::move(c.object), std::move(previous)});
+  }
+  applied_.notify_all();
+}
+
+Result<json> Store::commit_locked(std::unique_lock<std::mutex>& lock, StoreEvent event) {
+  const std::uint64_t rv = event.rv;
+  json written = event.object;
+  written["metadata"]["resourceVersion"] = std::to_string(rv);
+  if (!backend_ || rv == rv_ + 1) {
+    write_locked(std::move(event));
+    return written;
+  }
+  // Someone else wrote in between: the backend's watch brings their changes and this one.
+  if (!applied_.wait_for(lock, std::chrono::seconds(10), [&] { return rv_ >= rv || stopping_.load(); }) || rv_ < rv) {
+    return Error(ErrorCode::kUnavailable, "the write is in " + backend_->describe() + " at revision " +
+                                              std::to_string(rv) + ", but its watch has not brought it yet");
+  }
+  return written;
 }
 
 Result<std::uint64_t> Store::persist_locked(const StoreEvent& event, std::uint64_t expected) {
@@ -215,10 +292,6 @@ Result<std::uint64_t> Store::persist_locked(const StoreEvent& event, std::uint64
   auto written = event.type == StoreEvent::Type::kDeleted ? backend_->remove(event.key, expected)
                                                           : backend_->put(event.key, event.object, expected);
   if (!written) return written.error();
-  if (*written <= rv_) {
-    return Error(ErrorCode::kInternal, backend_->describe() + " answered with revision " + std::to_string(*written) +
-                                           ", not after " + std::to_string(rv_) + ": is another API server writing to it?");
-  }
   return *written;
 }
 
@@ -259,7 +332,7 @@ void Store::notify_locked(const StoreEvent& event) {
 }
 
 Result<json> Store::create(const ObjectKey& key, json object) {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   auto& bucket = buckets_[key.resource];
   if (bucket.objects.count(storage_key(key))) {
     return Error(ErrorCode::kAlreadyExists, key.resource + " \"" + key.name + "\" already exists");
@@ -268,13 +341,12 @@ Result<json> Store::create(const ObjectKey& key, json object) {
   auto rv = persist_locked(event, 0);
   if (!rv) return rv.error();
   event.rv = *rv;
-  write_locked(std::move(event));
-  return bucket.objects[storage_key(key)];
+  return commit_locked(lock, std::move(event));
 }
 
 Result<json> Store::update(const ObjectKey& key, json object,
                            std::optional<std::uint64_t> expected_rv) {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   auto& bucket = buckets_[key.resource];
   auto it = bucket.objects.find(storage_key(key));
   if (it == bucket.objects.end()) {
@@ -290,12 +362,11 @@ Result<json> Store::update(const ObjectKey& key, json object,
   auto rv = persist_locked(event, parse_rv(it->second));
   if (!rv) return rv.error();
   event.rv = *rv;
-  write_locked(std::move(event));
-  return bucket.objects[storage_key(key)];
+  return commit_locked(lock, std::move(event));
 }
 
 Result<json> Store::remove(const ObjectKey& key, std::optional<std::uint64_t> expected_rv) {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   auto& bucket = buckets_[key.resource];
   auto it = bucket.objects.find(storage_key(key));
   if (it == bucket.objects.end()) {
@@ -310,9 +381,8 @@ Result<json> Store::remove(const ObjectKey& key, std::optional<std::uint64_t> ex
   auto rv = persist_locked(event, parse_rv(last));
   if (!rv) return rv.error();
   event.rv = *rv;
-  write_locked(std::move(event));
-  last["metadata"]["resourceVersion"] = std::to_string(rv_);
-  return last;
+  // The deleted object carries the deletion's resourceVersion, as the real server sends.
+  return commit_locked(lock, std::move(event));
 }
 
 Result<std::shared_ptr<Watcher>> Store::watch(const std::string& resource, const std::string& ns,

@@ -13,6 +13,7 @@
 // Thread-safe: one mutex serialises writes and snapshots; watchers have their own queues.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -23,6 +24,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/base/result.h"
@@ -82,12 +84,21 @@ class Watcher {
 };
 
 // Where a Store keeps its objects beyond its own memory: etcd (lab/apiserver/etcd.h). The
-// Store's memory is then a write-through cache of it, as kube-apiserver's watch cache is of
-// etcd: every write goes to the backend first, in a transaction guarded by the revision the
-// cache holds, and takes the backend's revision as its resourceVersion; reads, lists and
-// watches are served from memory. One API server per backend, as in a lab cluster.
+// Store's memory is then a cache of it, as kube-apiserver's watch cache is of etcd: every
+// write goes to the backend first, in a transaction guarded by the revision the cache holds,
+// and takes the backend's revision as its resourceVersion; the cache follows the backend's
+// own watch, so writes by anyone else (a second API server on the same etcd, etcdctl) reach
+// it too; reads, lists and watches are served from memory.
 class StoreBackend {
  public:
+  // One change, as etcd's watch reports it.
+  struct Change {
+    StoreEvent::Type type = StoreEvent::Type::kModified;
+    ObjectKey key;
+    json object;    // the value after the change; for kDeleted the value before
+    json previous;  // the value before (null when created)
+    std::uint64_t revision = 0;
+  };
   struct Item {
     std::string resource;  // group-resource
     json object;           // metadata.resourceVersion set to the item's revision
@@ -105,6 +116,12 @@ class StoreBackend {
   virtual Result<std::uint64_t> remove(const ObjectKey& key, std::uint64_t expected) = 0;
   // Forgets history up to `revision` (etcd's compaction).
   virtual Result<void> compact(std::uint64_t revision) = 0;
+  // Every change after revision `after`, in revision order, handed to `apply` a batch at a
+  // time, until the stream ends (it is reopened by the caller), fails (kUnavailable), is
+  // compacted away (kGone), or stop_following() is called.
+  virtual Result<void> follow(std::uint64_t after, const std::function<void(std::vector<Change>)>& apply) = 0;
+  // From any thread: ends follow() promptly, now and for good.
+  virtual void stop_following() = 0;
   virtual std::string describe() const = 0;
 };
 
@@ -124,10 +141,12 @@ class Store {
  public:
   explicit Store(std::size_t history_limit = 10000, std::unique_ptr<StoreBackend> backend = nullptr)
       : history_limit_(history_limit), backend_(std::move(backend)) {}
+  ~Store();
 
-  // With a backend: reads every object from it, once, before serving. The history starts
-  // empty at the backend's revision, so a watch or continue token from before gets 410 Gone
-  // and its client relists (as after a kube-apiserver restart whose watch cache is new).
+  // With a backend: reads every object from it, once, before serving, then follows its
+  // changes in a thread of its own. The history starts empty at the backend's revision, so a
+  // watch or continue token from before gets 410 Gone and its client relists (as after a
+  // kube-apiserver restart whose watch cache is new).
   Result<std::size_t> load();
   bool persistent() const { return backend_ != nullptr; }
   std::string describe() const { return backend_ ? backend_->describe() : "memory"; }
@@ -167,9 +186,16 @@ class Store {
     std::map<std::string, json> objects;  // "ns/name" → object
   };
   static std::string storage_key(const ObjectKey& key) { return key.ns + "/" + key.name; }
-  // The backend's write (or the next revision in memory), then the cache and the watchers.
+  // The backend's write (or the next revision in memory).
   Result<std::uint64_t> persist_locked(const StoreEvent& event, std::uint64_t expected);
+  // Then the cache and the watchers: at once when the write directly follows what the cache
+  // holds, else once the backend's watch has brought every change up to it, in order.
+  // Returns the object as written, with its resourceVersion.
+  Result<json> commit_locked(std::unique_lock<std::mutex>& lock, StoreEvent event);
   void write_locked(StoreEvent event);
+  Result<std::size_t> load_locked(StoreBackend::Snapshot snapshot);
+  void follow_backend();
+  void apply_changes(std::vector<StoreBackend::Change> changes);
   void notify_locked(const StoreEvent& event);
 
   mutable std::mutex mu_;
@@ -181,6 +207,9 @@ class Store {
   std::vector<std::weak_ptr<Watcher>> watchers_;
   std::unique_ptr<StoreBackend> backend_;
   std::uint64_t backend_compacted_rv_ = 0;
+  std::condition_variable applied_;  // rv_ moved on
+  std::atomic<bool> stopping_{false};
+  std::thread follower_;
 };
 
 // A Kubernetes Status object: {"kind":"Status", ..., "code", "reason", "message"}.

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "common/base/base64.h"
 #include "common/http/client.h"
@@ -626,6 +627,78 @@ TEST_P(KubeClientEtcdTest, ARestartedServerKeepsEveryObjectOnEtcd) {
   ASSERT_FALSE(w.ok());
   EXPECT_EQ(w.error().code(), ErrorCode::kGone);
   std::filesystem::remove_all(pki);
+}
+
+// The cache follows etcd's own watch: a second API server on the same etcd (an HA control
+// plane) sees every write of the first, at the same resourceVersions, and its watchers hear
+// of them; optimistic concurrency holds across both.
+TEST_P(KubeClientEtcdTest, TwoServersOnOneEtcdSeeEachOthersWrites) {
+  auto other = lab::ApiServer::start(options_).value();
+  ClusterConnection c;
+  c.server = other->url();
+  c.ca_pem = other->ca_pem();
+  c.token = "good-token";
+  auto b = Client::create(c).value();
+  const std::string rv0 = b->list(res::kConfigMaps, "default").value()["metadata"]["resourceVersion"];
+  auto w = b->watch(res::kConfigMaps, "default", {.resource_version = rv0});
+  ASSERT_TRUE(w.ok()) << w.error().message();
+
+  auto created = client_->create(res::kConfigMaps, "default", configmap("shared", {{"v", "1"}})).value();
+  auto e = (*w)->next(5s);
+  ASSERT_TRUE(e.ok() && e->has_value()) << "server B's watcher hears of A's write";
+  EXPECT_EQ((*e)->type, WatchEvent::Type::kAdded);
+  EXPECT_EQ((*e)->object["metadata"]["resourceVersion"], created["metadata"]["resourceVersion"]);
+  auto seen = b->get(res::kConfigMaps, "default", "shared");
+  ASSERT_TRUE(seen.ok()) << seen.error().message();
+  EXPECT_EQ((*seen)["metadata"]["uid"], created["metadata"]["uid"]);
+
+  // B writes next, then A, each from what it read: both land, in order, each seen by the other.
+  (*seen)["data"]["v"] = "2";
+  auto by_b = b->update(res::kConfigMaps, "default", *seen);
+  ASSERT_TRUE(by_b.ok()) << by_b.error().message();
+  auto stale = created;
+  stale["data"]["v"] = "stale";
+  auto refused = client_->update(res::kConfigMaps, "default", stale);
+  ASSERT_FALSE(refused.ok()) << "A's update from before B's is a conflict";
+  EXPECT_EQ(refused.error().http_status(), 409);
+  auto fresh = client_->get(res::kConfigMaps, "default", "shared").value();
+  EXPECT_EQ(fresh["data"]["v"], "2");
+  fresh["data"]["v"] = "3";
+  auto by_a = client_->update(res::kConfigMaps, "default", fresh);
+  ASSERT_TRUE(by_a.ok()) << by_a.error().message();
+  EXPECT_GT(std::stoull((*by_a)["metadata"]["resourceVersion"].get<std::string>()),
+            std::stoull((*by_b)["metadata"]["resourceVersion"].get<std::string>()));
+  std::vector<std::string> values;
+  for (int i = 0; i < 2; ++i) {
+    auto next = (*w)->next(5s);
+    ASSERT_TRUE(next.ok() && next->has_value());
+    values.push_back(std::string(to_string((*next)->type)) + " " + (*next)->object["data"]["v"].get<std::string>());
+  }
+  EXPECT_EQ(values, (std::vector<std::string>{"MODIFIED 2", "MODIFIED 3"}));
+  ASSERT_TRUE(b->remove(res::kConfigMaps, "default", "shared").ok());
+  for (int i = 0; i < 50 && client_->get(res::kConfigMaps, "default", "shared").ok(); ++i) std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(client_->get(res::kConfigMaps, "default", "shared").error().http_status(), 404);
+}
+
+// A key written into etcd by anyone (here etcd's own API, as etcdctl would) reaches the cache.
+TEST_P(KubeClientEtcdTest, AWriteStraightIntoEtcdReachesTheServer) {
+  auto etcd_client = http::Client::create({.url = etcd_->url()}).value();
+  auto cm = configmap("from-etcd", {{"k", "v"}});
+  cm["metadata"]["namespace"] = "default";
+  cm["metadata"]["uid"] = "0f0f0f0f-0000-4000-8000-000000000001";
+  auto put = etcd_client->send({.method = "POST", .target = "/v3/kv/put",
+                                .body = json{{"key", base64_encode("/registry/configmaps/default/from-etcd")},
+                                             {"value", base64_encode(cm.dump())}}.dump()},
+                               5s);
+  ASSERT_TRUE(put.ok() && put->status == 200);
+  const std::string revision = json::parse(put->body)["header"]["revision"];
+  Result<json> got = Error(ErrorCode::kNotFound, "");
+  for (int i = 0; i < 100 && !(got = client_->get(res::kConfigMaps, "default", "from-etcd")).ok(); ++i) {
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE(got.ok()) << got.error().message();
+  EXPECT_EQ((*got)["data"]["k"], "v");
+  EXPECT_EQ((*got)["metadata"]["resourceVersion"], revision) << "its resourceVersion is etcd's revision";
 }
 
 // etcd gone: writes fail with a clear, retryable error and change nothing; reads are served
