@@ -347,6 +347,8 @@ def validate(node, value, path, errs):
                 validate(sub_schema, sub, f'{path + "." if path else ""}{name}', errs)
         if 'anyOf' in node and not any(all(r in value for r in b.get('required', [])) for b in node['anyOf']):
             errs.append(f'{path}: Invalid value: must validate at least one schema (anyOf)')
+        if 'oneOf' in node and sum(all(r in value for r in b.get('required', [])) for b in node['oneOf']) != 1:
+            errs.append(f'{path}: Invalid value: must validate one and only one schema (oneOf)')
     if isinstance(value, list):
         if len(value) > node.get('maxItems', len(value)):
             errs.append(f'{path}: Too many: {len(value)}: must have at most {node["maxItems"]} items')
@@ -512,8 +514,8 @@ expect "a mutable spec field changes (persistentKeepaliveSeconds)" 'patched' -- 
 # --- Printer columns (Table output)
 if [ "$table" = 1 ]; then
   out=$(k get clusterpeerings 2>&1)
-  expect_lines "kubectl get clusterpeerings prints REMOTE, PHASE, REMOTE-PODS, FAILING-PAIRS, RTT, AGE" "$out" \
-    '^NAME +REMOTE +PHASE +REMOTE-PODS +FAILING-PAIRS +RTT +AGE *$' '^west +west +Connected +.*10\.80\.0\.0/16'
+  expect_lines "kubectl get clusterpeerings prints REMOTE, PHASE, REMOTE-PODS, INGRESS, FAILING-PAIRS, RTT, AGE" "$out" \
+    '^NAME +REMOTE +PHASE +REMOTE-PODS +INGRESS +FAILING-PAIRS +RTT +AGE *$' '^west +west +Connected +.*10\.80\.0\.0/16'
   out=$(k get cidrclaims -n clusterwire-broker 2>&1)
   expect_lines "kubectl get cidrclaims prints CIDR, CLUSTER, PURPOSE" "$out" \
     '^NAME +CIDR +CLUSTER +PURPOSE +AGE *$' '^10-64-0-0-16 +10\.64\.0\.0/16 +east +pods '

@@ -1,0 +1,166 @@
+#include "node-agent/ingress_policy.h"
+
+#include <gtest/gtest.h>
+
+#include "node-agent/ingress_table.h"
+
+namespace cw::agent {
+namespace {
+
+net::IpAddress ip(const char* s) { return net::IpAddress::parse(s).value(); }
+net::Prefix prefix(const char* s) { return net::Prefix::parse(s).value(); }
+kube::LabelSelector selector(const char* s) { return kube::LabelSelector::parse(s).value(); }
+
+// Two peers (c2, c3), two local pods (api in shop, db in shop), one exported Service.
+IngressInput base(IngressPosture c2 = IngressPosture::kNone, IngressPosture c3 = IngressPosture::kNone) {
+  IngressInput in;
+  in.clusters = {{"c2", c2, {prefix("10.2.0.0/16"), prefix("fd00:2::/48")}},
+                 {"c3", c3, {prefix("10.3.0.0/16")}}};
+  in.exported = {{ip("10.96.0.10"), kTcp, 80}, {ip("10.1.0.5"), kTcp, 8080}};
+  in.remote_workloads = {{"c2", "web", ip("10.2.0.7")}, {"c2", "batch", ip("10.2.0.9")}, {"c3", "web", ip("10.3.0.4")}};
+  in.pods = {{"shop", "api-1", {{"app", "api"}}, {ip("10.1.0.5"), ip("fd00:1::5")}},
+             {"shop", "db-1", {{"app", "db"}}, {ip("10.1.0.6")}},
+             {"other", "api-2", {{"app", "api"}}, {ip("10.1.0.8")}}};
+  return in;
+}
+
+IngressPolicy policy(const char* name, const char* pods, std::vector<IngressRule> from) {
+  return {"shop", name, selector(pods), std::move(from)};
+}
+
+TEST(IngressPolicy, PosturesAlone) {
+  auto r = compile_ingress(base(IngressPosture::kAll, IngressPosture::kExportedServices));
+  ASSERT_EQ(r.clusters.size(), 2u);
+  EXPECT_EQ(r.clusters["c2"].posture, IngressPosture::kAll);
+  EXPECT_EQ(r.clusters["c3"].posture, IngressPosture::kExportedServices);
+  EXPECT_EQ(r.exported.size(), 2u) << "an ExportedServices peer needs the exported targets";
+  EXPECT_TRUE(compile_ingress(base(IngressPosture::kAll, IngressPosture::kNone)).exported.empty())
+      << "no ExportedServices peer: no exported set to keep up";
+}
+
+TEST(IngressPolicy, ARuleSelectsPodsInItsNamespaceOnly) {
+  auto in = base();
+  in.policies = {policy("api", "app=api", {{.clusters = {"c2"}, .ports = {{kTcp, 8080, 8080}}}})};
+  auto r = compile_ingress(in);
+  EXPECT_EQ(r.policies["shop/api"].selected_pods, 1u) << "api-2 is in another namespace";
+  const auto& c2 = r.clusters["c2"];
+  EXPECT_EQ(c2.to_ports, (std::set<std::tuple<net::IpAddress, PortRange>>{
+                             {ip("10.1.0.5"), {kTcp, 8080, 8080}}, {ip("fd00:1::5"), {kTcp, 8080, 8080}}}));
+  EXPECT_TRUE(r.clusters["c3"].to_ports.empty()) << "c3 is not named";
+}
+
+TEST(IngressPolicy, NoPortsMeansAnyPortAndSubsumesPortRules) {
+  auto in = base();
+  in.policies = {policy("any", "app=db", {{.all_clusters = true}}),
+                 policy("some", "app=db", {{.clusters = {"c2"}, .ports = {{kTcp, 5432, 5432}}}})};
+  auto r = compile_ingress(in);
+  for (const char* c : {"c2", "c3"}) {
+    EXPECT_EQ(r.clusters[c].to_any, (std::set<net::IpAddress>{ip("10.1.0.6")})) << c;
+    EXPECT_TRUE(r.clusters[c].to_ports.empty()) << c << ": covered by any port";
+  }
+}
+
+TEST(IngressPolicy, PortRangesOfOnePodMergeSoNoIntervalsOverlap) {
+  auto in = base();
+  in.policies = {policy("a", "app=api", {{.clusters = {"c2"}, .ports = {{kTcp, 8000, 8100}, {kUdp, 53, 53}}}}),
+                 policy("b", "app=api", {{.clusters = {"c2"}, .ports = {{kTcp, 8050, 8200}, {kTcp, 8201, 8201}}}})};
+  auto r = compile_ingress(in);
+  std::set<PortRange> v4;
+  for (const auto& [a, p] : r.clusters["c2"].to_ports) {
+    if (a == ip("10.1.0.5")) v4.insert(p);
+  }
+  EXPECT_EQ(v4, (std::set<PortRange>{{kTcp, 8000, 8201}, {kUdp, 53, 53}}));
+  EXPECT_EQ(merge_port_ranges({{kTcp, 1, 2}, {kTcp, 4, 5}}), (std::vector<PortRange>{{kTcp, 1, 2}, {kTcp, 4, 5}}));
+  EXPECT_EQ(merge_port_ranges({{kTcp, 1, 2}, {kTcp, 3, 5}}), (std::vector<PortRange>{{kTcp, 1, 5}}));
+  EXPECT_EQ(merge_port_ranges({{kTcp, 1, 65535}, {kTcp, 65535, 65535}}), (std::vector<PortRange>{{kTcp, 1, 65535}}));
+}
+
+TEST(IngressPolicy, NamespacesNarrowSourcesToThatClustersExportedEndpoints) {
+  auto in = base();
+  in.policies = {policy("web", "app=api", {{.clusters = {"c2", "c3"}, .namespaces = {"web"}, .ports = {{kTcp, 8080, 8080}}}})};
+  auto r = compile_ingress(in);
+  EXPECT_TRUE(r.clusters["c2"].to_ports.empty());
+  EXPECT_EQ(r.clusters["c2"].from_to_ports,
+            (std::set<std::tuple<net::IpAddress, net::IpAddress, PortRange>>{
+                {ip("10.2.0.7"), ip("10.1.0.5"), {kTcp, 8080, 8080}}}))
+      << "c2's web endpoint only (not batch's), to the IPv4 address only (families match)";
+  EXPECT_EQ(r.clusters["c3"].from_to_ports.size(), 1u);
+}
+
+TEST(IngressPolicy, APeerWithPostureAllNeedsNoPolicyElements) {
+  auto in = base(IngressPosture::kAll, IngressPosture::kNone);
+  in.policies = {policy("any", "", {{.all_clusters = true}})};
+  auto r = compile_ingress(in);
+  EXPECT_TRUE(r.clusters["c2"].to_any.empty());
+  EXPECT_EQ(r.clusters["c3"].to_any.size(), 3u) << "api-1 (two addresses) and db-1";
+}
+
+TEST(IngressPolicy, ANamedClusterThatIsNotPeeredIsReportedNotGuessed) {
+  auto in = base();
+  in.policies = {policy("typo", "app=api", {{.clusters = {"c9", "c2"}}})};
+  auto r = compile_ingress(in);
+  EXPECT_EQ(r.policies["shop/typo"].problems,
+            (std::vector<std::string>{"cluster c9 is not a Connected peer of this cluster"}));
+  EXPECT_EQ(r.clusters["c2"].to_any.size(), 2u) << "the rest of the rule applies";
+  EXPECT_EQ(r.clusters.count("c9"), 0u);
+}
+
+TEST(IngressPolicy, ParsesTheApisWords) {
+  EXPECT_EQ(parse_ingress_posture("ExportedServices").value(), IngressPosture::kExportedServices);
+  EXPECT_FALSE(parse_ingress_posture("exportedservices"));
+  EXPECT_EQ(parse_protocol("SCTP").value(), kSctp);
+  EXPECT_FALSE(parse_protocol("ICMP"));
+}
+
+// ---- the table
+
+TEST(IngressTable, RendersAChainPerClusterAndItsSets) {
+  auto in = base(IngressPosture::kAll, IngressPosture::kExportedServices);
+  in.policies = {policy("api", "app=api", {{.clusters = {"c3"}, .ports = {{kTcp, 9000, 9100}}}})};
+  const std::string t = render_ingress_table(compile_ingress(in), "cw0");
+  for (const char* want : {
+           "add table inet clusterwire_ingress\ndelete table inet clusterwire_ingress\n",
+           "chain c_c2 {\n    counter accept comment \"c2: ingress All\"\n  }",
+           "meta l4proto { tcp, udp, sctp } ip daddr . meta l4proto . th dport @exported_v4 counter accept",
+           "counter drop comment \"c3: not allowed by ingress ExportedServices or a ClusterSetIngressPolicy\"",
+           "iifname != \"cw0\" accept",
+           "ct state established,related accept",
+           "set c_c3_ports_v4 { type ipv4_addr . inet_proto . inet_service; flags interval; }",
+           "add element inet clusterwire_ingress from_cluster_v4 { 10.2.0.0/16 : jump c_c2, 10.3.0.0/16 : jump c_c3 }",
+           "add element inet clusterwire_ingress from_cluster_v6 { fd00:2::/48 : jump c_c2 }",
+           "add element inet clusterwire_ingress c_c3_ports_v4 { 10.1.0.5 . tcp . 9000-9100 }",
+           "add element inet clusterwire_ingress exported_v4 { 10.1.0.5 . tcp . 8080, 10.96.0.10 . tcp . 80 }",
+       }) {
+    EXPECT_NE(t.find(want), std::string::npos) << "missing: " << want << "\nin:\n" << t;
+  }
+  EXPECT_EQ(t.find("chain c_c2 {\n    meta"), std::string::npos) << "an All peer's chain only accepts";
+}
+
+TEST(IngressTable, APolicyOrPodChangeIsElementUpdatesOnly) {
+  auto in = base(IngressPosture::kNone, IngressPosture::kNone);
+  in.policies = {policy("api", "app=api", {{.clusters = {"c2"}, .ports = {{kTcp, 8080, 8080}}}})};
+  const auto before = compile_ingress(in);
+  EXPECT_EQ(plan_ingress_table(before, before, "cw0", "cw0"), "") << "nothing changed, nothing written";
+
+  in.pods.push_back({"shop", "api-3", {{"app", "api"}}, {ip("10.1.0.9")}});
+  in.policies[0].from[0].ports = {{kTcp, 8443, 8443}};
+  const auto after = compile_ingress(in);
+  const std::string plan = plan_ingress_table(after, before, "cw0", "cw0");
+  EXPECT_EQ(plan,
+            "delete element inet clusterwire_ingress c_c2_ports_v4 { 10.1.0.5 . tcp . 8080 }\n"
+            "delete element inet clusterwire_ingress c_c2_ports_v6 { fd00:1::5 . tcp . 8080 }\n"
+            "add element inet clusterwire_ingress c_c2_ports_v4 { 10.1.0.5 . tcp . 8443, 10.1.0.9 . tcp . 8443 }\n"
+            "add element inet clusterwire_ingress c_c2_ports_v6 { fd00:1::5 . tcp . 8443 }\n");
+}
+
+TEST(IngressTable, APostureOrPeerChangeRewritesTheTable) {
+  const auto before = compile_ingress(base(IngressPosture::kNone, IngressPosture::kNone));
+  const auto after = compile_ingress(base(IngressPosture::kAll, IngressPosture::kNone));
+  EXPECT_EQ(plan_ingress_table(after, before, "cw0", "cw0").rfind("add table inet clusterwire_ingress\ndelete table", 0), 0u);
+  EXPECT_EQ(plan_ingress_table(before, before, "cw1", "cw0").rfind("add table", 0), 0u) << "another tunnel device";
+  EXPECT_EQ(plan_ingress_table(before, std::nullopt, "cw0", std::nullopt).rfind("add table", 0), 0u);
+  EXPECT_EQ(delete_ingress_table(), "add table inet clusterwire_ingress\ndelete table inet clusterwire_ingress\n");
+}
+
+}  // namespace
+}  // namespace cw::agent
