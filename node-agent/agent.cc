@@ -21,6 +21,8 @@
 #include "node-agent/key_store.h"
 #include "node-agent/prober.h"
 #include "node-agent/topology.h"
+#include "node-agent/ingress_sync.h"
+#include "node-agent/ingress_table.h"
 #include "node-agent/tunnel_rules.h"
 
 namespace cw::agent {
@@ -194,6 +196,7 @@ struct Agent::Impl {
   std::unique_ptr<kube::Informer> peerings;
   std::unique_ptr<kube::Informer> leases;  // the gateway Lease's namespace
   std::unique_ptr<kube::Controller> controller;
+  std::unique_ptr<IngressEnforcer> ingress;  // with config.ingress_policy
   std::unique_ptr<GatewayRole> gateway_role;  // gateway mode (docs/gateway.md)
   std::optional<netlink::Rtnetlink> rt;  // opened on the reconcile thread, used only there
   std::optional<std::uint32_t> detected_mtu;
@@ -278,6 +281,11 @@ struct Agent::Impl {
       log.info("probing the datapath", {{"port", static_cast<int>(prober->port())},
                                         {"interval_ms", static_cast<std::int64_t>(config.probe.interval.count())}});
     }
+    if (config.ingress_policy) {
+      ingress = IngressEnforcer::start(local, nftables, clock, log, config.node_name,
+                                       std::chrono::duration_cast<std::chrono::milliseconds>(config.resync_period),
+                                       [this] { controller->enqueue("node"); });
+    }
     if (auto r = controller->start(); !r) return r;
     nodes->start();
     peerings->start();
@@ -330,6 +338,7 @@ struct Agent::Impl {
     if (controller) controller->stop();
     if (gateway_role) gateway_role->stop();  // its runner's callbacks use the prober and the controller
     prober.reset();
+    if (ingress) ingress->stop();
     if (leases) leases->stop();
     if (peerings) peerings->stop();
     if (nodes) nodes->stop();
@@ -566,6 +575,18 @@ struct Agent::Impl {
 
     update_probes(self, in, topology, mtu);
 
+    // ClusterSet ingress policy for this node's pods (docs/policy.md). Until its caches are
+    // full it waits: the table the kernel holds (from before a restart) stays in force.
+    bool ingress_pending = false;
+    if (ingress) {
+      if (!ingress->synced()) {
+        ingress_pending = true;
+      } else if (auto r = apply_ingress(self); !r) {
+        set_error("ingress policy: " + r.error().message());
+        return r.error();
+      }
+    }
+
     // This node's annotations.
     if (self) {
       std::string endpoint = config.endpoint;
@@ -617,7 +638,34 @@ struct Agent::Impl {
     update_gateway_metrics(topology.role, in);
     publish_error("");
     if (!last_report_at && prober) controller->enqueue(kReportKey);  // replaces what an earlier run left
+    if (ingress_pending) return kube::ReconcileResult{.requeue_after = 200ms};
     return kube::ReconcileResult{.requeue_after = std::chrono::duration_cast<std::chrono::milliseconds>(config.resync_period)};
+  }
+
+  // The peered clusters as ingress policy sees them: those whose tunnels carry traffic
+  // (Connected, Degraded), with their ranges and the posture in force.
+  Result<void> apply_ingress(const std::optional<json>& self) {
+    std::vector<PeeredCluster> clusters;
+    for (const auto& p : peerings->list()) {
+      const json st = p.value("status", json::object());
+      const std::string phase = str(st, "phase");
+      if (phase != "Connected" && phase != "Degraded") continue;
+      PeeredCluster c;
+      c.id = str(p["spec"], "remoteClusterID");
+      std::string posture = str(st, "ingress");
+      if (posture.empty()) posture = str(p["spec"], "ingress");
+      auto parsed = parse_ingress_posture(posture.empty() ? "All" : posture);
+      c.posture = parsed ? *parsed : IngressPosture::kAll;  // the CRD allows no other value
+      const json remote = st.value("remote", json::object());
+      c.ranges = prefixes(remote.value("podCIDRs", json::array()));
+      auto services = prefixes(remote.value("serviceCIDRs", json::array()));
+      c.ranges.insert(c.ranges.end(), services.begin(), services.end());
+      clusters.push_back(std::move(c));
+    }
+    std::vector<net::Prefix> own = self ? prefixes(json(annotation(*self, kPodCidrAnnotation))) : std::vector<net::Prefix>{};
+    auto applied = ingress->apply(std::move(own), std::move(clusters));
+    if (!applied) return applied.error();
+    return ok_result();
   }
 
   // The probe addresses on the tunnel device (docs/node-agent.md, "Datapath probes"), and
@@ -940,6 +988,8 @@ Result<void> Agent::cleanup(const AgentConfig& config, netfilter::Nftables& nfta
   logger.info("routes removed", {{"count", routes->removed.size()}});
   if (auto r = nftables.run(delete_tunnel_rules()); !r) return r.error().with_context("removing clusterwire's nftables table");
   logger.info("nftables table removed", {{"table", std::string(kNftFamily) + " " + kNftTable}});
+  if (auto r = nftables.run(delete_ingress_table()); !r) return r.error().with_context("removing clusterwire's ingress table");
+  logger.info("nftables table removed", {{"table", std::string("inet ") + kIngressTable}});
   auto gone = rt->delete_link(config.interface);
   if (!gone && gone.error().code() != ErrorCode::kNotFound) return gone.error();
   logger.info("device removed", {{"interface", config.interface}});

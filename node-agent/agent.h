@@ -46,6 +46,9 @@ struct AgentConfig {
   std::uint32_t mtu = 0;         // 0: the underlay's MTU less WireGuard's overhead (80)
   std::uint32_t underlay_mtu = 0;  // 0: that of the link holding the Node's InternalIP (else 1500)
   std::uint16_t persistent_keepalive = 0;  // for peerings that do not set their own
+  // ClusterSet ingress policy (docs/policy.md): keep table inet clusterwire_ingress for the
+  // traffic from peered clusters to this node's pods.
+  bool ingress_policy = true;
   std::vector<net::Prefix> service_cidrs;  // the local cluster's, never routed to a remote
   // Userspace WireGuard: started as `<wireguard_go> <interface>` when the device is missing
   // (it daemonises, and outlives the agent). Empty: never start one.

@@ -52,7 +52,9 @@ using PortsBy = std::map<Key, std::vector<PortRange>>;
 
 IngressRules compile_ingress(const IngressInput& input) {
   IngressRules out;
-  std::map<std::string, const RemoteCluster*> peered;
+  out.node_pod_cidrs = input.node_pod_cidrs;
+  std::sort(out.node_pod_cidrs.begin(), out.node_pod_cidrs.end());
+  std::map<std::string, const PeeredCluster*> peered;
   for (const auto& c : input.clusters) {
     peered[c.id] = &c;
     ClusterIngress& ci = out.clusters[c.id];
@@ -62,7 +64,7 @@ IngressRules compile_ingress(const IngressInput& input) {
   }
   const bool any_exported_posture =
       std::any_of(input.clusters.begin(), input.clusters.end(),
-                  [](const RemoteCluster& c) { return c.posture == IngressPosture::kExportedServices; });
+                  [](const PeeredCluster& c) { return c.posture == IngressPosture::kExportedServices; });
   if (any_exported_posture) out.exported.insert(input.exported.begin(), input.exported.end());
 
   std::map<std::string, PortsBy<net::IpAddress>> to_ports;                                  // cluster → dst → ports
@@ -77,7 +79,7 @@ IngressRules compile_ingress(const IngressInput& input) {
       targets.insert(targets.end(), pod.ips.begin(), pod.ips.end());
     }
     for (const auto& rule : policy.from) {
-      std::vector<const RemoteCluster*> sources;
+      std::vector<const PeeredCluster*> sources;
       if (rule.all_clusters) {
         for (const auto& c : input.clusters) sources.push_back(&c);
       } else {
@@ -90,7 +92,7 @@ IngressRules compile_ingress(const IngressInput& input) {
           sources.push_back(it->second);
         }
       }
-      for (const RemoteCluster* c : sources) {
+      for (const PeeredCluster* c : sources) {
         if (c->posture == IngressPosture::kAll) continue;  // everything from it passes anyway
         ClusterIngress& ci = out.clusters[c->id];
         std::vector<net::IpAddress> from;

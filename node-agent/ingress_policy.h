@@ -7,6 +7,11 @@
 // (cryptokey routing), and those are the remote cluster's ranges. So a source address that
 // came out of the tunnel names its cluster, and a spoofed one never gets this far.
 //
+// A packet is judged on the node its destination pod runs on: the node that takes it out of
+// the tunnel may not be that node (a ClusterIP's endpoint elsewhere, a gateway), and only the
+// pod's own node knows its labels. So a node judges packets to its own pod blocks, from a
+// remote cluster's ranges, whichever interface they came in on.
+//
 // For each peered cluster, what may pass, in order:
 //   - posture All: everything;
 //   - posture ExportedServices: to the endpoints and ClusterIPs of the Services this cluster
@@ -57,14 +62,15 @@ struct PortRange {
 };
 
 // A peered cluster, as its Connected ClusterPeering's status shows it.
-struct RemoteCluster {
+struct PeeredCluster {
   std::string id;
   IngressPosture posture = IngressPosture::kAll;
   std::vector<net::Prefix> ranges;  // its pod and service ranges: what its tunnel may carry
 };
 
-// An address and port a Service this cluster exports is reached on: its ClusterIP on the
-// Service's port, and each endpoint on the target port.
+// An endpoint of a Service this cluster exports, on its target port: what a packet to the
+// Service's ClusterIP is addressed to once kube-proxy has translated it, before it reaches the
+// node judging it.
 struct ExportedTarget {
   net::IpAddress address;
   std::uint8_t protocol = kTcp;
@@ -98,12 +104,13 @@ struct IngressRule {
 struct IngressPolicy {
   std::string ns;
   std::string name;
-  kube::LabelSelector pods;  // local pods in `ns`
+  kube::LabelSelector pods = kube::LabelSelector::everything();  // local pods in `ns`
   std::vector<IngressRule> from;
 };
 
 struct IngressInput {
-  std::vector<RemoteCluster> clusters;
+  std::vector<net::Prefix> node_pod_cidrs;  // this node's pod blocks: the packets judged here
+  std::vector<PeeredCluster> clusters;
   std::vector<ExportedTarget> exported;
   std::vector<RemoteWorkload> remote_workloads;
   std::vector<LocalPod> pods;  // this node's own pods
@@ -130,6 +137,7 @@ struct PolicyStatus {
 };
 
 struct IngressRules {
+  std::vector<net::Prefix> node_pod_cidrs;         // sorted
   std::map<std::string, ClusterIngress> clusters;  // by cluster ID
   std::set<ExportedTarget> exported;               // shared by every ExportedServices cluster
   std::map<std::string, PolicyStatus> policies;    // by "namespace/name"

@@ -34,6 +34,10 @@ Elements elements_of(const IngressRules& rules) {
         exported.insert(t.address.to_string() + " . " + ports({t.protocol, t.port, t.port}));
       }
     }
+    auto& node = e["node_pods" + s];
+    for (const auto& r : rules.node_pod_cidrs) {
+      if (r.family() == f) node.insert(r.to_string());
+    }
     auto& from = e["from_cluster" + s];
     for (const auto& [id, c] : rules.clusters) {
       for (const auto& r : c.ranges) {
@@ -67,12 +71,13 @@ void declare(std::ostringstream& out, const std::string& name, const std::string
 }
 
 // The table without its elements: what must be rewritten whole when it changes.
-std::string structure_of(const IngressRules& rules, const std::string& tunnel) {
+std::string structure_of(const IngressRules& rules) {
   std::ostringstream out;
   out << "table inet " << kIngressTable << " {\n";
   for (const auto f : {net::Family::kIPv4, net::Family::kIPv6}) {
     const std::string s = suffix(f);
     const std::string a = addr_type(f);
+    declare(out, "node_pods" + s, a, true);
     declare(out, "exported" + s, a + " . inet_proto . inet_service", false);
     declare(out, "from_cluster" + s, a, true, true);
     for (const auto& [id, c] : rules.clusters) {
@@ -112,8 +117,9 @@ std::string structure_of(const IngressRules& rules, const std::string& tunnel) {
   }
   out << "  chain forward {\n"
       << "    type filter hook forward priority filter - 5; policy accept;\n"
-      << "    iifname != \"" << tunnel << "\" accept comment \"not from the tunnel\"\n"
       << "    ct state established,related accept comment \"a connection keeps the verdict of its start\"\n"
+      << "    ip daddr != @node_pods_v4 accept comment \"not to a pod of this node: its own node judges it\"\n"
+      << "    ip6 daddr != @node_pods_v6 accept comment \"not to a pod of this node: its own node judges it\"\n"
       << "    ip saddr vmap @from_cluster_v4\n"
       << "    ip6 saddr vmap @from_cluster_v6\n"
       << "  }\n"
@@ -135,21 +141,18 @@ void add_elements(std::ostringstream& out, const std::string& op, const std::str
 
 }  // namespace
 
-std::string render_ingress_table(const IngressRules& rules, const std::string& tunnel) {
+std::string render_ingress_table(const IngressRules& rules) {
   std::ostringstream out;
   // add, delete, create: one transaction that works whether or not the table is there.
   out << "add table inet " << kIngressTable << "\n"
       << "delete table inet " << kIngressTable << "\n"
-      << structure_of(rules, tunnel);
+      << structure_of(rules);
   for (const auto& [set, items] : elements_of(rules)) add_elements(out, "add", set, items);
   return out.str();
 }
 
-std::string plan_ingress_table(const IngressRules& desired, const std::optional<IngressRules>& applied,
-                               const std::string& tunnel, const std::optional<std::string>& applied_tunnel) {
-  if (!applied || !applied_tunnel || structure_of(desired, tunnel) != structure_of(*applied, *applied_tunnel)) {
-    return render_ingress_table(desired, tunnel);
-  }
+std::string plan_ingress_table(const IngressRules& desired, const std::optional<IngressRules>& applied) {
+  if (!applied || structure_of(desired) != structure_of(*applied)) return render_ingress_table(desired);
   const Elements want = elements_of(desired);
   const Elements have = elements_of(*applied);
   std::ostringstream out;

@@ -48,6 +48,10 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"auto", "on", "off"}))->capture_default_str();
   app.add_option("--clamp-mss", config.clamp_mss, "Lower the MSS of TCP SYNs entering the tunnel to the route's MTU")
       ->capture_default_str();
+  app.add_option("--ingress-policy", config.ingress_policy,
+                 "Enforce ClusterSet ingress policy for this node's pods (table inet clusterwire_ingress; "
+                 "docs/policy.md)")
+      ->capture_default_str();
   app.add_option("--probe-port", probe_port,
                  "UDP port of the datapath probes through the tunnel (0: no probes; the same on every node)")
       ->check(CLI::Range(0, 65535))->capture_default_str();

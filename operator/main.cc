@@ -67,6 +67,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--gateway-label", config.gateway_label, "The Node label (=true) that makes a gateway candidate")
       ->capture_default_str();
+  app.add_option("--default-ingress", config.default_ingress,
+                 "The ingress posture of a ClusterPeering without spec.ingress: All, ExportedServices or None "
+                 "(docs/policy.md)")
+      ->check(CLI::IsMember({"All", "ExportedServices", "None"}))
+      ->capture_default_str();
   app.add_option("--health-address", health_address, "Address for /healthz, /readyz, /metrics")->capture_default_str();
   app.add_option("--health-port", health_port, "Port for /healthz, /readyz, /metrics (0: any)")->capture_default_str();
   app.add_option("--log-format", log_format, "text or json")->check(CLI::IsMember({"text", "json"}))->capture_default_str();

@@ -698,6 +698,8 @@ struct Operator::Impl {
     in.now = clock.wall_now();
     in.old_status = obj->value("status", json::object());
     in.local_service_cidrs = config.service_cidrs;
+    in.ingress = spec.contains("ingress") && spec["ingress"].is_string() ? spec["ingress"].get<std::string>()
+                                                                         : config.default_ingress;
     std::vector<std::string> local_problems;
     {
       std::lock_guard lock(mu);

@@ -67,6 +67,9 @@ struct OperatorConfig {
   std::string gateway_lease_name = "clusterwire-gateway";
   // The label (set to "true") that makes a Node a gateway candidate.
   std::string gateway_label = "clusterwire.io/gateway";
+  // The ingress posture of a ClusterPeering without spec.ingress (docs/policy.md): "All",
+  // "ExportedServices" or "None".
+  std::string default_ingress = "All";
 };
 
 // kInvalidArgument naming the bad setting.

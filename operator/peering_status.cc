@@ -201,7 +201,10 @@ std::vector<std::string> cidr_conflicts(const std::vector<net::Prefix>& local_po
 }
 
 json peering_status(const PeeringInput& in) {
-  json status{{"observedGeneration", in.generation}, {"conflicts", json::array()}, {"localTopology", in.local_topology}};
+  json status{{"observedGeneration", in.generation},
+              {"conflicts", json::array()},
+              {"localTopology", in.local_topology},
+              {"ingress", in.ingress}};
   const std::string remote = in.remote_cluster_id;
   if (in.remote_cluster_id == in.cluster_id) {
     status["phase"] = "Conflict";

@@ -46,6 +46,8 @@ struct PeeringInput {
   // clusters can reach (a public one): two gateway clusters that both have none cannot meet.
   std::string local_topology = "mesh";
   bool local_gateway_reachable = false;
+  // The ingress posture in force: spec.ingress, else the operator's default (docs/policy.md).
+  std::string ingress = "All";
 };
 
 // The DatapathHealthy condition's status ("True", "False", "Unknown"), reason and message,

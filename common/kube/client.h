@@ -38,6 +38,7 @@ inline const Resource kConfigMaps{"", "v1", "configmaps", true};
 inline const Resource kSecrets{"", "v1", "secrets", true};
 inline const Resource kEvents{"", "v1", "events", true};
 inline const Resource kEndpointSlices{"discovery.k8s.io", "v1", "endpointslices", true};
+inline const Resource kPods{"", "v1", "pods", true};
 inline const Resource kLeases{"coordination.k8s.io", "v1", "leases", true};
 inline const Resource kCustomResourceDefinitions{"apiextensions.k8s.io", "v1",
                                                  "customresourcedefinitions", false};

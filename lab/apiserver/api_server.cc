@@ -460,11 +460,18 @@ class ApiServerImpl final : public ApiServer {
     return {route.type.group_resource(), route.type.namespaced ? route.ns : "", route.name};
   }
 
-  Result<ObjectFilter> filter_for(const std::map<std::string, std::string>& q) const {
+  // Field selectors every kind takes, and those kube-apiserver adds per kind (Pods'
+  // spec.nodeName, what a kubelet or a node agent lists its own pods with).
+  Result<ObjectFilter> filter_for(const std::map<std::string, std::string>& q, const ResourceType& type) const {
     auto labels = kube::LabelSelector::parse(q.count("labelSelector") ? q.at("labelSelector") : "");
     if (!labels) return labels.error();
-    auto fields = kube::FieldSelector::parse(q.count("fieldSelector") ? q.at("fieldSelector") : "",
-                                             {"metadata.name", "metadata.namespace"});
+    std::vector<std::string> supported = {"metadata.name", "metadata.namespace"};
+    if (type.group.empty() && type.plural == "pods") {
+      supported.insert(supported.end(), {"spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
+                                         "spec.serviceAccountName", "spec.hostNetwork", "status.phase",
+                                         "status.podIP", "status.nominatedNodeName"});
+    }
+    auto fields = kube::FieldSelector::parse(q.count("fieldSelector") ? q.at("fieldSelector") : "", supported);
     if (!fields) return fields.error();
     if (labels->empty() && fields->empty()) return ObjectFilter();
     return ObjectFilter([l = *labels, f = *fields](const json& o) {
@@ -509,7 +516,7 @@ class ApiServerImpl final : public ApiServer {
 
   void do_list(const Route& route, const http::Request& req, const std::map<std::string, std::string>& q,
                http::Exchange& ex) {
-    auto filter = filter_for(q);
+    auto filter = filter_for(q, route.type);
     if (!filter) return respond_error(ex, filter.error(), route);
     std::int64_t limit = 0;
     if (q.count("limit") && !q.at("limit").empty()) {
@@ -541,7 +548,7 @@ class ApiServerImpl final : public ApiServer {
   }
 
   void do_watch(const Route& route, const std::map<std::string, std::string>& q, http::Exchange& ex) {
-    auto filter = filter_for(q);
+    auto filter = filter_for(q, route.type);
     if (!filter) return respond_error(ex, filter.error(), route);
     std::uint64_t from = 0;
     if (q.count("resourceVersion") && !q.at("resourceVersion").empty()) {
@@ -1002,7 +1009,7 @@ class ApiServerImpl final : public ApiServer {
   // item; the first refusal stops the deletion there.
   void do_delete_collection(const http::Request& req, const Route& route, const UserInfo& user,
                             const std::map<std::string, std::string>& q, http::Exchange& ex) {
-    auto filter = filter_for(q);
+    auto filter = filter_for(q, route.type);
     if (!filter) return respond_error(ex, filter.error(), route);
     auto page = store_.list(route.type.group_resource(), route.ns, *filter, 0, "");
     if (!page) return respond_error(ex, page.error(), route);

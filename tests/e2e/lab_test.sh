@@ -38,6 +38,12 @@ grep -q '^\[ *[0-9]*/[0-9]*\]' <<<"$out" && ok "up reports progress step by step
 c1n1=$(pod_ip c1-n1) c1n2=$(pod_ip c1-n2) c2n1=$(pod_ip c2-n1) c2n2=$(pod_ip c2-n2)
 if1=$(t 10 ip -n "$name-c1-n1" -o link | grep -o 'cw[0-9a-f]\{6\}c1n1' | head -1)
 [ -n "$if1" ] && ok "c1-n1 has its WireGuard device $if1" || bad "no WireGuard device cw<hash>c1n1 in $name-c1-n1"
+# ClusterSet ingress policy is on (docs/policy.md): c1-n1 judges what c2 sends its pods, and
+# with posture All (the default) lets it all through.
+ingress_table=$(t 10 ip netns exec "$name-c1-n1" nft list table inet clusterwire_ingress 2>&1)
+grep -q 'counter packets [0-9]* bytes [0-9]* accept comment "c2: ingress All"' <<<"$ingress_table" \
+  && grep -q 'ip saddr vmap @from_cluster_v4' <<<"$ingress_table" \
+  && ok "c1-n1 keeps table inet clusterwire_ingress, c2 at posture All" || bad "no ingress table on c1-n1" "$ingress_table"
 
 # --- faults real networks have: a CNI masquerade on top of the bridge plugin's, a PMTU black hole
 [ -z "$world" ] && for fault in "masquerade c1" "drop-icmp-frag"; do

@@ -52,6 +52,7 @@ class IngressTableKernelTest : public testing::Test {
 
 IngressInput input() {
   IngressInput in;
+  in.node_pod_cidrs = {prefix("10.1.0.0/24"), prefix("fd00:1::/64")};
   in.clusters = {{"c2", IngressPosture::kExportedServices, {prefix("10.2.0.0/16"), prefix("fd00:2::/48")}},
                  {"c3", IngressPosture::kNone, {prefix("10.3.0.0/16")}},
                  {"c4", IngressPosture::kAll, {prefix("10.4.0.0/16")}}};
@@ -70,28 +71,29 @@ IngressInput input() {
 
 TEST_F(IngressTableKernelTest, TheRenderedTableLoadsAndHoldsTheModel) {
   const auto rules = compile_ingress(input());
-  auto loaded = nft_->run(render_ingress_table(rules, "cw0"));
-  ASSERT_TRUE(loaded.ok()) << loaded.error().message() << "\n" << render_ingress_table(rules, "cw0");
+  auto loaded = nft_->run(render_ingress_table(rules));
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message() << "\n" << render_ingress_table(rules);
   EXPECT_EQ(element_count("from_cluster_v4"), 3u);
   EXPECT_EQ(element_count("from_cluster_v6"), 1u);
+  EXPECT_EQ(element_count("node_pods_v4"), 1u);
   EXPECT_EQ(element_count("exported_v4"), 2u);
   EXPECT_EQ(element_count("c_c3_ports_v4"), 2u) << "tcp 9000-9100 and udp 5353 to 10.1.0.5";
   EXPECT_EQ(element_count("c_c3_any_v4"), 1u) << "db-1 from every peer but c4 (All)";
   EXPECT_EQ(element_count("c_c2_from_ports_v4"), 1u);
   // Loading the same table again replaces it, as a restarted agent does.
-  ASSERT_TRUE(nft_->run(render_ingress_table(rules, "cw0")).ok());
+  ASSERT_TRUE(nft_->run(render_ingress_table(rules)).ok());
   EXPECT_EQ(element_count("exported_v4"), 2u);
 }
 
 TEST_F(IngressTableKernelTest, AnElementPlanAppliesOnTopOfTheTable) {
   auto in = input();
   const auto before = compile_ingress(in);
-  ASSERT_TRUE(nft_->run(render_ingress_table(before, "cw0")).ok());
+  ASSERT_TRUE(nft_->run(render_ingress_table(before)).ok());
   in.pods.push_back({"shop", "api-2", {{"app", "api"}}, {ip("10.1.0.9")}});
   in.policies[0].from[0].ports = {{kTcp, 9000, 9200}};
   in.exported.pop_back();
   const auto after = compile_ingress(in);
-  const std::string plan = plan_ingress_table(after, before, "cw0", "cw0");
+  const std::string plan = plan_ingress_table(after, before);
   ASSERT_EQ(plan.find("table"), std::string::npos) << "element updates only:\n" << plan;
   auto applied = nft_->run(plan);
   ASSERT_TRUE(applied.ok()) << applied.error().message() << "\n" << plan;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "node-agent/ingress_sync.h"
 #include "node-agent/ingress_table.h"
 
 namespace cw::agent {
@@ -14,6 +15,7 @@ kube::LabelSelector selector(const char* s) { return kube::LabelSelector::parse(
 // Two peers (c2, c3), two local pods (api in shop, db in shop), one exported Service.
 IngressInput base(IngressPosture c2 = IngressPosture::kNone, IngressPosture c3 = IngressPosture::kNone) {
   IngressInput in;
+  in.node_pod_cidrs = {prefix("10.1.0.0/24"), prefix("fd00:1::/64")};
   in.clusters = {{"c2", c2, {prefix("10.2.0.0/16"), prefix("fd00:2::/48")}},
                  {"c3", c3, {prefix("10.3.0.0/16")}}};
   in.exported = {{ip("10.96.0.10"), kTcp, 80}, {ip("10.1.0.5"), kTcp, 8080}};
@@ -117,13 +119,14 @@ TEST(IngressPolicy, ParsesTheApisWords) {
 TEST(IngressTable, RendersAChainPerClusterAndItsSets) {
   auto in = base(IngressPosture::kAll, IngressPosture::kExportedServices);
   in.policies = {policy("api", "app=api", {{.clusters = {"c3"}, .ports = {{kTcp, 9000, 9100}}}})};
-  const std::string t = render_ingress_table(compile_ingress(in), "cw0");
+  const std::string t = render_ingress_table(compile_ingress(in));
   for (const char* want : {
            "add table inet clusterwire_ingress\ndelete table inet clusterwire_ingress\n",
            "chain c_c2 {\n    counter accept comment \"c2: ingress All\"\n  }",
            "meta l4proto { tcp, udp, sctp } ip daddr . meta l4proto . th dport @exported_v4 counter accept",
            "counter drop comment \"c3: not allowed by ingress ExportedServices or a ClusterSetIngressPolicy\"",
-           "iifname != \"cw0\" accept",
+           "ip daddr != @node_pods_v4 accept",
+           "add element inet clusterwire_ingress node_pods_v4 { 10.1.0.0/24 }",
            "ct state established,related accept",
            "set c_c3_ports_v4 { type ipv4_addr . inet_proto . inet_service; flags interval; }",
            "add element inet clusterwire_ingress from_cluster_v4 { 10.2.0.0/16 : jump c_c2, 10.3.0.0/16 : jump c_c3 }",
@@ -140,12 +143,12 @@ TEST(IngressTable, APolicyOrPodChangeIsElementUpdatesOnly) {
   auto in = base(IngressPosture::kNone, IngressPosture::kNone);
   in.policies = {policy("api", "app=api", {{.clusters = {"c2"}, .ports = {{kTcp, 8080, 8080}}}})};
   const auto before = compile_ingress(in);
-  EXPECT_EQ(plan_ingress_table(before, before, "cw0", "cw0"), "") << "nothing changed, nothing written";
+  EXPECT_EQ(plan_ingress_table(before, before), "") << "nothing changed, nothing written";
 
   in.pods.push_back({"shop", "api-3", {{"app", "api"}}, {ip("10.1.0.9")}});
   in.policies[0].from[0].ports = {{kTcp, 8443, 8443}};
   const auto after = compile_ingress(in);
-  const std::string plan = plan_ingress_table(after, before, "cw0", "cw0");
+  const std::string plan = plan_ingress_table(after, before);
   EXPECT_EQ(plan,
             "delete element inet clusterwire_ingress c_c2_ports_v4 { 10.1.0.5 . tcp . 8080 }\n"
             "delete element inet clusterwire_ingress c_c2_ports_v6 { fd00:1::5 . tcp . 8080 }\n"
@@ -156,10 +159,82 @@ TEST(IngressTable, APolicyOrPodChangeIsElementUpdatesOnly) {
 TEST(IngressTable, APostureOrPeerChangeRewritesTheTable) {
   const auto before = compile_ingress(base(IngressPosture::kNone, IngressPosture::kNone));
   const auto after = compile_ingress(base(IngressPosture::kAll, IngressPosture::kNone));
-  EXPECT_EQ(plan_ingress_table(after, before, "cw0", "cw0").rfind("add table inet clusterwire_ingress\ndelete table", 0), 0u);
-  EXPECT_EQ(plan_ingress_table(before, before, "cw1", "cw0").rfind("add table", 0), 0u) << "another tunnel device";
-  EXPECT_EQ(plan_ingress_table(before, std::nullopt, "cw0", std::nullopt).rfind("add table", 0), 0u);
+  EXPECT_EQ(plan_ingress_table(after, before).rfind("add table inet clusterwire_ingress\ndelete table", 0), 0u);
+  EXPECT_EQ(plan_ingress_table(before, std::nullopt).rfind("add table", 0), 0u);
   EXPECT_EQ(delete_ingress_table(), "add table inet clusterwire_ingress\ndelete table inet clusterwire_ingress\n");
+}
+
+}  // namespace
+}  // namespace cw::agent
+
+// ---- from objects (ingress_sync.h)
+
+namespace cw::agent {
+namespace {
+
+using nlohmann::json;
+
+TEST(IngressObjects, APodIsADestinationOnlyWithItsOwnAddress) {
+  auto pod = json::parse(R"({"metadata":{"namespace":"shop","name":"api-1","labels":{"app":"api"}},
+      "spec":{"nodeName":"n1"},"status":{"phase":"Running","podIPs":[{"ip":"10.1.0.5"},{"ip":"fd00:1::5"}]}})");
+  auto p = local_pod(pod);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->ips.size(), 2u);
+  EXPECT_EQ(p->labels.at("app"), "api");
+  pod["spec"]["hostNetwork"] = true;
+  EXPECT_FALSE(local_pod(pod)) << "a host-network pod's address is the node's";
+  pod["spec"].erase("hostNetwork");
+  pod["status"]["phase"] = "Succeeded";
+  EXPECT_FALSE(local_pod(pod));
+  EXPECT_FALSE(local_pod(json::parse(R"({"metadata":{"name":"pending"},"status":{"phase":"Pending"}})")));
+}
+
+TEST(IngressObjects, APolicyParsesAndWhatCannotBeEnforcedIsSaid) {
+  auto obj = json::parse(R"({"metadata":{"namespace":"shop","name":"p"},"spec":{
+      "podSelector":{"matchLabels":{"app":"api"}},
+      "from":[{"clusters":["c2"],"ports":[{"port":8080},{"protocol":"UDP","port":53,"endPort":60}]},
+              {"allClusters":true,"namespaces":["web"]},
+              {"clusters":["c3"],"ports":[{"port":90,"endPort":80}]}]}})");
+  std::vector<std::string> problems;
+  auto p = parse_ingress_policy(obj, problems);
+  ASSERT_EQ(p.from.size(), 2u) << "the third item's only port range is refused: it must not become every port";
+  EXPECT_EQ(p.from[0].ports, (std::vector<PortRange>{{kTcp, 8080, 8080}, {kUdp, 53, 60}}));
+  EXPECT_TRUE(p.from[1].all_clusters);
+  EXPECT_EQ(p.from[1].namespaces, (std::vector<std::string>{"web"}));
+  EXPECT_EQ(problems, (std::vector<std::string>{"spec.from[2].ports[0]: endPort 80 is below port 90; left out"}));
+  EXPECT_TRUE(p.pods.matches({{"app", "api"}}));
+  EXPECT_FALSE(p.pods.matches({{"app", "db"}}));
+
+  problems.clear();
+  obj["spec"]["podSelector"] = {{"matchLabel", {{"app", "api"}}}};
+  auto bad = parse_ingress_policy(obj, problems);
+  EXPECT_TRUE(bad.from.empty()) << "a selector that cannot be read allows nothing";
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_NE(problems[0].find("spec.podSelector"), std::string::npos);
+}
+
+TEST(IngressObjects, ExportedTargetsAreTheExportedServicesLocalReadyEndpoints) {
+  const std::vector<json> exports = {json::parse(R"({"metadata":{"namespace":"shop","name":"api"}})")};
+  const std::vector<json> slices = {
+      json::parse(R"({"metadata":{"namespace":"shop","name":"api-x","labels":{"kubernetes.io/service-name":"api"}},
+          "ports":[{"port":8080,"protocol":"TCP"},{"port":9090}],
+          "endpoints":[{"addresses":["10.1.0.5"],"nodeName":"n1"},
+                       {"addresses":["10.1.0.6"],"nodeName":"n1","conditions":{"ready":false}},
+                       {"addresses":["10.1.1.7"],"nodeName":"n2"}]})"),
+      json::parse(R"({"metadata":{"namespace":"shop","name":"db-x","labels":{"kubernetes.io/service-name":"db"}},
+          "ports":[{"port":5432}],"endpoints":[{"addresses":["10.1.0.8"],"nodeName":"n1"}]})"),
+      json::parse(R"({"metadata":{"namespace":"shop","name":"imported","labels":{"kubernetes.io/service-name":"api",
+          "multicluster.kubernetes.io/source-cluster":"c2"}},
+          "ports":[{"port":8080}],"endpoints":[{"addresses":["10.2.0.7"],"nodeName":"n1"}]})")};
+  auto targets = exported_targets(exports, slices, "n1");
+  EXPECT_EQ(std::set<ExportedTarget>(targets.begin(), targets.end()),
+            (std::set<ExportedTarget>{{ip("10.1.0.5"), kTcp, 8080}, {ip("10.1.0.5"), kTcp, 9090}}))
+      << "not the unready endpoint, not n2's, not the unexported db, not the imported slice";
+  auto workloads = remote_workloads(slices);
+  ASSERT_EQ(workloads.size(), 1u);
+  EXPECT_EQ(workloads[0].cluster, "c2");
+  EXPECT_EQ(workloads[0].ns, "shop");
+  EXPECT_EQ(workloads[0].address, ip("10.2.0.7"));
 }
 
 }  // namespace

@@ -357,6 +357,17 @@ Advertisement gateway_ad(bool with_endpoint) {
   return ad;
 }
 
+TEST(PeeringStatusTest, TheIngressPostureInForceIsInTheStatusWhateverThePhase) {
+  auto in = peering(remote_ad({"east"}, "2026-11-21T09:59:55Z"));
+  EXPECT_EQ(peering_status(in)["ingress"], "All") << "the default";
+  in.ingress = "ExportedServices";
+  EXPECT_EQ(peering_status(in)["ingress"], "ExportedServices");
+  in.remote.reset();
+  auto pending = peering_status(in);
+  EXPECT_EQ(pending["phase"], "Pending");
+  EXPECT_EQ(pending["ingress"], "ExportedServices") << "known before the remote side is";
+}
+
 TEST(PeeringStatusTest, GatewayClustersConnectWhenOneSideIsReachable) {
   // A remote gateway behind NAT (no endpoint) is ready: it reaches us.
   auto in = peering(gateway_ad(false));

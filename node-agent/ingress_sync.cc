@@ -1,0 +1,258 @@
+#include "node-agent/ingress_sync.h"
+
+#include <mutex>
+
+#include "common/kube/informer.h"
+#include "common/kube/mcs_api.h"
+#include "node-agent/ingress_table.h"
+
+namespace cw::agent {
+namespace {
+
+using json = nlohmann::json;
+
+const json& at(const json& o, const char* key) {
+  static const json kNull;
+  if (!o.is_object()) return kNull;
+  auto it = o.find(key);
+  return it == o.end() ? kNull : *it;
+}
+
+std::string text(const json& o, const char* key) {
+  const json& v = at(o, key);
+  return v.is_string() ? v.get<std::string>() : "";
+}
+
+std::vector<std::string> texts(const json& list) {
+  std::vector<std::string> out;
+  if (!list.is_array()) return out;
+  for (const auto& v : list) {
+    if (v.is_string()) out.push_back(v.get<std::string>());
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<LocalPod> local_pod(const json& pod) {
+  if (at(at(pod, "spec"), "hostNetwork") == true) return std::nullopt;
+  const std::string phase = text(at(pod, "status"), "phase");
+  if (phase == "Succeeded" || phase == "Failed") return std::nullopt;
+  LocalPod p;
+  p.ns = text(at(pod, "metadata"), "namespace");
+  p.name = text(at(pod, "metadata"), "name");
+  const json& labels = at(at(pod, "metadata"), "labels");
+  if (labels.is_object()) {
+    for (auto it = labels.begin(); it != labels.end(); ++it) {
+      if (it->is_string()) p.labels[it.key()] = it->get<std::string>();
+    }
+  }
+  const json& ips = at(at(pod, "status"), "podIPs");
+  if (ips.is_array()) {
+    for (const auto& i : ips) {
+      if (auto a = net::IpAddress::parse(text(i, "ip"))) p.ips.push_back(*a);
+    }
+  }
+  if (p.ips.empty()) {
+    if (auto a = net::IpAddress::parse(text(at(pod, "status"), "podIP"))) p.ips.push_back(*a);
+  }
+  if (p.ips.empty()) return std::nullopt;
+  return p;
+}
+
+IngressPolicy parse_ingress_policy(const json& policy, std::vector<std::string>& problems) {
+  IngressPolicy out;
+  out.ns = text(at(policy, "metadata"), "namespace");
+  out.name = text(at(policy, "metadata"), "name");
+  const json& spec = at(policy, "spec");
+  auto selector = kube::LabelSelector::from_json(at(spec, "podSelector"));
+  if (!selector) {
+    problems.push_back("spec.podSelector: " + selector.error().message() + "; the policy selects no pod");
+    return out;  // no rules: nothing allowed by it
+  }
+  out.pods = *selector;
+  const json& from = at(spec, "from");
+  if (!from.is_array()) return out;
+  for (std::size_t i = 0; i < from.size(); ++i) {
+    const json& item = from[i];
+    IngressRule rule;
+    rule.all_clusters = at(item, "allClusters") == true;
+    rule.clusters = texts(at(item, "clusters"));
+    rule.namespaces = texts(at(item, "namespaces"));
+    const json& ports = at(item, "ports");
+    if (ports.is_array()) {
+      for (std::size_t j = 0; j < ports.size(); ++j) {
+        const json& p = ports[j];
+        auto proto = parse_protocol(at(p, "protocol").is_string() ? text(p, "protocol") : "TCP");
+        const json& port = at(p, "port");
+        const json& end = at(p, "endPort");
+        const std::string where = "spec.from[" + std::to_string(i) + "].ports[" + std::to_string(j) + "]";
+        if (!proto || !port.is_number_integer() || port.get<int>() < 1 || port.get<int>() > 65535) {
+          problems.push_back(where + ": not a protocol and port; left out");
+          continue;
+        }
+        const int first = port.get<int>();
+        int last = first;
+        if (end.is_number_integer()) {
+          last = end.get<int>();
+          if (last < first || last > 65535) {
+            problems.push_back(where + ": endPort " + std::to_string(last) + " is below port " +
+                               std::to_string(first) + "; left out");
+            continue;
+          }
+        }
+        rule.ports.push_back({*proto, static_cast<std::uint16_t>(first), static_cast<std::uint16_t>(last)});
+      }
+      // Every port of the rule was refused: it must not widen to "every port".
+      if (rule.ports.empty()) continue;
+    }
+    out.from.push_back(std::move(rule));
+  }
+  return out;
+}
+
+std::vector<ExportedTarget> exported_targets(const std::vector<json>& exports, const std::vector<json>& slices,
+                                             const std::string& node) {
+  std::set<std::pair<std::string, std::string>> exported;
+  for (const auto& e : exports) exported.insert({text(at(e, "metadata"), "namespace"), text(at(e, "metadata"), "name")});
+  std::vector<ExportedTarget> out;
+  for (const auto& s : slices) {
+    const json& labels = at(at(s, "metadata"), "labels");
+    if (!at(labels, "multicluster.kubernetes.io/source-cluster").is_null()) continue;  // imported
+    const std::string service = text(labels, "kubernetes.io/service-name");
+    if (!exported.count({text(at(s, "metadata"), "namespace"), service})) continue;
+    const json& endpoints = at(s, "endpoints");
+    const json& ports = at(s, "ports");
+    if (!endpoints.is_array() || !ports.is_array()) continue;
+    for (const auto& ep : endpoints) {
+      if (text(ep, "nodeName") != node) continue;
+      if (at(at(ep, "conditions"), "ready") == false) continue;
+      for (const auto& a : texts(at(ep, "addresses"))) {
+        auto addr = net::IpAddress::parse(a);
+        if (!addr) continue;
+        for (const auto& p : ports) {
+          auto proto = parse_protocol(at(p, "protocol").is_string() ? text(p, "protocol") : "TCP");
+          const json& port = at(p, "port");
+          if (!proto || !port.is_number_integer() || port.get<int>() < 1 || port.get<int>() > 65535) continue;
+          out.push_back({*addr, *proto, static_cast<std::uint16_t>(port.get<int>())});
+        }
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<RemoteWorkload> remote_workloads(const std::vector<json>& slices) {
+  std::vector<RemoteWorkload> out;
+  for (const auto& s : slices) {
+    const std::string cluster = text(at(at(s, "metadata"), "labels"), "multicluster.kubernetes.io/source-cluster");
+    if (cluster.empty()) continue;
+    const json& endpoints = at(s, "endpoints");
+    if (!endpoints.is_array()) continue;
+    for (const auto& ep : endpoints) {
+      for (const auto& a : texts(at(ep, "addresses"))) {
+        if (auto addr = net::IpAddress::parse(a)) out.push_back({cluster, text(at(s, "metadata"), "namespace"), *addr});
+      }
+    }
+  }
+  return out;
+}
+
+namespace {
+
+class InformerEnforcer final : public IngressEnforcer {
+ public:
+  InformerEnforcer(kube::Client& local, netfilter::Nftables& nftables, Clock& clock, log::Logger log,
+                   std::string node, std::chrono::milliseconds resync, std::function<void()> kick)
+      : nftables_(nftables), log_(std::move(log)), node_(std::move(node)) {
+    auto make = [&](const kube::Resource& r, std::string field_selector) {
+      auto i = std::make_unique<kube::Informer>(
+          local, kube::InformerOptions{.resource = r, .field_selector = std::move(field_selector), .resync_period = resync},
+          clock);
+      i->add_handlers({.on_add = [kick](const json&) { kick(); },
+                       .on_update = [kick](const json&, const json&) { kick(); },
+                       .on_delete = [kick](const json&) { kick(); }});
+      return i;
+    };
+    pods_ = make(kube::resources::kPods, "spec.nodeName=" + node_);
+    policies_ = make(kClusterSetIngressPolicies, "");
+    exports_ = make(kube::mcs::kServiceExports, "");
+    slices_ = make(kube::resources::kEndpointSlices, "");
+    for (auto* i : {pods_.get(), policies_.get(), exports_.get(), slices_.get()}) i->start();
+  }
+  ~InformerEnforcer() override { stop(); }
+
+  bool synced() const override {
+    return pods_->has_synced() && policies_->has_synced() && exports_->has_synced() && slices_->has_synced();
+  }
+
+  Result<IngressRules> apply(std::vector<net::Prefix> node_pod_cidrs, std::vector<PeeredCluster> clusters) override {
+    IngressInput in;
+    in.node_pod_cidrs = std::move(node_pod_cidrs);
+    in.clusters = std::move(clusters);
+    const auto slices = slices_->list();
+    in.exported = exported_targets(exports_->list(), slices, node_);
+    in.remote_workloads = remote_workloads(slices);
+    for (const auto& p : pods_->list()) {
+      if (auto pod = local_pod(p)) in.pods.push_back(std::move(*pod));
+    }
+    std::map<std::string, std::vector<std::string>> parse_problems;
+    for (const auto& p : policies_->list()) {
+      std::vector<std::string> problems;
+      in.policies.push_back(parse_ingress_policy(p, problems));
+      if (!problems.empty()) parse_problems[in.policies.back().ns + "/" + in.policies.back().name] = problems;
+    }
+    IngressRules rules = compile_ingress(in);
+    for (auto& [key, problems] : parse_problems) {
+      auto& st = rules.policies[key].problems;
+      st.insert(st.begin(), problems.begin(), problems.end());
+    }
+    std::lock_guard lock(mu_);
+    const std::string plan = plan_ingress_table(rules, applied_);
+    if (plan.empty()) return rules;
+    auto r = nftables_.run(plan);
+    if (!r && applied_) {
+      // The kernel's table is not what this agent last wrote (removed or changed by hand):
+      // write it whole.
+      log_.warn("nftables ingress update refused; replacing the table", {{"error", r.error().message()}});
+      r = nftables_.run(render_ingress_table(rules));
+    }
+    if (!r) {
+      applied_.reset();
+      return r.error().with_context("writing table inet " + std::string(kIngressTable));
+    }
+    const bool whole = !applied_;
+    applied_ = rules;
+    log_.info("ingress policy applied", {{"table", std::string("inet ") + kIngressTable},
+                                         {"whole_table", whole},
+                                         {"clusters", static_cast<std::int64_t>(rules.clusters.size())},
+                                         {"policies", static_cast<std::int64_t>(rules.policies.size())},
+                                         {"pods", static_cast<std::int64_t>(in.pods.size())}});
+    return rules;
+  }
+
+  void stop() override {
+    for (auto* i : {pods_.get(), policies_.get(), exports_.get(), slices_.get()}) {
+      if (i) i->stop();
+    }
+  }
+
+ private:
+  netfilter::Nftables& nftables_;
+  log::Logger log_;
+  std::string node_;
+  std::unique_ptr<kube::Informer> pods_, policies_, exports_, slices_;
+  std::mutex mu_;
+  std::optional<IngressRules> applied_;
+};
+
+}  // namespace
+
+std::unique_ptr<IngressEnforcer> IngressEnforcer::start(kube::Client& local, netfilter::Nftables& nftables, Clock& clock,
+                                                        log::Logger log, std::string node_name,
+                                                        std::chrono::milliseconds resync, std::function<void()> kick) {
+  return std::make_unique<InformerEnforcer>(local, nftables, clock, std::move(log), std::move(node_name), resync,
+                                            std::move(kick));
+}
+
+}  // namespace cw::agent
