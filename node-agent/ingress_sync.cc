@@ -1,5 +1,6 @@
 #include "node-agent/ingress_sync.h"
 
+#include <algorithm>
 #include <mutex>
 
 #include "common/kube/informer.h"
@@ -158,13 +159,58 @@ std::vector<RemoteWorkload> remote_workloads(const std::vector<json>& slices) {
   return out;
 }
 
+std::optional<json> policy_status_update(const json& policy, const std::string& node,
+                                        const std::optional<PolicyStatus>& mine) {
+  constexpr std::size_t kMaxProblems = 16, kMaxProblemBytes = 1024;  // the CRD's limits
+  std::optional<json> entry;
+  if (mine) {
+    entry = json{{"node", node}, {"selectedPods", mine->selected_pods}};
+    if (!mine->problems.empty()) {
+      json problems = json::array();
+      for (const auto& p : mine->problems) {
+        if (problems.size() == kMaxProblems) break;
+        problems.push_back(p.size() <= kMaxProblemBytes ? p : p.substr(0, kMaxProblemBytes - 3) + "...");
+      }
+      (*entry)["problems"] = std::move(problems);
+    }
+  }
+  const json& status = at(policy, "status");
+  json nodes = json::array();
+  std::optional<json> current;
+  if (at(status, "nodes").is_array()) {
+    for (const auto& n : status["nodes"]) {
+      if (text(n, "node") == node) {
+        current = n;
+      } else {
+        nodes.push_back(n);
+      }
+    }
+  }
+  std::int64_t sum = 0;
+  for (const auto& n : nodes) {
+    if (at(n, "selectedPods").is_number_integer()) sum += at(n, "selectedPods").get<std::int64_t>();
+  }
+  if (entry) sum += static_cast<std::int64_t>(mine->selected_pods);
+  if (current == entry && at(status, "selectedPods") == json(sum)) return std::nullopt;
+  if (entry) nodes.push_back(std::move(*entry));
+  std::sort(nodes.begin(), nodes.end(), [](const json& a, const json& b) { return text(a, "node") < text(b, "node"); });
+  json out = status.is_object() ? status : json::object();
+  out["selectedPods"] = sum;
+  if (nodes.empty()) {
+    out.erase("nodes");
+  } else {
+    out["nodes"] = std::move(nodes);
+  }
+  return out;
+}
+
 namespace {
 
 class InformerEnforcer final : public IngressEnforcer {
  public:
   InformerEnforcer(kube::Client& local, netfilter::Nftables& nftables, Clock& clock, log::Logger log,
                    std::string node, std::chrono::milliseconds resync, std::function<void()> kick)
-      : nftables_(nftables), log_(std::move(log)), node_(std::move(node)) {
+      : local_(local), nftables_(nftables), log_(std::move(log)), node_(std::move(node)) {
     auto make = [&](const kube::Resource& r, std::string field_selector) {
       auto i = std::make_unique<kube::Informer>(
           local, kube::InformerOptions{.resource = r, .field_selector = std::move(field_selector), .resync_period = resync},
@@ -209,7 +255,10 @@ class InformerEnforcer final : public IngressEnforcer {
     }
     std::lock_guard lock(mu_);
     const std::string plan = plan_ingress_table(rules, applied_);
-    if (plan.empty()) return rules;
+    if (plan.empty()) {
+      write_status(rules);
+      return rules;
+    }
     auto r = nftables_.run(plan);
     if (!r && applied_) {
       // The kernel's table is not what this agent last wrote (removed or changed by hand):
@@ -228,6 +277,7 @@ class InformerEnforcer final : public IngressEnforcer {
                                          {"clusters", static_cast<std::int64_t>(rules.clusters.size())},
                                          {"policies", static_cast<std::int64_t>(rules.policies.size())},
                                          {"pods", static_cast<std::int64_t>(in.pods.size())}});
+    write_status(rules);
     return rules;
   }
 
@@ -238,6 +288,29 @@ class InformerEnforcer final : public IngressEnforcer {
   }
 
  private:
+  // This node's entry in each policy's status, once its rules are in force. A write that lost
+  // a race with another node's (409) is left: that node's write comes back through the
+  // informer and asks for another pass, which starts from it.
+  void write_status(const IngressRules& rules) {
+    for (const auto& policy : policies_->list()) {
+      const std::string ns = text(at(policy, "metadata"), "namespace");
+      const std::string name = text(at(policy, "metadata"), "name");
+      std::optional<PolicyStatus> mine;
+      if (auto it = rules.policies.find(ns + "/" + name); it != rules.policies.end() && it->second.selected_pods > 0) {
+        mine = it->second;
+      }
+      auto status = policy_status_update(policy, node_, mine);
+      if (!status) continue;
+      json updated = policy;
+      updated["status"] = std::move(*status);
+      auto r = local_.update_status(kClusterSetIngressPolicies, ns, updated);
+      if (!r && r.error().code() != ErrorCode::kConflict && r.error().code() != ErrorCode::kNotFound) {
+        log_.warn("could not write the policy's status", {{"policy", ns + "/" + name}, {"error", r.error().message()}});
+      }
+    }
+  }
+
+  kube::Client& local_;
   netfilter::Nftables& nftables_;
   log::Logger log_;
   std::string node_;

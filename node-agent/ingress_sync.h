@@ -46,6 +46,13 @@ std::vector<ExportedTarget> exported_targets(const std::vector<nlohmann::json>& 
 // with the namespace and cluster they come from.
 std::vector<RemoteWorkload> remote_workloads(const std::vector<nlohmann::json>& slices);
 
+// The status a ClusterSetIngressPolicy should have once this node's entry says `mine` (nullopt:
+// this node selects none of its pods, so it has no entry), or nullopt when the status already
+// says so. Each node agent writes only its own entry of status.nodes; selectedPods is the sum
+// over the entries. Problems are cut to what the schema holds (16, of 1,024 bytes).
+std::optional<nlohmann::json> policy_status_update(const nlohmann::json& policy, const std::string& node,
+                                                   const std::optional<PolicyStatus>& mine);
+
 // ---- the enforcer
 
 class IngressEnforcer {
@@ -56,8 +63,9 @@ class IngressEnforcer {
                                                 std::chrono::milliseconds resync, std::function<void()> kick);
   virtual ~IngressEnforcer() = default;
   virtual bool synced() const = 0;
-  // Compiles and brings the kernel's table to it: element updates when only elements changed.
-  // Returns the rules in force (for status and metrics).
+  // Compiles and brings the kernel's table to it: element updates when only elements changed;
+  // then writes this node's entry in the status of each policy whose entry changed (a policy
+  // selecting none of this node's pods has no entry). Returns the rules in force.
   virtual Result<IngressRules> apply(std::vector<net::Prefix> node_pod_cidrs, std::vector<PeeredCluster> clusters) = 0;
   virtual void stop() = 0;
 };

@@ -11,6 +11,8 @@
 #      c1 reaches c2 again once c2's gateways reached c1 (discovered endpoints);
 #   4. a candidate unlabelled (clusterwire.io/gateway=false) is never active, even when the
 #      active one dies and it is the only other one.
+# Before those, ClusterSet ingress policy through a gateway: c1 at posture None for c2 stops
+# c2's connects to a member of c1 (judged on the member), and All lets them through again.
 # Also the verify rows of the nat world: isolation, gateway, private-net.
 # Everything is named cwt<pid> and removed on exit (lab_lib.sh). About 75 s.
 # Usage: gateway_test.sh BUILD_DIR
@@ -37,6 +39,27 @@ echo "$vout" | sed 's/^/    /'
 
 holder() { kc "$1" get lease -n kube-system clusterwire-gateway -o jsonpath='{.spec.holderIdentity} {.spec.leaseTransitions}'; }
 c2n3=$(pod_ip c2-n3)
+
+# ClusterSet ingress policy through a gateway (docs/policy.md): c2's traffic to c1-n3's pod
+# comes out of the tunnel on c1's active gateway, which forwards it unchanged to c1-n3; c1-n3,
+# the destination pod's node, judges it. Under posture None it gets no answer, c1's own
+# connections to c2 still work, and the default (All) lets it through again.
+c1n3=$(pod_ip c1-n3)
+web() { printf 'hi\n' | pod "$1" socat -T 2 - "TCP:$2:8080,connect-timeout=1" 2>/dev/null; }
+kc c1 patch clusterpeering c2 --type merge -p '{"spec":{"ingress":"None"}}' >/dev/null || bad "patch ingress None"
+if wait_until '[ -z "$(web c2-n3 "$c1n3")" ]' 10; then
+  ok "ingress None through the gateway: c2-n3's connect to c1-n3's pod gets no answer"
+  ans=$(web c1-n3 "$c2n3"); [ -n "$ans" ] && ok "  while c1-n3 still reaches c2-n3 ($ans)" || bad "c1's own connection to c2 was judged"
+  drops=$(t 10 ip netns exec "$name-c1-n3" nft list chain inet clusterwire_ingress c_c2 | grep -o 'packets [0-9]* bytes [0-9]* drop' | awk '{print $2}')
+  [ "${drops:-0}" -gt 0 ] && ok "  c1-n3 dropped it ($drops packets in c_c2's drop counter)" || bad "no drop counted on c1-n3" "$drops"
+else bad "ingress None did not stop c2 through the gateway" "$(t 10 ip netns exec "$name-c1-n3" nft list table inet clusterwire_ingress 2>&1)"; fi
+kc c1 patch clusterpeering c2 --type merge -p '{"spec":{"ingress":null}}' >/dev/null || bad "patch ingress null"
+if wait_until '[ -n "$(web c2-n3 "$c1n3")" ]' 10; then
+  ans=$(web c2-n3 "$c1n3")
+  grep -qF "c1-n3-pod [0000:0000:0000:0000:0000:ffff:$(printf '%02x%02x:%02x%02x' ${c2n3//./ })]" <<<"$ans" \
+    && ok "back to All: c2-n3 reaches c1-n3's pod, which sees c2-n3's own address ($ans)" \
+    || bad "the source address did not survive the gateway" "$ans"
+else bad "the default posture did not come back through the gateway"; fi
 
 # failover CLUSTER LABEL: kills CLUSTER's active gateway during a 50 ms ping and a TCP stream
 # from c1-n3-pod (a member) to c2-n3-pod (a member), then checks the gap, the stream, the epoch.

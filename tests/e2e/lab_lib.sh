@@ -1,4 +1,4 @@
-# Shared by the lab's end-to-end scripts (lab_test.sh, gateway_test.sh); sourced after they set
+# Shared by the lab's end-to-end scripts (lab_test.sh, gateway_test.sh, policy_test.sh); sourced after they set
 # `build` (the build directory). Checks what they need (skips with exit 77), then gives:
 #   t SECONDS CMD...   every external command under a deadline, cut to what is left of the
 #                      budget (budget_seconds, default 600)
@@ -39,7 +39,7 @@ t() {
 for old in $( { ip netns list 2>/dev/null | sed -n 's/^\(cwt[0-9][0-9]*\)-.*/\1/p'
                 ls /run/clusterwire-lab 2>/dev/null | grep -x 'cwt[0-9][0-9]*'; } | sort -u); do
   creator=${old#cwt}
-  if kill -0 "$creator" 2>/dev/null && grep -qaE '(lab|gateway)_test.sh' "/proc/$creator/cmdline" 2>/dev/null; then
+  if kill -0 "$creator" 2>/dev/null && grep -qaE '(lab|gateway|policy)_test.sh' "/proc/$creator/cmdline" 2>/dev/null; then
     continue  # its test is still running
   fi
   echo "removing lab $old left by an earlier run (pid $creator is gone)"

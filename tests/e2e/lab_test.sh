@@ -39,7 +39,8 @@ c1n1=$(pod_ip c1-n1) c1n2=$(pod_ip c1-n2) c2n1=$(pod_ip c2-n1) c2n2=$(pod_ip c2-
 if1=$(t 10 ip -n "$name-c1-n1" -o link | grep -o 'cw[0-9a-f]\{6\}c1n1' | head -1)
 [ -n "$if1" ] && ok "c1-n1 has its WireGuard device $if1" || bad "no WireGuard device cw<hash>c1n1 in $name-c1-n1"
 # ClusterSet ingress policy is on (docs/policy.md): c1-n1 judges what c2 sends its pods, and
-# with posture All (the default) lets it all through.
+# with posture All (the default) lets it all through. Postures and policies across three
+# clusters: tests/e2e/policy_test.sh.
 ingress_table=$(t 10 ip netns exec "$name-c1-n1" nft list table inet clusterwire_ingress 2>&1)
 grep -q 'counter packets [0-9]* bytes [0-9]* accept comment "c2: ingress All"' <<<"$ingress_table" \
   && grep -q 'ip saddr vmap @from_cluster_v4' <<<"$ingress_table" \
@@ -121,49 +122,6 @@ holder=$(kc c1 get lease -n kube-system clusterwire-operator -o jsonpath='{.spec
 pids=$(python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["processes"]; print(p["operator-c1"]["pid"], p["operator-c1-b"]["pid"])' "$state/state.json")
 grep -qE "(^| )${holder##*-}( |$)" <<<"$pids" && ok "two operator replicas in c1 (pids $pids), one leading: $holder" \
   || bad "operator replicas and leader" "holder '$holder', replicas' pids '$pids'"
-
-# --- ClusterSet ingress policy (docs/policy.md): what c2 may reach in c1, judged on the node of
-# the destination pod. A denied connect gets no answer; traffic inside c1 is never judged.
-reach() {  # FROM-POD ADDRESS PORT: succeeds when something answers
-  local out; out=$(pod "$1" socat -T 2 - "TCP:$2:$3,connect-timeout=2" </dev/null 2>/dev/null); [ -n "$out" ]
-}
-ingress() {  # POSTURE (or null): c1's peering with c2
-  local v='"'"$1"'"'; [ "$1" = null ] && v=null
-  kc c1 patch clusterpeering c2 --type merge -p '{"spec":{"ingress":'"$v"'}}' >/dev/null || bad "patch ingress $1"
-}
-reach c2-n1 "$c1n1" 7002 && reach c2-n1 "$c1n1" 8080 && ok "ingress All: c2 reaches c1-n1's pod on 7002 and 8080" \
-  || bad "c2 cannot reach c1-n1's pod under All"
-ingress None
-if wait_until '! reach c2-n1 "$c1n1" 8080' 15; then
-  ok "ingress None: c2's connect to c1-n1's pod gets no answer"
-  reach c1-n2 "$c1n1" 8080 && ok "  while c1-n2 (inside c1) still reaches it" || bad "in-cluster traffic judged"
-  [ "$(kc c1 get clusterpeering c2 -o jsonpath='{.status.ingress}')" = None ] && ok "  and the peering's status says None" \
-    || bad "status.ingress" "$(kc c1 get clusterpeering c2 -o jsonpath='{.status}')"
-else bad "ingress None did not stop c2 (c1-n1's table below)" "$(t 10 ip netns exec "$name-c1-n1" nft list table inet clusterwire_ingress 2>&1)"; fi
-ingress ExportedServices
-if wait_until 'reach c2-n1 "$c1n1" 8080' 15; then
-  ok "ingress ExportedServices: c2 reaches web's endpoint on its exported port 8080"
-  ! reach c2-n1 "$c1n1" 7002 && ok "  but not the same pod on 7002, which no exported Service names" || bad "7002 reached under ExportedServices"
-else bad "ExportedServices does not admit web's endpoint" "$(t 10 ip netns exec "$name-c1-n1" nft list table inet clusterwire_ingress 2>&1)"; fi
-cat >"$tmp/csip.yaml" <<YAML
-apiVersion: clusterwire.io/v1alpha1
-kind: ClusterSetIngressPolicy
-metadata: {name: sink-from-c2, namespace: demo}
-spec:
-  podSelector: {matchLabels: {demo.clusterwire.io/echo: "true"}}
-  from:
-  - clusters: [c2]
-    ports: [{protocol: TCP, port: 7002}]
-YAML
-kc c1 apply -f "$tmp/csip.yaml" >/dev/null || bad "apply the ClusterSetIngressPolicy"
-if wait_until 'reach c2-n1 "$c1n1" 7002' 15; then
-  ok "a ClusterSetIngressPolicy admits c2 to c1-n1's pod (the echo-labelled one) on 7002"
-  ! reach c2-n1 "$c1n2" 7002 && ok "  and not c1-n2's pod, which it does not select" || bad "an unselected pod was reached"
-else bad "the policy did not admit c2 on 7002" "$(t 10 ip netns exec "$name-c1-n1" nft list table inet clusterwire_ingress 2>&1)"; fi
-kc c1 delete -f "$tmp/csip.yaml" >/dev/null || bad "delete the ClusterSetIngressPolicy"
-ingress null
-wait_until 'reach c2-n1 "$c1n1" 7002 && reach c2-n1 "$c1n2" 7002' 15 && ok "back to the default (All): c2 reaches both pods on 7002" \
-  || bad "the default posture did not come back"
 
 # --- a remote ClusterSetIP through DNS: with web no longer exported by c1, c1's resolver gives
 # c2's address, and c2's kube-proxy stand-in answers through the tunnel

@@ -237,5 +237,52 @@ TEST(IngressObjects, ExportedTargetsAreTheExportedServicesLocalReadyEndpoints) {
   EXPECT_EQ(workloads[0].address, ip("10.2.0.7"));
 }
 
+TEST(IngressObjects, EachNodeWritesOnlyItsOwnStatusEntryAndTheSumFollows) {
+  auto policy = json::parse(R"({"metadata":{"namespace":"shop","name":"p","resourceVersion":"7"},"spec":{},
+      "status":{"selectedPods":3,"nodes":[{"node":"n1","selectedPods":1},{"node":"n3","selectedPods":2}]}})");
+  // n2 comes in with two pods: its entry is added in node order and the sum grows.
+  auto st = policy_status_update(policy, "n2", PolicyStatus{2, {}});
+  ASSERT_TRUE(st);
+  EXPECT_EQ(*st, json::parse(R"({"selectedPods":5,"nodes":[{"node":"n1","selectedPods":1},
+      {"node":"n2","selectedPods":2},{"node":"n3","selectedPods":2}]})"));
+  policy["status"] = *st;
+  EXPECT_FALSE(policy_status_update(policy, "n2", PolicyStatus{2, {}})) << "nothing changed: nothing to write";
+  // A problem is a change of n2's entry only.
+  st = policy_status_update(policy, "n2", PolicyStatus{2, {"cluster c9 is not a Connected peer of this cluster"}});
+  ASSERT_TRUE(st);
+  EXPECT_EQ((*st)["nodes"][1], json::parse(R"({"node":"n2","selectedPods":2,
+      "problems":["cluster c9 is not a Connected peer of this cluster"]})"));
+  EXPECT_EQ((*st)["nodes"][0], policy["status"]["nodes"][0]);
+  EXPECT_EQ((*st)["nodes"][2], policy["status"]["nodes"][2]);
+  // n1 no longer runs a selected pod: its entry goes, the others stay.
+  st = policy_status_update(policy, "n1", std::nullopt);
+  ASSERT_TRUE(st);
+  EXPECT_EQ(*st, json::parse(R"({"selectedPods":4,"nodes":[{"node":"n2","selectedPods":2},{"node":"n3","selectedPods":2}]})"));
+  // A node with no entry and nothing selected writes nothing, unless the sum is wrong.
+  EXPECT_FALSE(policy_status_update(policy, "n9", std::nullopt));
+  policy["status"]["selectedPods"] = 1;
+  st = policy_status_update(policy, "n9", std::nullopt);
+  ASSERT_TRUE(st);
+  EXPECT_EQ((*st)["selectedPods"], 5);
+  // The last entry gone: no nodes list, a sum of zero.
+  auto single = json::parse(R"({"metadata":{"name":"q"},"status":{"selectedPods":1,"nodes":[{"node":"n1","selectedPods":1}]}})");
+  EXPECT_EQ(policy_status_update(single, "n1", std::nullopt), json::parse(R"({"selectedPods":0})"));
+  // A policy with no status yet.
+  EXPECT_EQ(policy_status_update(json::parse(R"({"metadata":{"name":"r"}})"), "n1", PolicyStatus{1, {}}),
+            json::parse(R"({"selectedPods":1,"nodes":[{"node":"n1","selectedPods":1}]})"));
+}
+
+TEST(IngressObjects, ProblemsAreCutToWhatTheSchemaHolds) {
+  PolicyStatus many{1, {}};
+  for (int i = 0; i < 20; ++i) many.problems.push_back("problem " + std::to_string(i));
+  many.problems[0] = std::string(5000, 'x');
+  auto st = policy_status_update(json::parse(R"({"metadata":{"name":"p"}})"), "n1", many);
+  ASSERT_TRUE(st);
+  const auto& problems = (*st)["nodes"][0]["problems"];
+  ASSERT_EQ(problems.size(), 16u);
+  EXPECT_EQ(problems[0].get<std::string>().size(), 1024u);
+  EXPECT_EQ(problems[15], "problem 15");
+}
+
 }  // namespace
 }  // namespace cw::agent
