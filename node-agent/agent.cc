@@ -663,7 +663,9 @@ struct Agent::Impl {
       clusters.push_back(std::move(c));
     }
     std::vector<net::Prefix> own = self ? prefixes(json(annotation(*self, kPodCidrAnnotation))) : std::vector<net::Prefix>{};
-    auto applied = ingress->apply(std::move(own), std::move(clusters));
+    std::set<std::string> cluster_nodes;
+    for (const auto& n : nodes->list()) cluster_nodes.insert(str(n["metadata"], "name"));
+    auto applied = ingress->apply(std::move(own), std::move(clusters), std::move(cluster_nodes));
     if (!applied) return applied.error();
     return ok_result();
   }

@@ -66,6 +66,7 @@ struct PeeredCluster {
   std::string id;
   IngressPosture posture = IngressPosture::kAll;
   std::vector<net::Prefix> ranges;  // its pod and service ranges: what its tunnel may carry
+  friend bool operator==(const PeeredCluster&, const PeeredCluster&) = default;
 };
 
 // An endpoint of a Service this cluster exports, on its target port: what a packet to the

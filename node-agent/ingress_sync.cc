@@ -1,6 +1,7 @@
 #include "node-agent/ingress_sync.h"
 
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 
 #include "common/kube/informer.h"
@@ -160,7 +161,7 @@ std::vector<RemoteWorkload> remote_workloads(const std::vector<json>& slices) {
 }
 
 std::optional<json> policy_status_update(const json& policy, const std::string& node,
-                                        const std::optional<PolicyStatus>& mine) {
+                                        const std::optional<PolicyStatus>& mine, const std::set<std::string>& live_nodes) {
   constexpr std::size_t kMaxProblems = 16, kMaxProblemBytes = 1024;  // the CRD's limits
   std::optional<json> entry;
   if (mine) {
@@ -177,10 +178,13 @@ std::optional<json> policy_status_update(const json& policy, const std::string& 
   const json& status = at(policy, "status");
   json nodes = json::array();
   std::optional<json> current;
+  bool pruned = false;
   if (at(status, "nodes").is_array()) {
     for (const auto& n : status["nodes"]) {
       if (text(n, "node") == node) {
         current = n;
+      } else if (!live_nodes.empty() && !live_nodes.count(text(n, "node"))) {
+        pruned = true;  // a node that is gone: nobody else will remove its entry
       } else {
         nodes.push_back(n);
       }
@@ -191,7 +195,7 @@ std::optional<json> policy_status_update(const json& policy, const std::string& 
     if (at(n, "selectedPods").is_number_integer()) sum += at(n, "selectedPods").get<std::int64_t>();
   }
   if (entry) sum += static_cast<std::int64_t>(mine->selected_pods);
-  if (current == entry && at(status, "selectedPods") == json(sum)) return std::nullopt;
+  if (current == entry && !pruned && at(status, "selectedPods") == json(sum)) return std::nullopt;
   if (entry) nodes.push_back(std::move(*entry));
   std::sort(nodes.begin(), nodes.end(), [](const json& a, const json& b) { return text(a, "node") < text(b, "node"); });
   json out = status.is_object() ? status : json::object();
@@ -211,19 +215,47 @@ class InformerEnforcer final : public IngressEnforcer {
   InformerEnforcer(kube::Client& local, netfilter::Nftables& nftables, Clock& clock, log::Logger log,
                    std::string node, std::chrono::milliseconds resync, std::function<void()> kick)
       : local_(local), nftables_(nftables), log_(std::move(log)), node_(std::move(node)) {
+    // Every event bumps the generation and asks for a pass; a pass with the same generation,
+    // peers and blocks as the last has nothing to compile.
+    auto changed = [this, kick] {
+      ++generation_;
+      kick();
+    };
     auto make = [&](const kube::Resource& r, std::string field_selector) {
-      auto i = std::make_unique<kube::Informer>(
+      return std::make_unique<kube::Informer>(
           local, kube::InformerOptions{.resource = r, .field_selector = std::move(field_selector), .resync_period = resync},
           clock);
-      i->add_handlers({.on_add = [kick](const json&) { kick(); },
-                       .on_update = [kick](const json&, const json&) { kick(); },
-                       .on_delete = [kick](const json&) { kick(); }});
-      return i;
+    };
+    auto on_any = [changed](kube::Informer& i) {
+      i.add_handlers({.on_add = [changed](const json&) { changed(); },
+                      .on_update = [changed](const json&, const json&) { changed(); },
+                      .on_delete = [changed](const json&) { changed(); }});
     };
     pods_ = make(kube::resources::kPods, "spec.nodeName=" + node_);
     policies_ = make(kClusterSetIngressPolicies, "");
     exports_ = make(kube::mcs::kServiceExports, "");
     slices_ = make(kube::resources::kEndpointSlices, "");
+    // This node's pods are kept parsed: a pass reads them without copying the cache.
+    pods_->add_handlers({.on_add = [this, changed](const json& o) { keep_pod(o), changed(); },
+                         .on_update = [this, changed](const json&, const json& o) { keep_pod(o), changed(); },
+                         .on_delete = [this, changed](const json& o) { drop_pod(o), changed(); }});
+    // A policy update that leaves metadata.generation alone changed its status only (another
+    // node's entry, or this node's own write coming back): nothing to compile, but this node's
+    // entry is checked again (a write of its own may have lost that race).
+    policies_->add_handlers({.on_add = [changed](const json&) { changed(); },
+                             .on_update =
+                                 [this, changed, kick](const json& old, const json& now) {
+                                   const json& g0 = at(at(old, "metadata"), "generation");
+                                   if (!g0.is_null() && g0 == at(at(now, "metadata"), "generation")) {
+                                     ++status_generation_;
+                                     kick();
+                                   } else {
+                                     changed();
+                                   }
+                                 },
+                             .on_delete = [changed](const json&) { changed(); }});
+    on_any(*exports_);
+    on_any(*slices_);
     for (auto* i : {pods_.get(), policies_.get(), exports_.get(), slices_.get()}) i->start();
   }
   ~InformerEnforcer() override { stop(); }
@@ -232,15 +264,34 @@ class InformerEnforcer final : public IngressEnforcer {
     return pods_->has_synced() && policies_->has_synced() && exports_->has_synced() && slices_->has_synced();
   }
 
-  Result<IngressRules> apply(std::vector<net::Prefix> node_pod_cidrs, std::vector<PeeredCluster> clusters) override {
+  Result<IngressRules> apply(std::vector<net::Prefix> node_pod_cidrs, std::vector<PeeredCluster> clusters,
+                             std::set<std::string> cluster_nodes) override {
+    std::lock_guard lock(mu_);
+    const bool nodes_changed = cluster_nodes != cluster_nodes_;
+    cluster_nodes_ = std::move(cluster_nodes);
+    // Read before the caches: an event during this pass makes the next one compile again.
+    const std::uint64_t generation = generation_.load();
+    const std::uint64_t status_generation = status_generation_.load();
+    if (applied_ && generation == applied_generation_ && node_pod_cidrs == applied_cidrs_ &&
+        clusters == applied_clusters_) {
+      // Nothing observed has changed since the rules in force; a policy's status may have.
+      if (status_generation != written_status_generation_ || nodes_changed) {
+        written_status_generation_ = status_generation;
+        write_status(*applied_);
+      }
+      return *applied_;
+    }
+    written_status_generation_ = status_generation;
     IngressInput in;
-    in.node_pod_cidrs = std::move(node_pod_cidrs);
-    in.clusters = std::move(clusters);
+    in.node_pod_cidrs = node_pod_cidrs;
+    in.clusters = clusters;
     const auto slices = slices_->list();
     in.exported = exported_targets(exports_->list(), slices, node_);
     in.remote_workloads = remote_workloads(slices);
-    for (const auto& p : pods_->list()) {
-      if (auto pod = local_pod(p)) in.pods.push_back(std::move(*pod));
+    {
+      std::lock_guard pods_lock(pods_mu_);
+      in.pods.reserve(pods_by_key_.size());
+      for (const auto& [key, pod] : pods_by_key_) in.pods.push_back(pod);
     }
     std::map<std::string, std::vector<std::string>> parse_problems;
     for (const auto& p : policies_->list()) {
@@ -253,9 +304,12 @@ class InformerEnforcer final : public IngressEnforcer {
       auto& st = rules.policies[key].problems;
       st.insert(st.begin(), problems.begin(), problems.end());
     }
-    std::lock_guard lock(mu_);
     const std::string plan = plan_ingress_table(rules, applied_);
     if (plan.empty()) {
+      // The table already holds these rules; what is not in the table (policy status) may
+      // still differ, and is what a later pass with nothing to compile writes from.
+      applied_ = rules;
+      remember(generation, std::move(node_pod_cidrs), std::move(clusters));
       write_status(rules);
       return rules;
     }
@@ -272,6 +326,7 @@ class InformerEnforcer final : public IngressEnforcer {
     }
     const bool whole = !applied_;
     applied_ = rules;
+    remember(generation, std::move(node_pod_cidrs), std::move(clusters));
     log_.info("ingress policy applied", {{"table", std::string("inet ") + kIngressTable},
                                          {"whole_table", whole},
                                          {"clusters", static_cast<std::int64_t>(rules.clusters.size())},
@@ -288,10 +343,32 @@ class InformerEnforcer final : public IngressEnforcer {
   }
 
  private:
+  static std::string key_of(const json& o) {
+    return text(at(o, "metadata"), "namespace") + "/" + text(at(o, "metadata"), "name");
+  }
+  void keep_pod(const json& o) {
+    std::lock_guard lock(pods_mu_);
+    if (auto pod = local_pod(o)) {
+      pods_by_key_[key_of(o)] = std::move(*pod);
+    } else {
+      pods_by_key_.erase(key_of(o));
+    }
+  }
+  void drop_pod(const json& o) {
+    std::lock_guard lock(pods_mu_);
+    pods_by_key_.erase(key_of(o));
+  }
+  void remember(std::uint64_t generation, std::vector<net::Prefix> cidrs, std::vector<PeeredCluster> clusters) {
+    applied_generation_ = generation;
+    applied_cidrs_ = std::move(cidrs);
+    applied_clusters_ = std::move(clusters);
+  }
+
   // This node's entry in each policy's status, once its rules are in force. A write that lost
   // a race with another node's (409) is left: that node's write comes back through the
   // informer and asks for another pass, which starts from it.
   void write_status(const IngressRules& rules) {
+    bool all_written = true;
     for (const auto& policy : policies_->list()) {
       const std::string ns = text(at(policy, "metadata"), "namespace");
       const std::string name = text(at(policy, "metadata"), "name");
@@ -299,15 +376,17 @@ class InformerEnforcer final : public IngressEnforcer {
       if (auto it = rules.policies.find(ns + "/" + name); it != rules.policies.end() && it->second.selected_pods > 0) {
         mine = it->second;
       }
-      auto status = policy_status_update(policy, node_, mine);
+      auto status = policy_status_update(policy, node_, mine, cluster_nodes_);
       if (!status) continue;
       json updated = policy;
       updated["status"] = std::move(*status);
       auto r = local_.update_status(kClusterSetIngressPolicies, ns, updated);
       if (!r && r.error().code() != ErrorCode::kConflict && r.error().code() != ErrorCode::kNotFound) {
         log_.warn("could not write the policy's status", {{"policy", ns + "/" + name}, {"error", r.error().message()}});
+        all_written = false;
       }
     }
+    if (!all_written) applied_generation_ = 0;  // the next pass compiles and tries again
   }
 
   kube::Client& local_;
@@ -315,8 +394,17 @@ class InformerEnforcer final : public IngressEnforcer {
   log::Logger log_;
   std::string node_;
   std::unique_ptr<kube::Informer> pods_, policies_, exports_, slices_;
-  std::mutex mu_;
+  std::mutex mu_;  // one pass at a time
   std::optional<IngressRules> applied_;
+  std::set<std::string> cluster_nodes_;
+  std::uint64_t applied_generation_ = 0;
+  std::vector<net::Prefix> applied_cidrs_;
+  std::vector<PeeredCluster> applied_clusters_;
+  std::atomic<std::uint64_t> generation_{1};
+  std::atomic<std::uint64_t> status_generation_{0};
+  std::uint64_t written_status_generation_ = 0;
+  std::mutex pods_mu_;
+  std::map<std::string, LocalPod> pods_by_key_;
 };
 
 }  // namespace

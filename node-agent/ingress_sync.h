@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -48,10 +49,13 @@ std::vector<RemoteWorkload> remote_workloads(const std::vector<nlohmann::json>& 
 
 // The status a ClusterSetIngressPolicy should have once this node's entry says `mine` (nullopt:
 // this node selects none of its pods, so it has no entry), or nullopt when the status already
-// says so. Each node agent writes only its own entry of status.nodes; selectedPods is the sum
-// over the entries. Problems are cut to what the schema holds (16, of 1,024 bytes).
+// says so. Each node agent writes only its own entry of status.nodes, except that entries of
+// nodes not in `live_nodes` (the cluster's Nodes; empty: not known) are dropped when it
+// writes; selectedPods is the sum over the entries. Problems are cut to what the schema holds
+// (16, of 1,024 bytes).
 std::optional<nlohmann::json> policy_status_update(const nlohmann::json& policy, const std::string& node,
-                                                   const std::optional<PolicyStatus>& mine);
+                                                   const std::optional<PolicyStatus>& mine,
+                                                   const std::set<std::string>& live_nodes = {});
 
 // ---- the enforcer
 
@@ -66,7 +70,10 @@ class IngressEnforcer {
   // Compiles and brings the kernel's table to it: element updates when only elements changed;
   // then writes this node's entry in the status of each policy whose entry changed (a policy
   // selecting none of this node's pods has no entry). Returns the rules in force.
-  virtual Result<IngressRules> apply(std::vector<net::Prefix> node_pod_cidrs, std::vector<PeeredCluster> clusters) = 0;
+  // `cluster_nodes` are the names of the cluster's Nodes: entries of other nodes are pruned
+  // from a policy's status when this node writes its own.
+  virtual Result<IngressRules> apply(std::vector<net::Prefix> node_pod_cidrs, std::vector<PeeredCluster> clusters,
+                                     std::set<std::string> cluster_nodes) = 0;
   virtual void stop() = 0;
 };
 

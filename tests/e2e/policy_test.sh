@@ -27,7 +27,7 @@ table() { t 10 ip netns exec "$name-$1" nft list table inet clusterwire_ingress 
 
 # reach FROM TO PORT: a pod of FROM connects to the pod of TO on PORT and gets an answer.
 reach() {
-  local out; out=$(printf 'hi\n' | pod "$1" socat -T 2 - "TCP:$(ip_of "$2"):$3,connect-timeout=1.5" 2>/dev/null); [ -n "$out" ]
+  local out; out=$(printf 'hi\n' | pod "$1" socat -T 2 - "TCP:$(ip_of "$2"):$3,connect-timeout=2" 2>/dev/null); [ -n "$out" ]
 }
 # flows LABEL "FROM TO PORT yes|no" ...: every flow at once; one result line for the set.
 flows() {
@@ -133,7 +133,9 @@ kout=$(kc c1 get csip -n demo 2>&1)
 # --- a spoof: a pod of c2 sends UDP with c3-n1's pod address as its source. A node with strict
 # rp_filter (the lab's default) drops it at once; with rp_filter off on c2-n1, as many CNIs
 # set it, the packet enters c2's tunnel, and WireGuard in c1 drops it: c2's peer may not carry
-# c3's addresses. A packet with c2's own source, sent the same way, comes out in c1.
+# c3's addresses. A packet with c2's own source, sent the same way, comes out in c1. (Each
+# capture stops at the packets it expects: 7 into c2's tunnel, 2 out in c1. Spoofed packets
+# coming out in c1 would be the first two there.)
 wg_of() { ip -n "$name-$1" -o link | grep -o "cw[0-9a-f]\{6\}${1//-/}" | head -1; }
 cat >"$tmp/spoof.py" <<'PY'
 import socket, struct, sys
@@ -147,9 +149,9 @@ for _ in range(count):
 PY
 wg_c2=$(wg_of c2-n1) wg_c1=$(wg_of c1-n1)
 t 5 ip netns exec "$name-c2-n1" sysctl -q -w net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.cni0.rp_filter=0
-t 8 ip netns exec "$name-c2-n1" tcpdump -nli "$wg_c2" -c 10 udp port 7009 >"$tmp/spoof.c2" 2>/dev/null &
+t 8 ip netns exec "$name-c2-n1" tcpdump -nli "$wg_c2" -c 7 udp port 7009 >"$tmp/spoof.c2" 2>/dev/null &
 dump_c2=$!
-t 8 ip netns exec "$name-c1-n1" tcpdump -nli "$wg_c1" -c 10 udp port 7009 >"$tmp/spoof.c1" 2>/dev/null &
+t 8 ip netns exec "$name-c1-n1" tcpdump -nli "$wg_c1" -c 2 udp port 7009 >"$tmp/spoof.c1" 2>/dev/null &
 dump_c1=$!
 background_pids+=($dump_c2 $dump_c1)
 sleep 1.5

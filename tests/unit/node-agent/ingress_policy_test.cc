@@ -272,6 +272,16 @@ TEST(IngressObjects, EachNodeWritesOnlyItsOwnStatusEntryAndTheSumFollows) {
             json::parse(R"({"selectedPods":1,"nodes":[{"node":"n1","selectedPods":1}]})"));
 }
 
+TEST(IngressObjects, EntriesOfNodesThatAreGoneArePrunedByAWriter) {
+  auto policy = json::parse(R"({"metadata":{"name":"p"},
+      "status":{"selectedPods":3,"nodes":[{"node":"gone","selectedPods":2},{"node":"n1","selectedPods":1}]}})");
+  // n1's own entry is unchanged, but the entry of a node the cluster no longer has goes.
+  EXPECT_EQ(policy_status_update(policy, "n1", PolicyStatus{1, {}}, {"n1", "n2"}),
+            json::parse(R"({"selectedPods":1,"nodes":[{"node":"n1","selectedPods":1}]})"));
+  // Without the cluster's nodes known, nothing is pruned.
+  EXPECT_FALSE(policy_status_update(policy, "n1", PolicyStatus{1, {}}));
+}
+
 TEST(IngressObjects, ProblemsAreCutToWhatTheSchemaHolds) {
   PolicyStatus many{1, {}};
   for (int i = 0; i < 20; ++i) many.problems.push_back("problem " + std::to_string(i));
