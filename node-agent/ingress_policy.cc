@@ -65,7 +65,10 @@ IngressRules compile_ingress(const IngressInput& input) {
   const bool any_exported_posture =
       std::any_of(input.clusters.begin(), input.clusters.end(),
                   [](const PeeredCluster& c) { return c.posture == IngressPosture::kExportedServices; });
-  if (any_exported_posture) out.exported.insert(input.exported.begin(), input.exported.end());
+  if (any_exported_posture) {
+    out.exported.insert(input.exported.begin(), input.exported.end());
+    out.exported_cluster.insert(input.exported_cluster.begin(), input.exported_cluster.end());
+  }
 
   std::map<std::string, PortsBy<net::IpAddress>> to_ports;                                  // cluster → dst → ports
   std::map<std::string, PortsBy<std::pair<net::IpAddress, net::IpAddress>>> from_to_ports;  // cluster → (src, dst) → ports

@@ -23,6 +23,15 @@
 //   - everything else from that cluster is dropped.
 // Connections already open keep the decision taken at their start (conntrack).
 //
+// One case is judged before the destination pod's node: a remote cluster's packet to one of
+// this cluster's Service addresses that kube-proxy translated, on the node it entered, to a
+// pod on another node. kube-proxy masquerades such packets (their source is outside the
+// cluster), so the pod's node would see a local source and could not judge them. The node
+// that translated them does, by posture: All passes; ExportedServices passes to the exported
+// Services' endpoints anywhere in the cluster; anything else is dropped there, since that node
+// does not know the labels of another node's pods (a policy admits a pod by its own address,
+// or through a ClusterSetIP, which the client's cluster translates to that address).
+//
 // Elements are sets of plain tuples, so a change of policy, pods or exports is a difference of
 // sets: `diff` gives the elements to add and remove, never a rewrite of rules.
 #pragma once
@@ -112,7 +121,8 @@ struct IngressPolicy {
 struct IngressInput {
   std::vector<net::Prefix> node_pod_cidrs;  // this node's pod blocks: the packets judged here
   std::vector<PeeredCluster> clusters;
-  std::vector<ExportedTarget> exported;
+  std::vector<ExportedTarget> exported;          // on this node
+  std::vector<ExportedTarget> exported_cluster;  // on every node of the cluster
   std::vector<RemoteWorkload> remote_workloads;
   std::vector<LocalPod> pods;  // this node's own pods
   std::vector<IngressPolicy> policies;
@@ -141,6 +151,7 @@ struct IngressRules {
   std::vector<net::Prefix> node_pod_cidrs;         // sorted
   std::map<std::string, ClusterIngress> clusters;  // by cluster ID
   std::set<ExportedTarget> exported;               // shared by every ExportedServices cluster
+  std::set<ExportedTarget> exported_cluster;       // the same on every node: for relayed traffic
   std::map<std::string, PolicyStatus> policies;    // by "namespace/name"
   friend bool operator==(const IngressRules&, const IngressRules&) = default;
 };

@@ -127,7 +127,7 @@ std::vector<ExportedTarget> exported_targets(const std::vector<json>& exports, c
     const json& ports = at(s, "ports");
     if (!endpoints.is_array() || !ports.is_array()) continue;
     for (const auto& ep : endpoints) {
-      if (text(ep, "nodeName") != node) continue;
+      if (!node.empty() && text(ep, "nodeName") != node) continue;
       if (at(at(ep, "conditions"), "ready") == false) continue;
       for (const auto& a : texts(at(ep, "addresses"))) {
         auto addr = net::IpAddress::parse(a);
@@ -286,7 +286,9 @@ class InformerEnforcer final : public IngressEnforcer {
     in.node_pod_cidrs = node_pod_cidrs;
     in.clusters = clusters;
     const auto slices = slices_->list();
-    in.exported = exported_targets(exports_->list(), slices, node_);
+    const auto exports = exports_->list();
+    in.exported = exported_targets(exports, slices, node_);
+    in.exported_cluster = exported_targets(exports, slices, "");
     in.remote_workloads = remote_workloads(slices);
     {
       std::lock_guard pods_lock(pods_mu_);

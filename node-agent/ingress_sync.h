@@ -39,7 +39,8 @@ std::optional<LocalPod> local_pod(const nlohmann::json& pod);
 // whose endPort is below its port; a malformed selector makes the whole policy select nothing).
 IngressPolicy parse_ingress_policy(const nlohmann::json& policy, std::vector<std::string>& problems);
 
-// The endpoints on `node` of the Services `exports` names, on each of their slices' ports.
+// The endpoints on `node` (empty: on any node) of the Services `exports` names, on each of
+// their slices' ports.
 std::vector<ExportedTarget> exported_targets(const std::vector<nlohmann::json>& exports,
                                              const std::vector<nlohmann::json>& slices, const std::string& node);
 

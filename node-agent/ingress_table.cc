@@ -21,6 +21,7 @@ const char* addr_type(net::Family f) { return f == net::Family::kIPv4 ? "ipv4_ad
 const char* ip_kw(net::Family f) { return f == net::Family::kIPv4 ? "ip" : "ip6"; }
 
 std::string chain_of(const std::string& cluster) { return "c_" + cluster; }  // IDs are RFC 1123 labels
+std::string relay_chain_of(const std::string& cluster) { return "r_" + cluster; }
 
 // Every set's elements. Sets that exist whatever the elements are listed even when empty, so
 // that a plan can tell an emptied set from a missing one.
@@ -32,6 +33,19 @@ Elements elements_of(const IngressRules& rules) {
     for (const auto& t : rules.exported) {
       if (t.address.family() == f) {
         exported.insert(t.address.to_string() + " . " + ports({t.protocol, t.port, t.port}));
+      }
+    }
+    auto& exported_cluster = e["exported_cluster" + s];
+    for (const auto& t : rules.exported_cluster) {
+      if (t.address.family() == f) {
+        exported_cluster.insert(t.address.to_string() + " . " + ports({t.protocol, t.port, t.port}));
+      }
+    }
+    auto& relay = e["relay_from_cluster" + s];
+    for (const auto& [id, c] : rules.clusters) {
+      if (c.posture == IngressPosture::kAll) continue;  // nothing to judge: it falls through
+      for (const auto& r : c.ranges) {
+        if (r.family() == f) relay.insert(r.to_string() + " : jump " + relay_chain_of(id));
       }
     }
     auto& node = e["node_pods" + s];
@@ -80,6 +94,8 @@ std::string structure_of(const IngressRules& rules) {
     declare(out, "node_pods" + s, a, true);
     declare(out, "exported" + s, a + " . inet_proto . inet_service", false);
     declare(out, "from_cluster" + s, a, true, true);
+    declare(out, "exported_cluster" + s, a + " . inet_proto . inet_service", false);
+    declare(out, "relay_from_cluster" + s, a, true, true);
     for (const auto& [id, c] : rules.clusters) {
       const std::string base = chain_of(id);
       declare(out, base + "_any" + s, a, false);
@@ -115,9 +131,25 @@ std::string structure_of(const IngressRules& rules) {
     }
     out << "  }\n";
   }
+  for (const auto& [id, c] : rules.clusters) {
+    if (c.posture == IngressPosture::kAll) continue;
+    out << "  chain " << relay_chain_of(id) << " {\n";
+    if (c.posture == IngressPosture::kExportedServices) {
+      for (const auto f : {net::Family::kIPv4, net::Family::kIPv6}) {
+        out << "    meta l4proto { tcp, udp, sctp } " << ip_kw(f) << " daddr . meta l4proto . th dport @exported_cluster"
+            << suffix(f) << " counter accept comment \"" << id << ": exported services, translated here\"\n";
+      }
+    }
+    out << "    counter drop comment \"" << id << ": a Service address translated here to another node's pod; ingress "
+        << to_string(c.posture) << " admits " << (c.posture == IngressPosture::kExportedServices ? "only exported endpoints" : "none")
+        << " this way\"\n"
+        << "  }\n";
+  }
   out << "  chain forward {\n"
       << "    type filter hook forward priority filter - 5; policy accept;\n"
       << "    ct state established,related accept comment \"a connection keeps the verdict of its start\"\n"
+      << "    ct status dnat ip daddr != @node_pods_v4 ip saddr vmap @relay_from_cluster_v4\n"
+      << "    ct status dnat ip6 daddr != @node_pods_v6 ip6 saddr vmap @relay_from_cluster_v6\n"
       << "    ip daddr != @node_pods_v4 accept comment \"not to a pod of this node: its own node judges it\"\n"
       << "    ip6 daddr != @node_pods_v6 accept comment \"not to a pod of this node: its own node judges it\"\n"
       << "    ip saddr vmap @from_cluster_v4\n"

@@ -69,7 +69,10 @@ flows "posture All (the default): every cluster reaches every pod of c1" \
 stream_out=$tmp/stream
 t 30 ip netns exec "$name-c2-n1-pod" python3 "$(dirname "$0")/stream.py" "$(ip_of c1-n1)" 7000 6 0.05 >"$stream_out" 2>&1 &
 stream_pid=$!; background_pids+=($stream_pid)
-sleep 1
+# The change comes once the stream's connection is established (python may take a while to
+# start on a busy machine).
+wait_until '[ -n "$(pod c2-n1 ss -Htn state established dst "$(ip_of c1-n1)":7000)" ]' 10 \
+  || bad "the stream from c2 did not connect" "$(cat "$stream_out")"
 ingress c2 None
 if wait_until '! reach c2-n2 c1-n1 7002' 5; then
   kill -0 "$stream_pid" 2>/dev/null && stream_open=yes || stream_open=no
@@ -80,6 +83,25 @@ wait "$stream_pid" && [ "$stream_open" = yes ] \
   || bad "the stream open before the change broke (or ended before the change was in force)" "$(cat "$stream_out")"
 [ "$(kc c1 get clusterpeering c2 -o jsonpath='{.status.ingress}')" = None ] && ok "  c1's peering with c2 says status.ingress None" \
   || bad "status.ingress" "$(kc c1 get clusterpeering c2 -o jsonpath='{.status}')"
+# Through c1's ClusterIP of web: c1's node that takes it out of the tunnel translates it to
+# either pod of web, and kube-proxy masquerades it when that pod is on the other node (whose
+# node would then see a source of c1's). The translating node judges it: none gets through.
+web_c1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["webIPs"]["c1"])' "$state/state.json")
+via_cluster_ip() {  # FROM-POD N: answers to N connects at once to c1's ClusterIP of web, one per line
+  local i pids=()
+  for i in $(seq "$2"); do
+    ( printf 'hi\n' | pod "$1" socat -T 2 - "TCP:$web_c1:80,connect-timeout=2" 2>/dev/null | head -1 >"$tmp/cip.$i" ) &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+  for i in $(seq "$2"); do cat "$tmp/cip.$i"; done
+}
+answers=$(via_cluster_ip c2-n1 6 | grep -c -- '-pod ')
+[ "$answers" -eq 0 ] && ok "  and none of 6 connects from c2 to c1's ClusterIP of web ($web_c1) is answered, whichever pod kube-proxy picks" \
+  || bad "c2 reached c1's web through its ClusterIP under None ($answers of 6)" "$(table c1-n1)"
+answers=$(via_cluster_ip c3-n1 12 | grep -o '^c1-n[12]-pod' | sort -u | tr '\n' ' ')
+[ "$answers" = "c1-n1-pod c1-n2-pod " ] && ok "  while c3's connects to it reach both pods of web ($answers)" \
+  || bad "c3 through c1's ClusterIP" "answered by: '$answers'"
 flows "ingress None for c2: c2 reaches no pod of c1, c3 still reaches them, nothing else changes" \
   "c2-n1 c1-n1 7002 no" "c2-n2 c1-n2 8080 no" "c2-n1 c1-n2 7000 no" "c3-n1 c1-n1 7002 yes" "c3-n2 c1-n2 8080 yes" \
   "${unconcerned[@]}"
@@ -89,6 +111,11 @@ flows "ingress None for c2: c2 reaches no pod of c1, c3 still reaches them, noth
 ingress c2 ExportedServices
 ingress c3 None
 wait_until 'reach c2-n1 c1-n2 8080 && ! reach c3-n1 c1-n1 8080' 10
+answers=$(via_cluster_ip c2-n1 12 | grep -o '^c1-n[12]-pod' | sort -u | tr '\n' ' ')
+[ "$answers" = "c1-n1-pod c1-n2-pod " ] && ok "ingress ExportedServices for c2: c1's ClusterIP of web (exported) reaches both its pods, on either node ($answers)" \
+  || bad "c2 through c1's ClusterIP under ExportedServices" "answered by: '$answers'" "$(table c1-n1)"
+answers=$(via_cluster_ip c3-n1 6 | grep -c -- '-pod ')
+[ "$answers" -eq 0 ] && ok "  and c3 (None) gets no answer there in 6 connects" || bad "c3 reached c1's ClusterIP under None ($answers of 6)"
 flows "ingress ExportedServices for c2, None for c3: c2 reaches exported endpoints on exported ports only" \
   "c2-n1 c1-n2 8080 yes" "c2-n2 c1-n1 8080 yes" "c2-n1 c1-n1 7000 yes" "c2-n1 c1-n2 7000 no" "c2-n2 c1-n1 7002 no" \
   "c3-n1 c1-n1 8080 no" "c3-n2 c1-n2 7000 no" "${unconcerned[@]}"

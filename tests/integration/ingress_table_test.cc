@@ -57,6 +57,7 @@ IngressInput input() {
                  {"c3", IngressPosture::kNone, {prefix("10.3.0.0/16")}},
                  {"c4", IngressPosture::kAll, {prefix("10.4.0.0/16")}}};
   in.exported = {{ip("10.96.0.10"), kTcp, 80}, {ip("10.1.0.5"), kTcp, 8080}, {ip("fd00:96::10"), kUdp, 53}};
+  in.exported_cluster = {{ip("10.1.0.5"), kTcp, 8080}, {ip("10.1.3.5"), kTcp, 8080}, {ip("fd00:1:0:3::5"), kTcp, 8080}};
   in.remote_workloads = {{"c2", "web", ip("10.2.0.7")}};
   in.pods = {{"shop", "api-1", {{"app", "api"}}, {ip("10.1.0.5"), ip("fd00:1::5")}},
              {"shop", "db-1", {{"app", "db"}}, {ip("10.1.0.6")}}};
@@ -80,6 +81,12 @@ TEST_F(IngressTableKernelTest, TheRenderedTableLoadsAndHoldsTheModel) {
   EXPECT_EQ(element_count("c_c3_ports_v4"), 2u) << "tcp 9000-9100 and udp 5353 to 10.1.0.5";
   EXPECT_EQ(element_count("c_c3_any_v4"), 1u) << "db-1 from every peer but c4 (All)";
   EXPECT_EQ(element_count("c_c2_from_ports_v4"), 1u);
+  // Translated here to another node's pod: c2 (ExportedServices) and c3 (None) are judged
+  // here, c4 (All) falls through.
+  EXPECT_EQ(element_count("relay_from_cluster_v4"), 2u);
+  EXPECT_EQ(element_count("relay_from_cluster_v6"), 1u);
+  EXPECT_EQ(element_count("exported_cluster_v4"), 2u);
+  EXPECT_EQ(element_count("exported_cluster_v6"), 1u);
   // Loading the same table again replaces it, as a restarted agent does.
   ASSERT_TRUE(nft_->run(render_ingress_table(rules)).ok());
   EXPECT_EQ(element_count("exported_v4"), 2u);

@@ -155,7 +155,12 @@ TEST_F(OperatorTest, ThreeClustersClaimAdvertiseAndPeer) {
   members[2]->api.peering("east");
   ASSERT_TRUE(wait_for([&] { return members[0]->api.phase("west") == "Connected"; })) << members[0]->api.phase("west");
   ASSERT_TRUE(wait_for([&] { return members[1]->api.phase("east") == "Connected"; })) << members[1]->api.phase("east");
-  ASSERT_TRUE(wait_for([&] { return members[2]->api.phase("east") == "Pending"; }));
+  // Pending, and for the final reason (an earlier Pending may say it waits for east's advertisement).
+  ASSERT_TRUE(wait_for([&] {
+    auto p = members[2]->api.client->get(ores::kClusterPeerings, "", "east");
+    return p && members[2]->api.phase("east") == "Pending" &&
+           (*p)["status"]["conditions"][0].value("message", "").find("no ClusterPeering naming north") != std::string::npos;
+  })) << members[2]->api.client->get(ores::kClusterPeerings, "", "east").value().dump();
 
   auto peering = members[0]->api.client->get(ores::kClusterPeerings, "", "west").value();
   EXPECT_EQ(peering["status"]["remote"]["podCIDRs"][0], blocks[1].to_string());

@@ -19,6 +19,7 @@ IngressInput base(IngressPosture c2 = IngressPosture::kNone, IngressPosture c3 =
   in.clusters = {{"c2", c2, {prefix("10.2.0.0/16"), prefix("fd00:2::/48")}},
                  {"c3", c3, {prefix("10.3.0.0/16")}}};
   in.exported = {{ip("10.96.0.10"), kTcp, 80}, {ip("10.1.0.5"), kTcp, 8080}};
+  in.exported_cluster = {{ip("10.1.0.5"), kTcp, 8080}, {ip("10.1.7.7"), kTcp, 8080}};  // also another node's
   in.remote_workloads = {{"c2", "web", ip("10.2.0.7")}, {"c2", "batch", ip("10.2.0.9")}, {"c3", "web", ip("10.3.0.4")}};
   in.pods = {{"shop", "api-1", {{"app", "api"}}, {ip("10.1.0.5"), ip("fd00:1::5")}},
              {"shop", "db-1", {{"app", "db"}}, {ip("10.1.0.6")}},
@@ -133,10 +134,26 @@ TEST(IngressTable, RendersAChainPerClusterAndItsSets) {
            "add element inet clusterwire_ingress from_cluster_v6 { fd00:2::/48 : jump c_c2 }",
            "add element inet clusterwire_ingress c_c3_ports_v4 { 10.1.0.5 . tcp . 9000-9100 }",
            "add element inet clusterwire_ingress exported_v4 { 10.1.0.5 . tcp . 8080, 10.96.0.10 . tcp . 80 }",
+           // A Service address translated here to another node's pod: judged here, by posture.
+           "ct status dnat ip daddr != @node_pods_v4 ip saddr vmap @relay_from_cluster_v4\n",
+           "add element inet clusterwire_ingress relay_from_cluster_v4 { 10.3.0.0/16 : jump r_c3 }",
+           "chain r_c3 {\n    meta l4proto { tcp, udp, sctp } ip daddr . meta l4proto . th dport @exported_cluster_v4 counter accept",
+           "counter drop comment \"c3: a Service address translated here to another node's pod; ingress ExportedServices admits only exported endpoints this way\"",
+           "add element inet clusterwire_ingress exported_cluster_v4 { 10.1.0.5 . tcp . 8080, 10.1.7.7 . tcp . 8080 }",
        }) {
     EXPECT_NE(t.find(want), std::string::npos) << "missing: " << want << "\nin:\n" << t;
   }
   EXPECT_EQ(t.find("chain c_c2 {\n    meta"), std::string::npos) << "an All peer's chain only accepts";
+  EXPECT_EQ(t.find("chain r_c2"), std::string::npos) << "an All peer's translated traffic falls through";
+  EXPECT_EQ(t.find("jump r_c2"), std::string::npos);
+  // Posture None: what was translated here to another node's pod is dropped here.
+  const std::string none = render_ingress_table(compile_ingress(base(IngressPosture::kNone, IngressPosture::kAll)));
+  EXPECT_NE(none.find("chain r_c2 {\n    counter drop comment \"c2: a Service address translated here to another node's pod; "
+                      "ingress None admits none this way\"\n  }"),
+            std::string::npos)
+      << none;
+  EXPECT_EQ(none.find("add element inet clusterwire_ingress exported_cluster_v4"), std::string::npos)
+      << "no ExportedServices peer: the cluster's exported endpoints are not needed";
 }
 
 TEST(IngressTable, APolicyOrPodChangeIsElementUpdatesOnly) {
@@ -230,6 +247,11 @@ TEST(IngressObjects, ExportedTargetsAreTheExportedServicesLocalReadyEndpoints) {
   EXPECT_EQ(std::set<ExportedTarget>(targets.begin(), targets.end()),
             (std::set<ExportedTarget>{{ip("10.1.0.5"), kTcp, 8080}, {ip("10.1.0.5"), kTcp, 9090}}))
       << "not the unready endpoint, not n2's, not the unexported db, not the imported slice";
+  auto everywhere = exported_targets(exports, slices, "");
+  EXPECT_EQ(std::set<ExportedTarget>(everywhere.begin(), everywhere.end()),
+            (std::set<ExportedTarget>{{ip("10.1.0.5"), kTcp, 8080}, {ip("10.1.0.5"), kTcp, 9090},
+                                      {ip("10.1.1.7"), kTcp, 8080}, {ip("10.1.1.7"), kTcp, 9090}}))
+      << "every node's ready endpoints";
   auto workloads = remote_workloads(slices);
   ASSERT_EQ(workloads.size(), 1u);
   EXPECT_EQ(workloads[0].cluster, "c2");
