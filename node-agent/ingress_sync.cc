@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "common/kube/informer.h"
+#include "common/kube/json_fields.h"
 #include "common/kube/mcs_api.h"
 #include "node-agent/ingress_table.h"
 
@@ -13,50 +14,33 @@ namespace {
 
 using json = nlohmann::json;
 
-const json& at(const json& o, const char* key) {
-  static const json kNull;
-  if (!o.is_object()) return kNull;
-  auto it = o.find(key);
-  return it == o.end() ? kNull : *it;
-}
-
-std::string text(const json& o, const char* key) {
-  const json& v = at(o, key);
-  return v.is_string() ? v.get<std::string>() : "";
-}
-
-std::vector<std::string> texts(const json& list) {
-  std::vector<std::string> out;
-  if (!list.is_array()) return out;
-  for (const auto& v : list) {
-    if (v.is_string()) out.push_back(v.get<std::string>());
-  }
-  return out;
-}
+using kube::field;
+using kube::strings;
+using kube::text;
 
 }  // namespace
 
 std::optional<LocalPod> local_pod(const json& pod) {
-  if (at(at(pod, "spec"), "hostNetwork") == true) return std::nullopt;
-  const std::string phase = text(at(pod, "status"), "phase");
+  if (field(field(pod, "spec"), "hostNetwork") == true) return std::nullopt;
+  const std::string phase = text(field(pod, "status"), "phase");
   if (phase == "Succeeded" || phase == "Failed") return std::nullopt;
   LocalPod p;
-  p.ns = text(at(pod, "metadata"), "namespace");
-  p.name = text(at(pod, "metadata"), "name");
-  const json& labels = at(at(pod, "metadata"), "labels");
+  p.ns = text(field(pod, "metadata"), "namespace");
+  p.name = text(field(pod, "metadata"), "name");
+  const json& labels = field(field(pod, "metadata"), "labels");
   if (labels.is_object()) {
     for (auto it = labels.begin(); it != labels.end(); ++it) {
       if (it->is_string()) p.labels[it.key()] = it->get<std::string>();
     }
   }
-  const json& ips = at(at(pod, "status"), "podIPs");
+  const json& ips = field(field(pod, "status"), "podIPs");
   if (ips.is_array()) {
     for (const auto& i : ips) {
       if (auto a = net::IpAddress::parse(text(i, "ip"))) p.ips.push_back(*a);
     }
   }
   if (p.ips.empty()) {
-    if (auto a = net::IpAddress::parse(text(at(pod, "status"), "podIP"))) p.ips.push_back(*a);
+    if (auto a = net::IpAddress::parse(text(field(pod, "status"), "podIP"))) p.ips.push_back(*a);
   }
   if (p.ips.empty()) return std::nullopt;
   return p;
@@ -64,30 +48,30 @@ std::optional<LocalPod> local_pod(const json& pod) {
 
 IngressPolicy parse_ingress_policy(const json& policy, std::vector<std::string>& problems) {
   IngressPolicy out;
-  out.ns = text(at(policy, "metadata"), "namespace");
-  out.name = text(at(policy, "metadata"), "name");
-  const json& spec = at(policy, "spec");
-  auto selector = kube::LabelSelector::from_json(at(spec, "podSelector"));
+  out.ns = text(field(policy, "metadata"), "namespace");
+  out.name = text(field(policy, "metadata"), "name");
+  const json& spec = field(policy, "spec");
+  auto selector = kube::LabelSelector::from_json(field(spec, "podSelector"));
   if (!selector) {
     problems.push_back("spec.podSelector: " + selector.error().message() + "; the policy selects no pod");
     return out;  // no rules: nothing allowed by it
   }
   out.pods = *selector;
-  const json& from = at(spec, "from");
+  const json& from = field(spec, "from");
   if (!from.is_array()) return out;
   for (std::size_t i = 0; i < from.size(); ++i) {
     const json& item = from[i];
     IngressRule rule;
-    rule.all_clusters = at(item, "allClusters") == true;
-    rule.clusters = texts(at(item, "clusters"));
-    rule.namespaces = texts(at(item, "namespaces"));
-    const json& ports = at(item, "ports");
+    rule.all_clusters = field(item, "allClusters") == true;
+    rule.clusters = strings(field(item, "clusters"));
+    rule.namespaces = strings(field(item, "namespaces"));
+    const json& ports = field(item, "ports");
     if (ports.is_array()) {
       for (std::size_t j = 0; j < ports.size(); ++j) {
         const json& p = ports[j];
-        auto proto = parse_protocol(at(p, "protocol").is_string() ? text(p, "protocol") : "TCP");
-        const json& port = at(p, "port");
-        const json& end = at(p, "endPort");
+        auto proto = parse_protocol(field(p, "protocol").is_string() ? text(p, "protocol") : "TCP");
+        const json& port = field(p, "port");
+        const json& end = field(p, "endPort");
         const std::string where = "spec.from[" + std::to_string(i) + "].ports[" + std::to_string(j) + "]";
         if (!proto || !port.is_number_integer() || port.get<int>() < 1 || port.get<int>() > 65535) {
           problems.push_back(where + ": not a protocol and port; left out");
@@ -116,25 +100,25 @@ IngressPolicy parse_ingress_policy(const json& policy, std::vector<std::string>&
 std::vector<ExportedTarget> exported_targets(const std::vector<json>& exports, const std::vector<json>& slices,
                                              const std::string& node) {
   std::set<std::pair<std::string, std::string>> exported;
-  for (const auto& e : exports) exported.insert({text(at(e, "metadata"), "namespace"), text(at(e, "metadata"), "name")});
+  for (const auto& e : exports) exported.insert({text(field(e, "metadata"), "namespace"), text(field(e, "metadata"), "name")});
   std::vector<ExportedTarget> out;
   for (const auto& s : slices) {
-    const json& labels = at(at(s, "metadata"), "labels");
-    if (!at(labels, "multicluster.kubernetes.io/source-cluster").is_null()) continue;  // imported
+    const json& labels = field(field(s, "metadata"), "labels");
+    if (!field(labels, "multicluster.kubernetes.io/source-cluster").is_null()) continue;  // imported
     const std::string service = text(labels, "kubernetes.io/service-name");
-    if (!exported.count({text(at(s, "metadata"), "namespace"), service})) continue;
-    const json& endpoints = at(s, "endpoints");
-    const json& ports = at(s, "ports");
+    if (!exported.count({text(field(s, "metadata"), "namespace"), service})) continue;
+    const json& endpoints = field(s, "endpoints");
+    const json& ports = field(s, "ports");
     if (!endpoints.is_array() || !ports.is_array()) continue;
     for (const auto& ep : endpoints) {
       if (!node.empty() && text(ep, "nodeName") != node) continue;
-      if (at(at(ep, "conditions"), "ready") == false) continue;
-      for (const auto& a : texts(at(ep, "addresses"))) {
+      if (field(field(ep, "conditions"), "ready") == false) continue;
+      for (const auto& a : strings(field(ep, "addresses"))) {
         auto addr = net::IpAddress::parse(a);
         if (!addr) continue;
         for (const auto& p : ports) {
-          auto proto = parse_protocol(at(p, "protocol").is_string() ? text(p, "protocol") : "TCP");
-          const json& port = at(p, "port");
+          auto proto = parse_protocol(field(p, "protocol").is_string() ? text(p, "protocol") : "TCP");
+          const json& port = field(p, "port");
           if (!proto || !port.is_number_integer() || port.get<int>() < 1 || port.get<int>() > 65535) continue;
           out.push_back({*addr, *proto, static_cast<std::uint16_t>(port.get<int>())});
         }
@@ -147,13 +131,13 @@ std::vector<ExportedTarget> exported_targets(const std::vector<json>& exports, c
 std::vector<RemoteWorkload> remote_workloads(const std::vector<json>& slices) {
   std::vector<RemoteWorkload> out;
   for (const auto& s : slices) {
-    const std::string cluster = text(at(at(s, "metadata"), "labels"), "multicluster.kubernetes.io/source-cluster");
+    const std::string cluster = text(field(field(s, "metadata"), "labels"), "multicluster.kubernetes.io/source-cluster");
     if (cluster.empty()) continue;
-    const json& endpoints = at(s, "endpoints");
+    const json& endpoints = field(s, "endpoints");
     if (!endpoints.is_array()) continue;
     for (const auto& ep : endpoints) {
-      for (const auto& a : texts(at(ep, "addresses"))) {
-        if (auto addr = net::IpAddress::parse(a)) out.push_back({cluster, text(at(s, "metadata"), "namespace"), *addr});
+      for (const auto& a : strings(field(ep, "addresses"))) {
+        if (auto addr = net::IpAddress::parse(a)) out.push_back({cluster, text(field(s, "metadata"), "namespace"), *addr});
       }
     }
   }
@@ -175,11 +159,11 @@ std::optional<json> policy_status_update(const json& policy, const std::string& 
       (*entry)["problems"] = std::move(problems);
     }
   }
-  const json& status = at(policy, "status");
+  const json& status = field(policy, "status");
   json nodes = json::array();
   std::optional<json> current;
   bool pruned = false;
-  if (at(status, "nodes").is_array()) {
+  if (field(status, "nodes").is_array()) {
     for (const auto& n : status["nodes"]) {
       if (text(n, "node") == node) {
         current = n;
@@ -192,10 +176,10 @@ std::optional<json> policy_status_update(const json& policy, const std::string& 
   }
   std::int64_t sum = 0;
   for (const auto& n : nodes) {
-    if (at(n, "selectedPods").is_number_integer()) sum += at(n, "selectedPods").get<std::int64_t>();
+    if (field(n, "selectedPods").is_number_integer()) sum += field(n, "selectedPods").get<std::int64_t>();
   }
   if (entry) sum += static_cast<std::int64_t>(mine->selected_pods);
-  if (current == entry && !pruned && at(status, "selectedPods") == json(sum)) return std::nullopt;
+  if (current == entry && !pruned && field(status, "selectedPods") == json(sum)) return std::nullopt;
   if (entry) nodes.push_back(std::move(*entry));
   std::sort(nodes.begin(), nodes.end(), [](const json& a, const json& b) { return text(a, "node") < text(b, "node"); });
   json out = status.is_object() ? status : json::object();
@@ -245,8 +229,8 @@ class InformerEnforcer final : public IngressEnforcer {
     policies_->add_handlers({.on_add = [changed](const json&) { changed(); },
                              .on_update =
                                  [this, changed, kick](const json& old, const json& now) {
-                                   const json& g0 = at(at(old, "metadata"), "generation");
-                                   if (!g0.is_null() && g0 == at(at(now, "metadata"), "generation")) {
+                                   const json& g0 = field(field(old, "metadata"), "generation");
+                                   if (!g0.is_null() && g0 == field(field(now, "metadata"), "generation")) {
                                      ++status_generation_;
                                      kick();
                                    } else {
@@ -306,34 +290,28 @@ class InformerEnforcer final : public IngressEnforcer {
       auto& st = rules.policies[key].problems;
       st.insert(st.begin(), problems.begin(), problems.end());
     }
-    const std::string plan = plan_ingress_table(rules, applied_);
-    if (plan.empty()) {
-      // The table already holds these rules; what is not in the table (policy status) may
-      // still differ, and is what a later pass with nothing to compile writes from.
-      applied_ = rules;
-      remember(generation, std::move(node_pod_cidrs), std::move(clusters));
-      write_status(rules);
-      return rules;
+    // An empty plan: the table already holds these rules, but what is not in the table (the
+    // policies' status) may differ, and later passes with nothing to compile write from them.
+    if (const std::string plan = plan_ingress_table(rules, applied_); !plan.empty()) {
+      auto r = nftables_.run(plan);
+      if (!r && applied_) {
+        // The kernel's table is not what this agent last wrote (removed or changed by hand):
+        // write it whole.
+        log_.warn("nftables ingress update refused; replacing the table", {{"error", r.error().message()}});
+        r = nftables_.run(render_ingress_table(rules));
+      }
+      if (!r) {
+        applied_.reset();
+        return r.error().with_context("writing table inet " + std::string(kIngressTable));
+      }
+      log_.info("ingress policy applied", {{"table", std::string("inet ") + kIngressTable},
+                                           {"whole_table", !applied_},
+                                           {"clusters", static_cast<std::int64_t>(rules.clusters.size())},
+                                           {"policies", static_cast<std::int64_t>(rules.policies.size())},
+                                           {"pods", static_cast<std::int64_t>(in.pods.size())}});
     }
-    auto r = nftables_.run(plan);
-    if (!r && applied_) {
-      // The kernel's table is not what this agent last wrote (removed or changed by hand):
-      // write it whole.
-      log_.warn("nftables ingress update refused; replacing the table", {{"error", r.error().message()}});
-      r = nftables_.run(render_ingress_table(rules));
-    }
-    if (!r) {
-      applied_.reset();
-      return r.error().with_context("writing table inet " + std::string(kIngressTable));
-    }
-    const bool whole = !applied_;
     applied_ = rules;
     remember(generation, std::move(node_pod_cidrs), std::move(clusters));
-    log_.info("ingress policy applied", {{"table", std::string("inet ") + kIngressTable},
-                                         {"whole_table", whole},
-                                         {"clusters", static_cast<std::int64_t>(rules.clusters.size())},
-                                         {"policies", static_cast<std::int64_t>(rules.policies.size())},
-                                         {"pods", static_cast<std::int64_t>(in.pods.size())}});
     write_status(rules);
     return rules;
   }
@@ -346,7 +324,7 @@ class InformerEnforcer final : public IngressEnforcer {
 
  private:
   static std::string key_of(const json& o) {
-    return text(at(o, "metadata"), "namespace") + "/" + text(at(o, "metadata"), "name");
+    return text(field(o, "metadata"), "namespace") + "/" + text(field(o, "metadata"), "name");
   }
   void keep_pod(const json& o) {
     std::lock_guard lock(pods_mu_);
@@ -372,8 +350,8 @@ class InformerEnforcer final : public IngressEnforcer {
   void write_status(const IngressRules& rules) {
     bool all_written = true;
     for (const auto& policy : policies_->list()) {
-      const std::string ns = text(at(policy, "metadata"), "namespace");
-      const std::string name = text(at(policy, "metadata"), "name");
+      const std::string ns = text(field(policy, "metadata"), "namespace");
+      const std::string name = text(field(policy, "metadata"), "name");
       std::optional<PolicyStatus> mine;
       if (auto it = rules.policies.find(ns + "/" + name); it != rules.policies.end() && it->second.selected_pods > 0) {
         mine = it->second;

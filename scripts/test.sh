@@ -4,7 +4,10 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${CW_BUILD_DIR:-$root/build}
-"$root/scripts/build.sh"
+# CW_BUILD_BENCH=OFF leaves the benchmarks out of the build (CI does: no test runs them, and
+# scripts/bench.sh builds them itself, in Release); by default they are built, so they keep
+# compiling.
+"$root/scripts/build.sh" -DCW_BUILD_BENCH="${CW_BUILD_BENCH:-ON}"
 status=0
 ctest --test-dir "$build" --output-on-failure --timeout 600 -j "$(nproc)" "$@" || status=$?
 # ctest shows no output for skipped tests: print why each one was skipped.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "common/kube/json_fields.h"
 #include "common/kube/selector.h"
 #include "lab/apiserver/cel.h"
 #include "lab/apiserver/schema.h"
@@ -17,21 +18,8 @@ using json = nlohmann::json;
 // does not evaluate it, so an expression using it does not compile).
 const std::set<std::string> kDeclared = {"object", "oldObject", "request", "params", "namespaceObject", "variables"};
 
-const json& field(const json& o, const char* key) {
-  static const json kNull;
-  if (!o.is_object()) return kNull;
-  auto it = o.find(key);
-  return it == o.end() ? kNull : *it;
-}
-
-std::vector<std::string> strings(const json& list) {
-  std::vector<std::string> out;
-  if (!list.is_array()) return out;
-  for (const auto& v : list) {
-    if (v.is_string()) out.push_back(v.get<std::string>());
-  }
-  return out;
-}
+using kube::field;
+using kube::strings;
 
 bool listed(const std::vector<std::string>& list, const std::string& value) {
   return std::find(list.begin(), list.end(), "*") != list.end() ||
